@@ -1,0 +1,42 @@
+"""hdsgd: predict how SGD-type training behaves in high dimension, without training it.
+
+Every system pairs a low-dimensional deterministic equivalent (`predict`) with the matching
+finite-dimensional Monte Carlo (`simulate`); `compare` checks one against the other in units
+of the Monte Carlo standard error.
+
+Importing hdsgd turns on JAX's 64-bit mode (see ``hdsgd._precision``; opt out with the
+environment variable ``HDSGD_X64=0``).
+"""
+
+__version__ = "0.1.0"
+
+from . import _precision
+
+_precision.apply_policy()
+
+from . import spectra  # noqa: E402
+from .api import predict, simulate  # noqa: E402
+from .compare import Agreement, compare  # noqa: E402
+from .curve import Curve  # noqa: E402
+from .plot import plot_curves  # noqa: E402
+from .registry import SYSTEMS  # noqa: E402
+from .setups import StreamingLeastSquares  # noqa: E402
+
+# Systems register their theory and Monte Carlo on predict/simulate when imported.
+from .odes import lstsq as _lstsq_theory  # noqa: E402,F401
+from .montecarlo import lstsq as _lstsq_mc  # noqa: E402,F401
+from .odes.lstsq import critical_batch_size, critical_step_size  # noqa: E402
+
+__all__ = [
+    "Agreement",
+    "Curve",
+    "SYSTEMS",
+    "StreamingLeastSquares",
+    "compare",
+    "critical_batch_size",
+    "critical_step_size",
+    "plot_curves",
+    "predict",
+    "simulate",
+    "spectra",
+]

@@ -1,0 +1,231 @@
+"""Curve: what every prediction and every simulation returns.
+
+A Curve is a time grid, named observables on it, and bookkeeping: the time unit, the
+cumulative number of fresh samples used, an optional seed axis (Monte Carlo), a per-point
+divergence flag and free-form metadata (the Setup's fields, the package version, the
+method). Theory and Monte Carlo meet only here, which is why `compare`, `tune` and
+`plot` work for every system without knowing any of them.
+
+Shapes: ``time`` and ``samples`` are ``(T,)``; each observable and ``diverged`` is ``(T,)``
+for a theory curve and ``(S, T)`` for a Monte Carlo curve with ``S = seeds``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import equinox as eqx
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+TIME_UNITS = ("step", "t")
+
+
+def _as_float_array(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64) if not isinstance(x, np.ndarray) else x
+
+
+def _observables(obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    return {str(k): np.asarray(v) for k, v in obs.items()}
+
+
+class Curve(eqx.Module):
+    """Observables of one system on a time grid, from theory or from Monte Carlo.
+
+    Attributes:
+        time: the time grid, shape ``(T,)``, in units of ``time_unit``.
+        observables: name -> values, ``(T,)`` (theory) or ``(S, T)`` (Monte Carlo).
+        time_unit: ``"step"`` (iterations) or ``"t"`` (samples seen / dim, one-pass SGD).
+        samples: cumulative number of fresh samples used at each time, shape ``(T,)``.
+        seeds: number of Monte Carlo seeds (the leading axis), or ``None`` for theory.
+        diverged: boolean, same shape as the observables: True where the run or the
+            prediction blew up (non-finite, or past the system's divergence threshold).
+        meta: the Setup's fields, the method, the package version, anything else.
+    """
+
+    time: Float[np.ndarray, " T"] = eqx.field(converter=_as_float_array)
+    observables: dict[str, np.ndarray] = eqx.field(converter=_observables)
+    time_unit: str = eqx.field(static=True)
+    samples: Float[np.ndarray, " T"] = eqx.field(converter=_as_float_array)
+    seeds: int | None = eqx.field(static=True, default=None)
+    diverged: Bool[np.ndarray, "*S T"] | None = None
+    meta: dict = eqx.field(static=True, default_factory=dict)
+
+    def __check_init__(self):
+        if self.time.ndim != 1:
+            raise ValueError(f"time must be one-dimensional, got shape {self.time.shape}")
+        if self.time_unit not in TIME_UNITS:
+            raise ValueError(f"time_unit={self.time_unit!r}; allowed: {TIME_UNITS}")
+        if self.samples.shape != self.time.shape:
+            raise ValueError(
+                f"samples has shape {self.samples.shape}, time has {self.time.shape}"
+            )
+        expected = self.time.shape if self.seeds is None else (self.seeds,) + self.time.shape
+        for name, values in self.observables.items():
+            if values.shape != expected:
+                raise ValueError(
+                    f"observable {name!r} has shape {values.shape}, expected {expected}"
+                )
+        if self.diverged is not None and np.shape(self.diverged) != expected:
+            raise ValueError(f"diverged has shape {np.shape(self.diverged)}, expected {expected}")
+
+    # ------------------------------------------------------------------ access
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.observables[name]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.observables)
+
+    @property
+    def is_monte_carlo(self) -> bool:
+        return self.seeds is not None
+
+    @property
+    def diverged_mask(self) -> np.ndarray:
+        """``diverged`` as an array (all False when it was not set)."""
+        if self.diverged is None:
+            shape = self.time.shape if self.seeds is None else (self.seeds,) + self.time.shape
+            return np.zeros(shape, dtype=bool)
+        return np.asarray(self.diverged, dtype=bool)
+
+    @property
+    def any_diverged(self) -> bool:
+        return bool(self.diverged_mask.any())
+
+    # ------------------------------------------------------------ seed statistics
+    def _reduce(self, fn, kind: str) -> "Curve":
+        if self.seeds is None:
+            return self
+        obs = {k: fn(v) for k, v in self.observables.items()}
+        return Curve(
+            time=self.time,
+            observables=obs,
+            time_unit=self.time_unit,
+            samples=self.samples,
+            seeds=None,
+            diverged=self.diverged_mask.any(axis=0),
+            meta={**self.meta, "reduced": kind, "n_seeds": self.seeds},
+        )
+
+    def mean(self) -> "Curve":
+        """Mean over the seed axis (the identity for theory curves)."""
+        return self._reduce(lambda v: v.mean(axis=0), "mean")
+
+    def sem(self) -> "Curve":
+        """Standard error of the mean over seeds, std(ddof=1)/sqrt(S); zeros for theory."""
+        if self.seeds is None:
+            return self._replace_observables({k: np.zeros_like(v) for k, v in self.observables.items()})
+        if self.seeds < 2:
+            raise ValueError(f"sem needs at least 2 seeds, this curve has seeds={self.seeds}")
+        return self._reduce(lambda v: v.std(axis=0, ddof=1) / np.sqrt(v.shape[0]), "sem")
+
+    def quantile(self, q: float) -> "Curve":
+        """The q-quantile over seeds, 0 <= q <= 1 (the identity for theory curves)."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"q={q} must lie in [0, 1]")
+        return self._reduce(lambda v: np.quantile(v, q, axis=0), f"quantile {q}")
+
+    def _replace_observables(self, obs: dict) -> "Curve":
+        return Curve(
+            time=self.time,
+            observables=obs,
+            time_unit=self.time_unit,
+            samples=self.samples,
+            seeds=self.seeds,
+            diverged=self.diverged,
+            meta=self.meta,
+        )
+
+    # ---------------------------------------------------------------- grids
+    def at(self, times) -> "Curve":
+        """Linear interpolation of every observable (and samples) onto ``times``.
+
+        Times outside the curve's range raise ValueError rather than extrapolate.
+        """
+        times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        lo, hi = self.time[0], self.time[-1]
+        span = max(abs(hi), 1.0)
+        if times.min() < lo - 1e-9 * span or times.max() > hi + 1e-9 * span:
+            raise ValueError(
+                f"times must lie within the curve's range [{lo}, {hi}]; "
+                f"got [{times.min()}, {times.max()}]"
+            )
+        times = np.clip(times, lo, hi)
+
+        def interp(v):
+            if v.ndim == 1:
+                return np.interp(times, self.time, v)
+            return np.stack([np.interp(times, self.time, row) for row in v])
+
+        idx = np.clip(np.searchsorted(self.time, times, side="right") - 1, 0, len(self.time) - 1)
+        div = self.diverged_mask[..., idx]
+        return Curve(
+            time=times,
+            observables={k: interp(v) for k, v in self.observables.items()},
+            time_unit=self.time_unit,
+            samples=np.interp(times, self.time, self.samples),
+            seeds=self.seeds,
+            diverged=div,
+            meta=self.meta,
+        )
+
+    # ---------------------------------------------------------------- save / load
+    def save(self, path: str | Path) -> Path:
+        """Write the curve to ``path`` (.npz). ``Curve.load`` gives it back exactly."""
+        path = Path(path)
+        arrays = {"time": self.time, "samples": self.samples}
+        for k, v in self.observables.items():
+            arrays[f"obs::{k}"] = v
+        if self.diverged is not None:
+            arrays["diverged"] = np.asarray(self.diverged)
+        header = {
+            "time_unit": self.time_unit,
+            "seeds": self.seeds,
+            "meta": self.meta,
+            "observable_order": list(self.observables),
+        }
+        arrays["header"] = np.array(json.dumps(header, default=_json_default))
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Curve":
+        with np.load(Path(path), allow_pickle=False) as data:
+            header = json.loads(str(data["header"]))
+            obs = {k: data[f"obs::{k}"] for k in header["observable_order"]}
+            return cls(
+                time=data["time"],
+                observables=obs,
+                time_unit=header["time_unit"],
+                samples=data["samples"],
+                seeds=header["seeds"],
+                diverged=data["diverged"] if "diverged" in data.files else None,
+                meta=header["meta"],
+            )
+
+    def table(self, names: tuple[str, ...] | None = None, rows: int = 12) -> str:
+        """A short text table of the (seed-mean) observables at ~``rows`` times."""
+        c = self.mean()
+        names = names or c.names
+        idx = np.unique(np.linspace(0, len(c.time) - 1, min(rows, len(c.time))).astype(int))
+        head = f"{c.time_unit:>12} {'samples':>12} " + " ".join(f"{n:>16}" for n in names)
+        lines = [head]
+        for i in idx:
+            flag = " (diverged)" if c.diverged_mask[i] else ""
+            vals = " ".join(f"{c.observables[n][i]:>16.6g}" for n in names)
+            lines.append(f"{c.time[i]:>12.6g} {c.samples[i]:>12.6g} {vals}{flag}")
+        return "\n".join(lines)
+
+
+def _json_default(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if hasattr(x, "tolist"):
+        return np.asarray(x).tolist()
+    return str(x)

@@ -1,0 +1,1 @@
+"""Finite-dimensional Monte Carlo, one module per system."""

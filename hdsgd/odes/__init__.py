@@ -1,0 +1,1 @@
+"""Deterministic equivalents, one module per system."""

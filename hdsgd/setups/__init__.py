@@ -1,0 +1,5 @@
+"""One Setup class per system (one module each)."""
+
+from .lstsq import StreamingLeastSquares
+
+__all__ = ["StreamingLeastSquares"]
