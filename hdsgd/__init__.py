@@ -16,6 +16,14 @@ _precision.apply_policy()
 
 from . import spectra  # noqa: E402
 from .api import predict, simulate  # noqa: E402
+from .autotune import (  # noqa: E402
+    LogRange,
+    Tuned,
+    samples_to_target,
+    steps_to_target,
+    tune,
+    value_at_budget,
+)
 from .compare import Agreement, compare  # noqa: E402
 from .curve import Curve  # noqa: E402
 from .plot import plot_curves  # noqa: E402
@@ -30,6 +38,8 @@ from .odes.lstsq import critical_batch_size, critical_step_size  # noqa: E402
 __all__ = [
     "Agreement",
     "Curve",
+    "LogRange",
+    "Tuned",
     "SYSTEMS",
     "StreamingLeastSquares",
     "compare",
@@ -37,6 +47,10 @@ __all__ = [
     "critical_step_size",
     "plot_curves",
     "predict",
+    "samples_to_target",
     "simulate",
     "spectra",
+    "steps_to_target",
+    "tune",
+    "value_at_budget",
 ]

@@ -1,0 +1,314 @@
+"""Choose hyperparameters from predicted curves alone.
+
+``tune(setup, space, objective, horizon=...)`` predicts the whole grid of candidate settings
+(through `predict_grid`, which a system may implement as one vmapped call), scores each
+predicted curve with an objective (lower is better), refines continuous log-ranges around
+the best grid point with a bounded scalar search on the prediction, and returns a `Tuned`.
+Checking the choice against Monte Carlo is one more call, ``tuned.verify(key, seeds)``,
+never part of choosing it.
+
+Objectives (all read a Curve, all "lower is better", ``inf`` when the target is never met
+or the run diverged first):
+
+* ``samples_to_target(value, observable)``: fresh samples used until ``observable <= value``;
+* ``steps_to_target(value, observable)``: optimizer steps until ``observable <= value``;
+* ``value_at_budget(samples=..., observable=...)``: the observable once ``samples`` fresh
+  samples have been used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+import equinox as eqx
+import numpy as np
+import scipy.optimize
+
+from .api import predict, simulate
+from .compare import Agreement, compare
+from .curve import Curve
+
+
+# ----------------------------------------------------------------- objectives
+def _first_crossing(x: np.ndarray, y: np.ndarray, value: float) -> float:
+    """Smallest x where y <= value, interpolating linearly in (x, log y) between grid points."""
+    below = np.nonzero(y <= value)[0]
+    if below.size == 0:
+        return math.inf
+    i = int(below[0])
+    if i == 0:
+        return float(x[0])
+    y0, y1 = y[i - 1], y[i]
+    if y0 > 0 and y1 > 0 and value > 0:
+        frac = (math.log(y0) - math.log(value)) / (math.log(y0) - math.log(y1))
+    else:
+        frac = (y0 - value) / (y0 - y1)
+    return float(x[i - 1] + frac * (x[i] - x[i - 1]))
+
+
+def _clean(curve: Curve, observable: str) -> np.ndarray:
+    c = curve.mean()
+    if observable not in c.observables:
+        raise ValueError(f"observable={observable!r} is not in the curve; it has {c.names}")
+    y = np.array(c.observables[observable], dtype=np.float64)
+    bad = c.diverged_mask | ~np.isfinite(y)
+    if bad.any():  # nothing after the first divergence counts
+        y[np.argmax(bad):] = np.inf
+    return y
+
+
+class Objective(eqx.Module):
+    """A score of a curve, lower is better. Call it: ``objective(curve) -> float``.
+
+    Attributes:
+        kind: ``"samples_to_target"``, ``"steps_to_target"`` or ``"value_at_budget"``.
+        observable: the observable it reads.
+        target: the level to reach (``*_to_target``).
+        budget: the sample budget (``value_at_budget``).
+    """
+
+    kind: str = eqx.field(static=True)
+    observable: str = eqx.field(static=True)
+    target: float | None = None
+    budget: float | None = None
+
+    def __call__(self, curve: Curve) -> float:
+        y = _clean(curve, self.observable)
+        if self.kind == "samples_to_target":
+            return _first_crossing(curve.samples, y, self.target)
+        if self.kind == "steps_to_target":
+            return _first_crossing(_steps(curve), y, self.target)
+        # value_at_budget
+        if curve.samples[-1] < self.budget:
+            return math.inf
+        i = int(np.searchsorted(curve.samples, self.budget, side="left"))
+        if i == 0:
+            return float(y[0])
+        s0, s1 = curve.samples[i - 1], curve.samples[i]
+        frac = 0.0 if s1 == s0 else (self.budget - s0) / (s1 - s0)
+        y0, y1 = y[i - 1], y[i]
+        if not (np.isfinite(y0) and np.isfinite(y1)):
+            return math.inf
+        return float(y0 + frac * (y1 - y0))
+
+    @property
+    def description(self) -> str:
+        if self.kind == "value_at_budget":
+            return f"{self.observable} after {self.budget:g} samples"
+        unit = "samples" if self.kind == "samples_to_target" else "steps"
+        return f"{unit} until {self.observable} <= {self.target:g}"
+
+
+def _steps(curve: Curve) -> np.ndarray:
+    if curve.time_unit == "step":
+        return curve.time
+    dim = curve.meta.get("dim")
+    if dim is None:
+        raise ValueError("steps_to_target needs the curve's meta['dim'] when time_unit is 't'")
+    return curve.time * float(dim)
+
+
+def samples_to_target(value: float, observable: str = "excess_risk") -> Objective:
+    """Fresh samples used until ``observable <= value`` (inf if never, or after divergence)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+        raise ValueError(f"value={value!r} must be a finite number")
+    return Objective("samples_to_target", observable, target=float(value))
+
+
+def steps_to_target(value: float, observable: str = "excess_risk") -> Objective:
+    """Optimizer steps until ``observable <= value`` (inf if never, or after divergence)."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value)):
+        raise ValueError(f"value={value!r} must be a finite number")
+    return Objective("steps_to_target", observable, target=float(value))
+
+
+def value_at_budget(*, samples: float, observable: str = "excess_risk") -> Objective:
+    """The observable after ``samples`` fresh samples (inf if the prediction diverged)."""
+    if not (isinstance(samples, (int, float)) and samples > 0 and math.isfinite(samples)):
+        raise ValueError(f"samples={samples!r} must be a positive finite number")
+    return Objective("value_at_budget", observable, budget=float(samples))
+
+
+# ----------------------------------------------------------------- the search space
+class LogRange(eqx.Module):
+    """A continuous range [low, high] sampled at ``num`` log-spaced points, then refined."""
+
+    low: float
+    high: float
+    num: int = eqx.field(static=True, default=9)
+
+    def __check_init__(self):
+        if not (0 < self.low < self.high and math.isfinite(self.high)):
+            raise ValueError(f"LogRange needs 0 < low < high; got low={self.low}, high={self.high}")
+        if self.num < 2:
+            raise ValueError(f"LogRange num={self.num} must be >= 2")
+
+    def values(self) -> np.ndarray:
+        return np.geomspace(self.low, self.high, self.num)
+
+
+def _grid(space: Mapping[str, Any]) -> tuple[list[str], list[np.ndarray]]:
+    if not space:
+        raise ValueError("space must name at least one field")
+    names, axes = [], []
+    for name, cand in space.items():
+        vals = cand.values() if isinstance(cand, LogRange) else np.asarray(list(cand))
+        if vals.size == 0:
+            raise ValueError(f"space[{name!r}] has no candidate values")
+        names.append(name)
+        axes.append(vals)
+    return names, axes
+
+
+def _replace(setup, **changes):
+    fields = {f.name for f in dataclasses.fields(setup)}
+    unknown = set(changes) - fields
+    if unknown:
+        raise ValueError(f"{sorted(unknown)} are not fields of {type(setup).__name__}; "
+                         f"fields: {sorted(fields)}")
+    cast = {}
+    for k, val in changes.items():
+        old = getattr(setup, k)
+        cast[k] = int(round(float(val))) if isinstance(old, int) and not isinstance(old, bool) else (
+            float(val) if isinstance(old, float) else val)
+    return dataclasses.replace(setup, **cast)
+
+
+@functools.singledispatch
+def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, **options) -> list[Curve]:
+    """Predict every setting of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g.
+
+    The default loops over `predict`; a system may register a vmapped version for its Setup.
+    A setting that fails validation (a ValueError from the Setup) gives ``None``.
+    """
+    sizes = {len(v) for v in grid.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"every grid axis must have the same length; got {sizes}")
+    (n,) = sizes
+    curves = []
+    for g in range(n):
+        try:
+            s = _replace(setup, **{k: v[g] for k, v in grid.items()})
+        except ValueError:
+            curves.append(None)
+            continue
+        curves.append(predict(s, horizon, **options))
+    return curves
+
+
+# ----------------------------------------------------------------- the result
+class Verification(eqx.Module):
+    """Monte Carlo check of a tuned setting."""
+
+    mc: Curve
+    objective_value: float
+    agreement: Agreement
+
+
+class Tuned(eqx.Module):
+    """The tuned setup and what it is predicted to achieve.
+
+    Attributes:
+        setup: the chosen Setup.
+        objective_value: its predicted score (lower is better).
+        curve: its predicted Curve.
+        table: one row per grid point (field values and score), then refinement steps.
+        objective: the Objective used.
+        horizon: the prediction horizon used.
+    """
+
+    setup: Any
+    objective_value: float
+    curve: Curve
+    table: list
+    objective: Objective
+    horizon: float
+    options: dict = eqx.field(static=True, default_factory=dict)
+
+    def verify(self, key, seeds: int = 16, **simulate_options) -> Verification:
+        """Simulate the chosen setting and score the Monte Carlo mean with the same objective."""
+        mc = simulate(self.setup, self.horizon, key=key, seeds=seeds, **simulate_options)
+        return Verification(mc=mc, objective_value=float(self.objective(mc)),
+                            agreement=compare(self.curve, mc))
+
+    def table_str(self, rows: int = 40) -> str:
+        if not self.table:
+            return ""
+        keys = list(self.table[0])
+        lines = [" ".join(f"{k:>14}" for k in keys)]
+        for row in self.table[:rows]:
+            lines.append(" ".join(f"{row[k]:>14.6g}" if isinstance(row[k], (int, float)) else f"{row[k]!s:>14}"
+                                  for k in keys))
+        if len(self.table) > rows:
+            lines.append(f"... ({len(self.table) - rows} more rows)")
+        return "\n".join(lines)
+
+
+def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, *, horizon: float,
+         refine: bool = True, refine_evals: int = 20, **predict_options) -> Tuned:
+    """Choose the fields in ``space`` minimising ``objective`` over predicted curves.
+
+    Args:
+        setup: the starting Setup; fields not in ``space`` are kept.
+        space: field name -> candidate values, or a `LogRange` (grid, then refined).
+        objective: ``samples_to_target(...)``, ``steps_to_target(...)`` or ``value_at_budget(...)``.
+        horizon: prediction horizon, in the system's time unit; long enough to reach the target.
+        refine: refine each `LogRange` field around the best grid point (bounded Brent
+            search in log scale, holding the other fields at their best values).
+        refine_evals: predictions allowed per refined field.
+        **predict_options: passed to `predict` (e.g. ``method=``).
+
+    Returns:
+        A `Tuned`; ``objective_value`` is ``inf`` when no candidate reaches the target.
+    """
+    if not isinstance(objective, Objective):
+        raise ValueError("objective must come from samples_to_target, steps_to_target or value_at_budget")
+    names, axes = _grid(space)
+    points = list(itertools.product(*axes))
+    grid = {n: np.array([p[i] for p in points]) for i, n in enumerate(names)}
+    curves = predict_grid(setup, grid, horizon, **predict_options)
+    scores = np.array([math.inf if c is None else objective(c) for c in curves])
+    table = [{**{n: float(p[i]) for i, n in enumerate(names)}, "score": float(s)}
+             for p, s in zip(points, scores)]
+    best = int(np.argmin(scores))
+    best_values = {n: points[best][i] for i, n in enumerate(names)}
+    best_score, best_curve = float(scores[best]), curves[best]
+    if best_curve is None:
+        raise ValueError("no point of space gives a valid setup (every candidate failed validation)")
+
+    if refine and math.isfinite(best_score):
+        for i, name in enumerate(names):
+            if not isinstance(space[name], LogRange):
+                continue
+            vals = axes[i]
+            j = int(np.argmin(np.abs(vals - best_values[name])))
+            lo, hi = vals[max(j - 1, 0)], vals[min(j + 1, len(vals) - 1)]
+            if lo == hi:
+                continue
+            cache = {}
+
+            def score_at(log_v, name=name):
+                v = float(np.exp(log_v))
+                try:
+                    s = _replace(setup, **{**best_values, name: v})
+                except ValueError:
+                    return math.inf
+                c = predict(s, horizon, **predict_options)
+                cache[v] = c
+                return objective(c)
+
+            res = scipy.optimize.minimize_scalar(
+                lambda x: min(score_at(x), 1e300), bounds=(math.log(lo), math.log(hi)),
+                method="bounded", options={"maxiter": refine_evals, "xatol": 1e-4})
+            v = float(np.exp(res.x))
+            if res.fun < best_score and v in cache:
+                best_values[name], best_score, best_curve = v, float(res.fun), cache[v]
+                table.append({**{n: float(best_values[n]) for n in names}, "score": best_score,
+                              "refined": name})
+    chosen = _replace(setup, **best_values)
+    return Tuned(setup=chosen, objective_value=best_score, curve=best_curve, table=table,
+                 objective=objective, horizon=float(horizon), options=dict(predict_options))
