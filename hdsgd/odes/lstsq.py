@@ -158,14 +158,14 @@ def kernel_mass(setup: StreamingLeastSquares) -> float:
 
 
 def isotropic_risk(t, *, step_size, batch_size, noise_std, initial_risk):
-    r"""Closed form for H = I (homogenized ODE): psi(t) = psi_inf + (psi_0 - psi_inf) e^{-(2 gamma - gamma^2/B) t}.
+    r"""Closed form for H = I (homogenized ODE, spec §2.1): R solves
+    dR/dt = -2 gamma (R - sigma^2/2) + (gamma^2/B) R, so
 
-    Here psi = 2R, psi_inf = B sigma^2 / (2B - gamma). Returns R(t).
+        R(t) = R_inf + (R_0 - R_inf) exp(-(2 gamma - gamma^2/B) t),   R_inf = B sigma^2 / (2B - gamma).
     """
     g, b2 = step_size, batch_size
-    psi_inf = b2 * noise_std**2 / (2 * b2 - g)
-    psi0 = 2.0 * initial_risk
-    return 0.5 * (psi_inf + (psi0 - psi_inf) * np.exp(-(2 * g - g**2 / b2) * np.asarray(t)))
+    r_inf = b2 * noise_std**2 / (2 * b2 - g)
+    return r_inf + (initial_risk - r_inf) * np.exp(-(2 * g - g**2 / b2) * np.asarray(t))
 
 
 # ----------------------------------------------------------------- the ODE

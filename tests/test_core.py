@@ -1,0 +1,119 @@
+"""Curve, compare, the precision policy, the tuner's objectives and the command line."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hdsgd
+from hdsgd import Curve, spectra
+from hdsgd.cli import main
+
+
+def _mc_curve(seeds=50, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, 11)
+    vals = 1.0 + t[None, :] + 0.1 * rng.standard_normal((seeds, t.size))
+    return Curve(time=t, observables={"risk": vals}, time_unit="t", samples=10 * t, seeds=seeds,
+                 meta={"dim": 10})
+
+
+def test_curve_statistics_and_interpolation():
+    mc = _mc_curve()
+    m, s = mc.mean(), mc.sem()
+    np.testing.assert_allclose(m["risk"], mc["risk"].mean(0))
+    np.testing.assert_allclose(s["risk"], mc["risk"].std(0, ddof=1) / np.sqrt(50))
+    np.testing.assert_allclose(mc.quantile(0.5)["risk"], np.median(mc["risk"], 0))
+    half = m.at([0.05, 0.5])
+    np.testing.assert_allclose(half["risk"], [np.interp(0.05, m.time, m["risk"]), m["risk"][5]])
+    with pytest.raises(ValueError, match="range"):
+        m.at([2.0])
+    with pytest.raises(ValueError, match="q="):
+        mc.quantile(1.5)
+    with pytest.raises(ValueError, match="shape"):
+        Curve(time=[0, 1], observables={"x": [1, 2, 3]}, time_unit="t", samples=[0, 1])
+    with pytest.raises(ValueError, match="time_unit"):
+        Curve(time=[0, 1], observables={"x": [1, 2]}, time_unit="seconds", samples=[0, 1])
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    setup = hdsgd.StreamingLeastSquares(spectra.ramp(30), noise_std=0.2, step_size=1.0)
+    for curve in (hdsgd.predict(setup, 2.0),
+                  hdsgd.simulate(setup, 2.0, key=jax.random.key(0), seeds=3, progress=False)):
+        path = curve.save(tmp_path / "c.npz")
+        back = Curve.load(path)
+        np.testing.assert_array_equal(back.time, curve.time)
+        np.testing.assert_array_equal(back.samples, curve.samples)
+        for k in curve.names:
+            np.testing.assert_array_equal(back[k], curve[k])
+        np.testing.assert_array_equal(back.diverged, curve.diverged)
+        assert back.seeds == curve.seeds and back.time_unit == curve.time_unit
+        assert back.meta["version"] == hdsgd.__version__
+        assert back.meta["step_size"] == 1.0 and back.meta["eigenvalues"] == setup.eigenvalues.tolist()
+
+
+def test_compare_measures_gaps_in_standard_errors():
+    mc = _mc_curve(seeds=400)
+    exact = Curve(time=mc.time, observables={"risk": 1.0 + mc.time}, time_unit="t", samples=mc.samples)
+    good = hdsgd.compare(exact, mc)
+    assert good.ok(sem_tol=4.0) and good["risk"].max_sem_gap < 4.0
+    shifted = Curve(time=mc.time, observables={"risk": 1.05 + mc.time}, time_unit="t", samples=mc.samples)
+    bad = hdsgd.compare(shifted, mc)
+    assert not bad.ok(sem_tol=4.0) and bad["risk"].max_sem_gap > 8.0
+    assert abs(bad["risk"].max_abs_gap - 0.05) < 0.03
+    with pytest.raises(ValueError, match="seed"):
+        hdsgd.compare(exact, exact)
+    with pytest.raises(ValueError, match="observable"):
+        hdsgd.compare(exact, mc, "test_loss")
+
+
+def test_precision_policy():
+    assert jnp.zeros(1).dtype == jnp.float64  # hdsgd turned on x64
+    code = ("import os; os.environ['HDSGD_X64']='0'; import hdsgd, jax.numpy as jnp; "
+            "print(jnp.zeros(1).dtype)")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "float32"
+
+
+def test_objectives():
+    t = np.array([0.0, 1.0, 2.0, 3.0])
+    c = Curve(time=t, observables={"risk": np.array([1.0, 0.5, 0.25, 0.125])}, time_unit="step",
+              samples=4 * t)
+    assert hdsgd.steps_to_target(0.25, "risk")(c) == pytest.approx(2.0)
+    assert hdsgd.samples_to_target(0.25, "risk")(c) == pytest.approx(8.0)
+    # geometric interpolation between grid points
+    assert hdsgd.steps_to_target(np.sqrt(0.5 * 0.25), "risk")(c) == pytest.approx(1.5)
+    assert hdsgd.steps_to_target(0.01, "risk")(c) == np.inf
+    assert hdsgd.value_at_budget(samples=6.0, observable="risk")(c) == pytest.approx(0.375)
+    assert hdsgd.value_at_budget(samples=100.0, observable="risk")(c) == np.inf
+    diverged = Curve(time=t, observables={"risk": np.array([1.0, 2.0, 0.1, 0.1])}, time_unit="step",
+                     samples=t, diverged=np.array([False, True, True, True]))
+    assert hdsgd.steps_to_target(0.2, "risk")(diverged) == np.inf
+    with pytest.raises(ValueError, match="samples"):
+        hdsgd.value_at_budget(samples=-1)
+
+
+def test_cli_predict_compare_and_errors(tmp_path, capsys):
+    assert main(["lstsq", "predict", "--dim", "50", "--horizon", "1", "--out", str(tmp_path / "p.npz")]) == 0
+    assert Curve.load(tmp_path / "p.npz").meta["dim"] == 50
+    assert main(["lstsq", "compare", "--dim", "40", "--horizon", "1", "--seeds", "4",
+                 "--plot", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "max gap/sem" in out
+    assert main(["lstsq", "predict", "--step-size", "-1"]) == 2
+    assert "step_size=-1.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["lstsq", "predict", "--help"])
+    assert "--batch-size" in capsys.readouterr().out
+
+
+def test_lstsq_demo_writes_a_figure(tmp_path):
+    line = hdsgd.SYSTEMS["lstsq"].demo(tmp_path, jax.random.key(0))
+    assert "standard errors" in line
+    assert (tmp_path / "lstsq.png").exists()
