@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -176,39 +177,47 @@ def _ode_field(t, rho, args):
     return -2.0 * gamma * lam * rho + (gamma**2 / (batch * d)) * lam * psi
 
 
-def ode_psi(eigenvalues, rho_start, noise_var, step_size, batch_size, t_start, t_out,
-            *, rtol=1e-8, atol=1e-14, max_steps=None):
+def _ode_save(t, rho, args):
+    lam, noise_var, _, _ = args
+    return noise_var + jnp.dot(lam, rho)
+
+
+def _ode_blew_up(t, rho, args, **kwargs):
+    lam, noise_var, _, _ = args
+    return noise_var + jnp.dot(lam, rho) > 1e30
+
+
+@eqx.filter_jit
+def ode_psi(eigenvalues, rho_start, noise_var, step_size, batch_size, t_start, t_out, max_steps: int,
+            rtol=1e-8, atol=1e-14):
     """psi(t) = 2R(t) from the homogenized ODE started at ``t_start`` in state ``rho_start``.
 
-    Returns (psi at t_out, success flag). Non-finite values after a failure (e.g. blow-up).
+    Diffrax Tsit5 with adaptive steps; stops at blow-up (psi > 1e30) and never raises.
+    Returns (psi at t_out, success flag); values after a failure are inf.
     """
-    t_out = jnp.asarray(t_out)
-    t_end = t_out[-1]
-    d = eigenvalues.shape[0]
-    # The fastest mode's rate bounds an explicit step: ~ (t_end - t_start) * 2 gamma lambda_max.
-    if max_steps is None:
-        stiff = float(2.0 * step_size * float(jnp.max(eigenvalues)) * (float(t_end) - float(t_start)))
-        max_steps = int(min(10_000_000, 4096 + 8 * stiff))
-    term = diffrax.ODETerm(_ode_field)
-    args = (eigenvalues, noise_var, step_size, float(batch_size))
+    args = (eigenvalues, noise_var, step_size, batch_size)
     sol = diffrax.diffeqsolve(
-        term,
+        diffrax.ODETerm(_ode_field),
         diffrax.Tsit5(),
         t0=t_start,
-        t1=t_end,
+        t1=t_out[-1],
         dt0=None,
         y0=rho_start,
         args=args,
-        saveat=diffrax.SaveAt(ts=t_out, fn=lambda t, y, a: a[1] + jnp.dot(a[0], y)),
+        saveat=diffrax.SaveAt(ts=t_out, fn=_ode_save),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol * (1.0 + jnp.max(rho_start))),
         max_steps=max_steps,
         throw=False,
-        event=diffrax.Event(
-            lambda t, y, a, **kw: a[1] + jnp.dot(a[0], y) > 1e30 * (1.0 + a[1] + jnp.dot(a[0], rho_start))
-        ),
+        event=diffrax.Event(_ode_blew_up),
     )
-    ok = sol.result == diffrax.RESULTS.successful
-    return sol.ys, ok, d
+    return sol.ys, sol.result == diffrax.RESULTS.successful
+
+
+def _ode_max_steps(setup, t_span: float) -> int:
+    # An explicit solver's step is bounded by the fastest mode's rate 2 gamma lambda_max.
+    stiff = 2.0 * setup.step_size * float(setup.eigenvalues.max()) * t_span
+    # Rounded up to a power of two so that nearby horizons share one compilation.
+    return int(2 ** math.ceil(math.log2(min(10_000_000, 4096 + 8 * stiff))))
 
 
 # ----------------------------------------------------------------- the Volterra equation
@@ -308,8 +317,11 @@ def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method
         late = ~early
         if late.any() or k0 == 0:
             t_late = t_out[late] if k0 > 0 else t_out
-            ys, ok, _ = ode_psi(lam, rho_start, noise_var, gamma, batch, k0 / d, t_late, rtol=rtol)
-            ys = np.asarray(ys)
+            ys, ok = ode_psi(lam, jnp.asarray(rho_start), jnp.asarray(noise_var, float),
+                             jnp.asarray(gamma, float), jnp.asarray(batch, float),
+                             jnp.asarray(k0 / d, float), jnp.asarray(t_late, float),
+                             _ode_max_steps(setup, float(t_late[-1]) - k0 / d), rtol=rtol)
+            ys = np.where(np.isfinite(np.asarray(ys)), np.asarray(ys), np.inf)
             if k0 > 0:
                 risk[late] = 0.5 * ys
             else:
