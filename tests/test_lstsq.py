@@ -231,3 +231,19 @@ def test_tune_step_size_from_predictions_and_verify():
     assert tuned.setup.step_size < hdsgd.critical_step_size(tuned.setup)
     check = tuned.verify(jax.random.key(2), seeds=16, progress=False)
     assert abs(check.objective_value / tuned.objective_value - 1) < 0.1
+
+
+@pytest.mark.slow
+def test_large_dimension_agreement_and_one_over_d_to_16000():
+    setup = _setup(2000, batch_size=2, step_size=2.5)
+    th = hdsgd.predict(setup, 5.0)
+    mc = hdsgd.simulate(setup, 5.0, key=jax.random.key(7), seeds=64, progress=False)
+    assert hdsgd.compare(th, mc, "risk").ok(sem_tol=4.5)
+    gaps = []
+    for d in (1000, 4000, 16000):
+        s = _setup(d, step_size=1.2)
+        times = np.linspace(0, 3.0, 31)
+        rec = hdsgd.predict(s, 3.0, times=times)
+        gaps.append(_max_rel_gap(hdsgd.predict(s, 3.0, times=times, method="ode", exact_steps=0), rec))
+    ratios = np.array(gaps[:-1]) / np.array(gaps[1:])
+    assert np.all((ratios > 3.5) & (ratios < 4.5)), (gaps, ratios)
