@@ -179,25 +179,33 @@ def _replace(setup, **changes):
 
 
 @functools.singledispatch
-def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, **options) -> list[Curve]:
+def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, *, executor=None,
+                 **options) -> list[Curve]:
     """Predict every setting of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g.
 
-    The default loops over `predict`; a system may register a vmapped version for its Setup.
-    A setting that fails validation (a ValueError from the Setup) gives ``None``.
+    The default loops over `predict`, or maps it over ``executor`` (any
+    ``concurrent.futures.Executor``: a process pool, or a Dask/Ray cluster's executor) when
+    one is given; a system may register a vmapped version for its Setup. A setting that fails
+    validation (a ValueError from the Setup) gives ``None``.
     """
     sizes = {len(v) for v in grid.values()}
     if len(sizes) != 1:
         raise ValueError(f"every grid axis must have the same length; got {sizes}")
     (n,) = sizes
-    curves = []
+    setups = []
     for g in range(n):
         try:
-            s = _replace(setup, **{k: v[g] for k, v in grid.items()})
+            setups.append(_replace(setup, **{k: v[g] for k, v in grid.items()}))
         except ValueError:
-            curves.append(None)
-            continue
-        curves.append(predict(s, horizon, **options))
-    return curves
+            setups.append(None)
+    valid = [s for s in setups if s is not None]
+    run = functools.partial(_predict_one, horizon=horizon, options=options)
+    results = iter(list(executor.map(run, valid)) if executor is not None else [run(s) for s in valid])
+    return [None if s is None else next(results) for s in setups]
+
+
+def _predict_one(setup, *, horizon, options):
+    return predict(setup, horizon, **options)
 
 
 # ----------------------------------------------------------------- the result
@@ -249,7 +257,7 @@ class Tuned(eqx.Module):
 
 
 def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, *, horizon: float,
-         refine: bool = True, refine_evals: int = 20, **predict_options) -> Tuned:
+         refine: bool = True, refine_evals: int = 20, executor=None, **predict_options) -> Tuned:
     """Choose the fields in ``space`` minimising ``objective`` over predicted curves.
 
     Args:
@@ -260,6 +268,8 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         refine: refine each `LogRange` field around the best grid point (bounded Brent
             search in log scale, holding the other fields at their best values).
         refine_evals: predictions allowed per refined field.
+        executor: a ``concurrent.futures.Executor`` for the grid (where the system has no
+            vmapped grid prediction).
         **predict_options: passed to `predict` (e.g. ``method=``).
 
     Returns:
@@ -270,7 +280,7 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
     names, axes = _grid(space)
     points = list(itertools.product(*axes))
     grid = {n: np.array([p[i] for p in points]) for i, n in enumerate(names)}
-    curves = predict_grid(setup, grid, horizon, **predict_options)
+    curves = predict_grid(setup, grid, horizon, executor=executor, **predict_options)
     scores = np.array([math.inf if c is None else objective(c) for c in curves])
     table = [{**{n: float(p[i]) for i, n in enumerate(names)}, "score": float(s)}
              for p, s in zip(points, scores)]

@@ -117,3 +117,17 @@ def test_lstsq_demo_writes_a_figure(tmp_path):
     line = hdsgd.SYSTEMS["lstsq"].demo(tmp_path, jax.random.key(0))
     assert "standard errors" in line
     assert (tmp_path / "lstsq.png").exists()
+
+
+def test_grid_over_an_executor_equals_the_loop():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hdsgd.autotune import predict_grid
+    setup = hdsgd.StreamingLeastSquares(spectra.ramp(30), noise_std=0.2, step_size=1.0)
+    grid = {"step_size": np.array([0.5, 1.0]), "initial_error": np.array([1.0, 2.0])}
+    with ThreadPoolExecutor(2) as pool:
+        pooled = predict_grid(setup, grid, 1.0, executor=pool)
+    looped = predict_grid(setup, grid, 1.0)
+    for a, b in zip(pooled, looped):
+        np.testing.assert_array_equal(a["risk"], b["risk"])
+    assert looped[1].meta["initial_error"][0] == pytest.approx(2.0 / 30)

@@ -247,3 +247,19 @@ def test_large_dimension_agreement_and_one_over_d_to_16000():
         gaps.append(_max_rel_gap(hdsgd.predict(s, 3.0, times=times, method="ode", exact_steps=0), rec))
     ratios = np.array(gaps[:-1]) / np.array(gaps[1:])
     assert np.all((ratios > 3.5) & (ratios < 4.5)), (gaps, ratios)
+
+
+def test_vmapped_grid_equals_one_prediction_per_point():
+    from hdsgd.autotune import predict_grid
+    setup = _setup(60, noise_std=0.2)
+    grid = {"step_size": np.array([0.5, 1.0, 2.0, 500.0]), "batch_size": np.array([1, 2, 4, 1])}
+    curves = predict_grid(setup, grid, 3.0)
+    for g, curve in enumerate(curves):
+        import dataclasses
+        one = hdsgd.predict(dataclasses.replace(setup, step_size=float(grid["step_size"][g]),
+                                                batch_size=int(grid["batch_size"][g])), 3.0)
+        np.testing.assert_allclose(curve["risk"], one["risk"], rtol=1e-12)
+        np.testing.assert_array_equal(curve.diverged, one.diverged)
+    assert curves[-1].any_diverged and not curves[0].any_diverged
+    bad = predict_grid(setup, {"step_size": np.array([-1.0, 1.0])}, 1.0)
+    assert bad[0] is None and bad[1] is not None

@@ -45,6 +45,7 @@ from jaxtyping import Array, Float
 
 from .. import __version__
 from ..api import check_horizon, check_times, predict, step_grid
+from ..autotune import _replace, predict_grid
 from ..curve import Curve
 from ..setups.lstsq import StreamingLeastSquares
 
@@ -336,21 +337,65 @@ def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method
         risk = np.interp(t_out, grid, np.asarray(r))
         extra["n_grid"] = n
 
+    return _risk_curve(setup, t_out, risk, method, extra)
+
+
+def _risk_curve(setup: StreamingLeastSquares, t_out, risk, method: str, extra: dict) -> Curve:
+    """Wrap a predicted risk into a Curve, flagging divergence (beyond gamma_c or blown up)."""
     gamma_c = critical_step_size(setup)
-    supercritical = gamma >= gamma_c
+    supercritical = setup.step_size >= gamma_c
     blown = ~np.isfinite(risk) | (risk > 1e30)
     risk = np.where(blown, np.inf, risk)
     diverged = np.maximum.accumulate(blown) | (supercritical & (t_out > 0))
+    extra = dict(extra)
     if supercritical:
-        extra["warning"] = (f"step_size={gamma} is at or beyond the critical step size "
+        extra["warning"] = (f"step_size={setup.step_size} is at or beyond the critical step size "
                             f"{gamma_c:.6g}: the risk diverges")
     return Curve(
         time=t_out,
-        observables={"risk": risk, "excess_risk": risk - 0.5 * noise_var},
+        observables={"risk": risk, "excess_risk": risk - 0.5 * setup.noise_std**2},
         time_unit="t",
-        samples=np.round(t_out * d) * batch,
+        samples=np.round(t_out * setup.dim) * setup.batch_size,
         seeds=None,
         diverged=diverged,
         meta={**setup.fields(), "method": method, "critical_step_size": gamma_c,
               "version": __version__, **extra},
     )
+
+
+_GRID_FIELDS = ("step_size", "batch_size", "noise_std")
+_recursion_psi_grid = jax.jit(
+    jax.vmap(recursion_psi, in_axes=(None, None, 0, 0, 0, None)), static_argnums=(5,))
+
+
+@predict_grid.register
+def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=None,
+                  method: str | None = None, executor=None, **options) -> list:
+    """A grid over (step_size, batch_size, noise_std) as one vmapped exact recursion.
+
+    Other fields, methods or options fall back to a loop over `predict`.
+    """
+    if not set(grid) <= set(_GRID_FIELDS) or method not in (None, "recursion") or options:
+        return predict_grid.dispatch(object)(setup, grid, horizon, times=times, method=method,
+                                             executor=executor, **options)
+    horizon = check_horizon(horizon)
+    d = setup.dim
+    steps = step_grid(max(1, int(round(horizon * d)))) if times is None else \
+        np.round(check_times(times, horizon) * d).astype(np.int64)
+    n = len(next(iter(grid.values())))
+    setups = []
+    for g in range(n):
+        try:
+            setups.append(_replace(setup, **{k: v[g] for k, v in grid.items()}))
+        except ValueError:
+            setups.append(None)
+    valid = [s for s in setups if s is not None]
+    if not valid:
+        return setups
+    psi = _recursion_psi_grid(
+        jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error),
+        jnp.asarray([s.noise_std**2 for s in valid]), jnp.asarray([s.step_size for s in valid]),
+        jnp.asarray([float(s.batch_size) for s in valid]), int(steps.max()))
+    risks = iter(0.5 * np.asarray(psi)[:, steps])
+    return [None if s is None else _risk_curve(s, steps / d, next(risks), "recursion", {})
+            for s in setups]
