@@ -74,9 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
             _add_system_options(cp, system)
             _add_run_options(cp, system, theory=theory, mc=mc)
         if system.tune is not None:
-            tp = cmds.add_parser("tune", help="choose hyperparameters from the predictions alone")
+            tp = cmds.add_parser("tune", help="choose hyperparameters from the predictions alone",
+                                 description=f"{system.name} tune: choose hyperparameters from the "
+                                 "predictions alone, then check the choice with Monte Carlo.")
             _add_system_options(tp, system)
             _add_run_options(tp, system, theory=True, mc=True)
+            tg = tp.add_argument_group("tuning")
+            tg.add_argument("--objective", default="samples_to_target",
+                            choices=("samples_to_target", "steps_to_target", "value_at_budget"),
+                            help="what to minimise (default: samples_to_target)")
+            tg.add_argument("--target", type=float, default=None,
+                            help="target value of the observable (*_to_target objectives)")
+            tg.add_argument("--budget", type=float, default=None,
+                            help="sample budget (value_at_budget)")
+            tg.add_argument("--observable", default=None,
+                            help="observable the objective reads (default: the system's headline one)")
     return parser
 
 

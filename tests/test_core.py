@@ -131,3 +131,12 @@ def test_grid_over_an_executor_equals_the_loop():
     for a, b in zip(pooled, looped):
         np.testing.assert_array_equal(a["risk"], b["risk"])
     assert looped[1].meta["initial_error"][0] == pytest.approx(2.0 / 30)
+
+
+def test_cli_tune(capsys):
+    assert main(["lstsq", "tune", "--dim", "60", "--noise-std", "0", "--horizon", "20",
+                 "--seeds", "4", "--objective", "steps_to_target"]) == 0
+    out = capsys.readouterr().out
+    assert "chosen step_size" in out and "Monte Carlo (4 seeds)" in out
+    assert main(["lstsq", "tune", "--dim", "60", "--objective", "value_at_budget"]) == 2
+    assert "budget" in capsys.readouterr().err

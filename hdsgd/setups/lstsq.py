@@ -118,6 +118,33 @@ def _demo(out_dir, key) -> str:
             f"{a.max_sem_gap:.2f} standard errors ({a.max_rel_gap:.2%} relative)")
 
 
+def _tune(setup: StreamingLeastSquares, args) -> str:
+    """``hdsgd lstsq tune``: the step size (up to the exact threshold) for the objective."""
+    import jax
+
+    from .. import LogRange, critical_step_size, samples_to_target, steps_to_target, tune, value_at_budget
+
+    observable = args.observable or "excess_risk"
+    if args.objective == "value_at_budget":
+        if args.budget is None:
+            raise ValueError("budget=None is invalid; allowed: a positive sample budget (--budget)")
+        objective = value_at_budget(samples=args.budget, observable=observable)
+    else:
+        target = args.target if args.target is not None else 0.1 * (setup.initial_risk - 0.5 * setup.noise_std**2)
+        make = samples_to_target if args.objective == "samples_to_target" else steps_to_target
+        objective = make(target, observable)
+    gamma_c = critical_step_size(setup)
+    tuned = tune(setup, {"step_size": LogRange(1e-3 * gamma_c, 0.99 * gamma_c, 16)}, objective,
+                 horizon=args.horizon, method=args.method)
+    lines = [f"# tuning step_size for {objective.description} (critical step size {gamma_c:.6g})",
+             tuned.table_str(),
+             f"# chosen step_size = {tuned.setup.step_size:.6g}: predicted {tuned.objective_value:.6g}"]
+    if args.seeds > 0 and tuned.objective_value != float("inf"):
+        check = tuned.verify(jax.random.key(args.seed), seeds=args.seeds)
+        lines.append(f"# Monte Carlo ({args.seeds} seeds) at the chosen step: {check.objective_value:.6g}")
+    return "\n".join(lines)
+
+
 def _register():
     from ..registry import Option, System, register_system
 
@@ -141,6 +168,7 @@ def _register():
         time_unit="t",
         methods=("recursion", "ode", "volterra"),
         demo=_demo,
+        tune=_tune,
     ))
 
 
