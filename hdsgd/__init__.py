@@ -54,3 +54,11 @@ __all__ = [
     "tune",
     "value_at_budget",
 ]
+
+# label-noise SGD with momentum near a manifold of minimisers (issue 6)
+from .setups import LabelNoiseMomentum  # noqa: E402
+from .odes import momentum as _momentum_theory  # noqa: E402,F401
+from .montecarlo import momentum as _momentum_mc  # noqa: E402,F401
+from .odes.momentum import momentum_timescales, momentum_regime  # noqa: E402
+
+__all__ += ["LabelNoiseMomentum", "momentum_timescales", "momentum_regime"]  # noqa: E402

@@ -3,3 +3,7 @@
 from .lstsq import StreamingLeastSquares
 
 __all__ = ["StreamingLeastSquares"]
+
+from .momentum import LabelNoiseMomentum  # noqa: E402
+
+__all__ += ["LabelNoiseMomentum"]

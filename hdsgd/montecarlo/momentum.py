@@ -1,0 +1,122 @@
+r"""Monte Carlo for label-noise SGD with heavy-ball momentum (spec ``momentum.md`` §1, §6a).
+
+Direct simulation of the algorithm of `LabelNoiseMomentum`, one independent run per seed
+(vmapped), the label noise drawn inside the loop from keys folded with the step index:
+
+    g = (f(w) - y - delta zeta) grad f(w),  zeta ~ N(0, 1),  delta = label_noise / sqrt(B),
+    v <- beta v - eta g,   w <- w + v.
+
+The momentum update is written v <- v - (1 - beta) v - eta g so that 1 - beta keeps its
+digits in float32 when beta is close to 1.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import __version__
+from ..api import check_horizon, check_seeds, check_times, simulate, step_grid
+from ..curve import Curve
+from ..setups.momentum import LabelNoiseMomentum, two_parameter_observables, two_parameter_point
+from ._loop import run_segments, sticky_divergence
+
+
+NOISE_BLOCK = 256
+
+
+def _noise(key, block, dtype):
+    """The label-noise draws zeta of steps block*NOISE_BLOCK .. (block+1)*NOISE_BLOCK - 1."""
+    return jax.random.normal(jax.random.fold_in(key, block), (NOISE_BLOCK,), dtype=dtype)
+
+
+def two_parameter_steps(state, first_step, n_steps, key, eta, one_minus_beta, delta):
+    """Advance one run of the two-parameter model (f = w_1 w_2, y = 1) by ``n_steps`` steps.
+
+    The noise of step k is entry k % NOISE_BLOCK of a block of normals drawn from the key
+    folded with k // NOISE_BLOCK, so the result does not depend on how the run is cut.
+    """
+    last = first_step + n_steps
+
+    def one_step(k, wv, zeta):
+        w, vel = wv
+        residual = w[0] * w[1] - 1.0 - delta * zeta[k % NOISE_BLOCK]
+        grad = residual * w[::-1]
+        vel = vel - one_minus_beta * vel - eta * grad
+        return w + vel, vel
+
+    def block(b, wv):
+        zeta = _noise(key, b, wv[0].dtype)
+        lo = jnp.maximum(first_step, b * NOISE_BLOCK)
+        hi = jnp.minimum(last, (b + 1) * NOISE_BLOCK)
+        return jax.lax.fori_loop(lo, hi, lambda k, s: one_step(k, s, zeta), wv)
+
+    b_first = first_step // NOISE_BLOCK
+    b_last = (last + NOISE_BLOCK - 1) // NOISE_BLOCK
+    return jax.lax.fori_loop(b_first, b_last, block, state)
+
+
+@simulate.register
+def _simulate(setup: LabelNoiseMomentum, horizon: float, *, key, seeds: int = 16, times=None,
+              dtype=jnp.float32, progress: bool | None = None) -> Curve:
+    """Simulate label-noise SGD with momentum with ``seeds`` independent runs.
+
+    Args:
+        setup: a `LabelNoiseMomentum`.
+        horizon: final time in steps.
+        key: ``jax.random`` key (same key, same numbers).
+        seeds: independent runs, batched with vmap.
+        times: output steps (rounded to whole steps); default: every early step, then
+            log-spaced.
+        dtype: float dtype of the weights (default float32).
+        progress: progress bar (default: on for long runs).
+
+    Returns:
+        A Monte Carlo `Curve` (time unit ``"step"``) with the observables of
+        `LabelNoiseMomentum`; a run is marked diverged from the first step where a weight is
+        non-finite or its train loss exceeds 1e12 times max(1, initial tr H).
+    """
+    horizon = check_horizon(horizon)
+    seeds = check_seeds(seeds)
+    horizon_steps = max(1, int(round(horizon)))
+    if times is None:
+        steps = step_grid(horizon_steps)
+    else:
+        steps = np.round(check_times(times, horizon)).astype(np.int64)
+    dtype = jnp.dtype(dtype)
+    eta = jnp.asarray(setup.step_size, dtype=dtype)
+    omb = jnp.asarray(setup.one_minus_beta, dtype=dtype)
+    delta = jnp.asarray(np.sqrt(setup.noise_var), dtype=dtype)
+    w0 = two_parameter_point(jnp.asarray(setup.initial_coordinate, dtype=jnp.float64)).astype(dtype)
+    keys = jax.random.split(key, seeds)
+    state0 = ((jnp.broadcast_to(w0, (seeds, 2)), jnp.zeros((seeds, 2), dtype)), keys)
+
+    def advance(state, first_step, n_steps):
+        wv, k = state
+        return two_parameter_steps(wv, first_step, n_steps, k, eta, omb, delta), k
+
+    def observe(state):
+        (w, _), _ = state
+        return two_parameter_observables(w)
+
+    out, _ = run_segments(advance, observe, state0, steps, progress=progress,
+                          work_per_step=seeds * 20, description="momentum Monte Carlo")
+    out = {k: np.asarray(val, dtype=np.float64) for k, val in out.items()}
+    scale = max(1.0, 2.0 * np.cosh(2.0 * setup.initial_coordinate))
+    blown = np.zeros_like(out["train_loss"], dtype=bool)
+    for val in out.values():
+        blown |= ~np.isfinite(val)
+    diverged = sticky_divergence(np.where(blown, np.inf, out["train_loss"]),
+                                 np.full(seeds, scale))
+    observables = {k: np.where(diverged, np.inf, val) for k, val in out.items()}
+    return Curve(
+        time=steps.astype(np.float64),
+        observables=observables,
+        time_unit="step",
+        samples=steps * setup.batch_size,
+        seeds=seeds,
+        diverged=diverged,
+        meta={**setup.fields(), "method": "monte_carlo", "dtype": str(dtype),
+              "version": __version__},
+    )

@@ -1,0 +1,416 @@
+r"""Deterministic equivalents of label-noise SGD with momentum near a manifold of minimisers.
+
+Spec ``momentum.md`` (Cowsik, Can & Glorioso, arXiv:2210.16400; Li, Wang & Arora 2022 for
+beta = 0). Notation: eta = step size, beta = momentum, delta^2 = label_noise^2 / B, lambda(s)
+= tr H on the manifold, one normal mode for the two-parameter model (lambda = g = 2 cosh 2s,
+lambda' = g' = 4 sinh 2s, g the metric ||d phi/ds||^2). Time unit: steps.
+
+Pieces (each a small pure function):
+
+* `stationary_variance` (§2): S(lambda) = eta delta^2 (1+beta) / [(1-beta)(2(1+beta) - eta lambda)],
+  the exact stationary variance of one normal mode of the linear recursion.
+* `timescales` and `regime` (§2): tau_1 = max{(1-beta)/(eta lambda_min), 2/(1-beta)},
+  tau_2 = (1-beta)^2 / (eta^2 delta^2 kappa), kappa = d^2 tr H / d l^2 at the flattest point.
+* ``method="flow"`` (§3a): the first-order Riemannian flow
+  dw/dk = -(eta^2 delta^2 / (4 (1-beta)^2)) grad_Gamma tr H, integrated with diffrax in the
+  ambient coordinates with a Gauss-Newton retraction onto the manifold; its closed form on
+  the two-parameter model is `flow_closed_form`: sinh 2s_k = sinh 2s_0 exp(-eta^2 delta^2 k / (1-beta)^2).
+* ``method="recursion"`` (§3c, default): the uniform deterministic recursion, per step
+  (a = eta lambda(s), n^2 = eta^2 delta^2 lambda(s)):
+      Sxx' = (1-a)^2 Sxx + 2(1-a) beta Sxv + beta^2 Svv + n^2
+      Sxv' = -(1-a) a Sxx + (1-2a) beta Sxv + beta^2 Svv + n^2
+      Svv' = a^2 Sxx - 2 a beta Sxv + beta^2 Svv + n^2
+      p'   = beta p + 1/2 g' sdot^2 - eta 1/2 Sxx lambda',  sdot = p / g,   s' = s + p' / g,
+  p = g ds/dk the momentum conjugate to s (the 1/2 g' sdot^2 term is the geodesic term).
+* ``method="sde"`` (§3b in step units, the spec's §6a step-unit version in continuous time):
+      ds = p/g dk,   dp = [1/2 g' (p/g)^2 - (1-beta) p - eta 1/2 S lambda'] dk,
+      dS = [-(1-beta)(S - S_eq(lambda)) - 1/2 S (lambda'/lambda) ds/dk] dk + sqrt(eta delta^2 S) dW,
+  Euler-Maruyama with diffrax, averaged over ``paths`` sample paths (the energy noise is O(1)
+  at the critical scaling with one normal mode, §3b).
+* ``method="closure"``: the same equations without the noise (deterministic closure of §3b).
+
+Observables: the theory gives the manifold point s and the normal variance S; each
+observable is the Gaussian expectation over the normal fluctuation, E f(phi(s) + x n(s)),
+x ~ N(0, S), by Gauss-Hermite quadrature (this puts in the O(S) corrections, e.g.
+E tr H = lambda(s) + S).
+"""
+
+from __future__ import annotations
+
+import math
+
+import functools
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+import scipy.optimize
+
+from .. import __version__
+from ..api import check_horizon, check_times, predict, step_grid
+from ..curve import Curve
+from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, two_parameter_normal,
+                               two_parameter_observables, two_parameter_point)
+
+METHODS = ("recursion", "flow", "sde", "closure")
+CRITICAL_EXPONENT = 2.0 / 3.0
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(12)
+_GH_W = _GH_W / _GH_W.sum()
+
+
+# ----------------------------------------------------------------- section 2: scales
+def stationary_variance(step_size, momentum, noise_var, curvature):
+    """Exact stationary variance S(lambda) of one normal mode (spec §2).
+
+    S = eta delta^2 (1+beta) / [(1-beta)(2(1+beta) - eta lambda)] ~ eta delta^2 / (2(1-beta));
+    inf beyond the stability edge eta lambda >= 2(1+beta). Units: length^2.
+    """
+    eta, beta, lam = step_size, momentum, curvature
+    denom = (1.0 - beta) * (2.0 * (1.0 + beta) - eta * lam)
+    return jnp.where(denom > 0, eta * noise_var * (1.0 + beta) / jnp.where(denom > 0, denom, 1.0),
+                     jnp.inf)
+
+
+def stationary_train_loss(setup: LabelNoiseMomentum, s: float = 0.0) -> float:
+    """E[L] at the manifold point s in the stationary state: 1/2 lambda S(lambda) (spec §6a).
+
+    (The spec's E(w_1 w_2 - 1)^2 = lambda S is twice this.) Leading order in S.
+    """
+    lam = 2.0 * math.cosh(2.0 * s)
+    return 0.5 * lam * float(stationary_variance(setup.step_size, setup.momentum,
+                                                 setup.noise_var, lam))
+
+
+def flattest_curvature(setup: LabelNoiseMomentum) -> tuple[float, float]:
+    """(lambda_min, kappa): the normal curvature and d^2 tr H / dl^2 at the flattest minimiser.
+
+    Two-parameter model: lambda = 2 at s = 0 and tr H = 2 cosh 2s = 2 + 2 l^2 + ... with the
+    arc length l = sqrt(2) s, so kappa = 4.
+    """
+    return 2.0, 4.0
+
+
+def timescales(setup: LabelNoiseMomentum) -> dict:
+    """The two timescales of spec §2, in steps, and the stationary transverse variance.
+
+    Returns a dict with ``tau_1`` (transverse relaxation, max{(1-beta)/(eta lambda_min),
+    2/(1-beta)}), ``tau_2`` ((1-beta)^2 / (eta^2 delta^2 kappa), the time of an O(1)
+    displacement along the manifold), ``ratio`` = tau_2 / tau_1, ``stationary_variance``
+    (S at the flattest point), ``overdamped`` (eta lambda_min < (1 - sqrt(beta))^2) and
+    ``optimal_constant`` C* = (delta^2 kappa)^{1/3} (the critical-damping estimate of §4).
+    """
+    eta, omb, d2 = setup.step_size, setup.one_minus_beta, setup.noise_var
+    lam, kappa = flattest_curvature(setup)
+    tau1 = max(omb / (eta * lam), 2.0 / omb)
+    tau2 = omb**2 / (eta**2 * d2 * kappa) if d2 > 0 else math.inf
+    return {
+        "tau_1": tau1,
+        "tau_2": tau2,
+        "ratio": tau2 / tau1,
+        "stationary_variance": float(stationary_variance(eta, setup.momentum, d2, lam)),
+        "overdamped": bool(eta * lam < (1.0 - math.sqrt(setup.momentum)) ** 2),
+        "optimal_constant": (d2 * kappa) ** (1.0 / 3.0),
+    }
+
+
+def regime(setup: LabelNoiseMomentum, *, tolerance: float = 0.02) -> str:
+    """``"separated"`` (gamma < 2/3), ``"critical"`` (gamma = 2/3) or ``"ballistic"`` (gamma > 2/3).
+
+    From the exponent when the Setup is given as 1 - beta = C eta^gamma (within
+    ``tolerance`` of 2/3 counts as critical); otherwise from the effective exponent
+    gamma = ln(1 - beta) / ln(eta).
+    """
+    gamma = setup.exponent
+    if gamma is None:
+        gamma = math.log(setup.one_minus_beta) / math.log(setup.step_size) if setup.step_size != 1 else 0.0
+    if abs(gamma - CRITICAL_EXPONENT) <= tolerance:
+        return "critical"
+    return "separated" if gamma < CRITICAL_EXPONENT else "ballistic"
+
+
+# ----------------------------------------------------------------- section 3a: first-order flow
+def flow_closed_form(setup: LabelNoiseMomentum, steps):
+    """s_k of the first-order flow on the two-parameter model (spec §6a, exact solution).
+
+    sinh 2 s_k = sinh 2 s_0 exp(-eta^2 delta^2 k / (1 - beta)^2).
+    """
+    rate = setup.step_size**2 * setup.noise_var / setup.one_minus_beta**2
+    return 0.5 * np.arcsinh(np.sinh(2.0 * setup.initial_coordinate) * np.exp(-rate * np.asarray(steps, float)))
+
+
+def _model_fn(w):
+    return w[0] * w[1]
+
+
+def _trace_hessian_on_manifold(w):
+    jac = jax.grad(_model_fn)(w)
+    return jnp.dot(jac, jac)  # (1/n) ||J||_F^2 with n = 1
+
+
+def _flow_field(k, w, args):
+    """-(c) P_T grad tr H - alpha J^T (J J^T)^{-1} (f - y): the flow plus a retraction term."""
+    c, alpha = args
+    jac = jax.grad(_model_fn)(w)
+    grad_tr = jax.grad(_trace_hessian_on_manifold)(w)
+    jj = jnp.dot(jac, jac)
+    tangent = grad_tr - jac * jnp.dot(jac, grad_tr) / jj
+    return -c * tangent - alpha * jac * (_model_fn(w) - 1.0) / jj
+
+
+def flow_ambient(setup: LabelNoiseMomentum, steps, *, rtol: float = 1e-8):
+    """The first-order flow (§3a) integrated by diffrax in the ambient coordinates w.
+
+    Vector field -(eta^2 delta^2 / (4 (1-beta)^2)) P_T grad tr H(w), with P_T the projection
+    on ker J, plus a Gauss-Newton retraction term -alpha J^T (J J^T)^{-1} (f(w) - y) that
+    pulls the solution back onto the manifold at rate alpha (10 times the flow's rate);
+    after each save the point is re-projected by one Gauss-Newton step. Returns
+    (w at ``steps``, success flag).
+    """
+    c = setup.step_size**2 * setup.noise_var / (4.0 * setup.one_minus_beta**2)
+    rate = 4.0 * c * 2.0 * math.cosh(2.0 * setup.initial_coordinate)
+    alpha = 10.0 * max(rate, 1e-12)
+    steps = jnp.asarray(steps, dtype=jnp.float64)
+    w0 = two_parameter_point(jnp.asarray(setup.initial_coordinate, jnp.float64))
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(_flow_field), diffrax.Tsit5(), t0=0.0, t1=steps[-1], dt0=None, y0=w0,
+        args=(c, alpha), saveat=diffrax.SaveAt(ts=steps),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=1e-12),
+        max_steps=int(min(1_000_000, 4096 + 40 * alpha * float(steps[-1]))), throw=False,
+    )
+
+    def retract(w):
+        jac = jax.grad(_model_fn)(w)
+        return w - jac * (_model_fn(w) - 1.0) / jnp.dot(jac, jac)
+
+    w = jax.vmap(retract)(sol.ys)
+    return w, sol.result == diffrax.RESULTS.successful
+
+
+# ----------------------------------------------------------------- section 3c: uniform recursion
+def recursion_step(state, step_size, momentum, noise_var):
+    """One step of the uniform recursion (§3c) for the two-parameter model.
+
+    State (s, p, Sxx, Sxv, Svv, mx, mv): manifold coordinate, conjugate momentum
+    p = g ds/dk, the second moments of the normal fluctuation x and its velocity, and the
+    mean normal offset mx and its velocity mv (see `normal_offset`).
+    """
+    s, p, sxx, sxv, svv, mx, mv = state
+    eta, beta = step_size, momentum
+    lam = 2.0 * jnp.cosh(2.0 * s)
+    dlam = 4.0 * jnp.sinh(2.0 * s)
+    a = eta * lam
+    n2 = eta**2 * noise_var * lam
+    b2 = beta * beta
+    sxx_new = (1 - a) ** 2 * sxx + 2 * (1 - a) * beta * sxv + b2 * svv + n2
+    sxv_new = -(1 - a) * a * sxx + (1 - 2 * a) * beta * sxv + b2 * svv + n2
+    svv_new = a * a * sxx - 2 * a * beta * sxv + b2 * svv + n2
+    sdot = p / lam
+    p_new = beta * p + 0.5 * dlam * sdot**2 - eta * 0.5 * sxx * dlam
+    s_new = s + p_new / lam
+    sdot_new = p_new / lam
+    root = jnp.sqrt(lam)
+    mv_new = beta * mv - eta * (lam * mx + 3.0 * sxx / root) - 2.0 * sdot_new**2 / root
+    mx_new = mx + mv_new
+    return (s_new, p_new, sxx_new, sxv_new, svv_new, mx_new, mv_new)
+
+
+def recursion_path(s0, step_size, momentum, noise_var, n_steps: int):
+    """(s_k, mx_k, Sxx_k) for k = 0..n_steps from the uniform recursion, started on the
+    manifold at rest with no fluctuation. ``n_steps`` is a Python int (scan length)."""
+    zero = jnp.zeros((), jnp.float64)
+    state0 = (jnp.asarray(s0, jnp.float64),) + (zero,) * 6
+
+    def body(state, _):
+        new = recursion_step(state, step_size, momentum, noise_var)
+        return new, (new[0], new[5], new[2])
+
+    _, (s, mx, sxx) = jax.lax.scan(body, state0, None, length=n_steps)
+    first = lambda a, b: jnp.concatenate([a[None], b])  # noqa: E731
+    return first(state0[0], s), first(zero, mx), first(zero, sxx)
+
+
+_recursion_path_jit = jax.jit(recursion_path, static_argnums=(4,))
+
+
+# ----------------------------------------------------------------- section 3b: reduced SDE
+def _reduced_drift(k, y, args):
+    """Drift of (s, p, S) of the reduced equations; y has shape (3, ...) (paths batched)."""
+    eta, beta, omb, noise_var = args
+    s, p, var = y[0], y[1], y[2]
+    lam = 2.0 * jnp.cosh(2.0 * s)
+    dlam = 4.0 * jnp.sinh(2.0 * s)
+    sdot = p / lam
+    s_eq = stationary_variance(eta, beta, noise_var, lam)
+    var_pos = jnp.maximum(var, 0.0)
+    dp = 0.5 * dlam * sdot**2 - omb * p - eta * 0.5 * var_pos * dlam
+    dvar = -omb * (var - s_eq) - 0.5 * var_pos * (dlam / lam) * sdot
+    return jnp.stack([sdot, dp, dvar])
+
+
+def _reduced_diffusion(k, y, args):
+    """Diagonal diffusion: only S is driven, by sqrt(eta delta^2 S) dW (the energy noise)."""
+    eta, beta, omb, noise_var = args
+    amp = jnp.sqrt(eta * noise_var * jnp.maximum(y[2], 0.0))
+    return lx.DiagonalLinearOperator(jnp.stack([jnp.zeros_like(amp), jnp.zeros_like(amp), amp]))
+
+
+@functools.partial(jax.jit, static_argnames=("max_steps", "noise"))
+def _reduced_solve(y0, args, steps, dt, key, *, max_steps: int, noise: bool):
+    drift = diffrax.ODETerm(_reduced_drift)
+    if noise:
+        bm = diffrax.UnsafeBrownianPath(shape=y0.shape, key=key)
+        terms = diffrax.MultiTerm(drift, diffrax.ControlTerm(_reduced_diffusion, bm))
+        sol = diffrax.diffeqsolve(terms, diffrax.Euler(), t0=0.0, t1=steps[-1], dt0=dt, y0=y0,
+                                  args=args, saveat=diffrax.SaveAt(ts=steps),
+                                  max_steps=max_steps, throw=False, adjoint=diffrax.ForwardMode())
+    else:
+        sol = diffrax.diffeqsolve(
+            drift, diffrax.Tsit5(), t0=0.0, t1=steps[-1], dt0=dt, y0=y0, args=args,
+            saveat=diffrax.SaveAt(ts=steps),
+            stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-12, dtmax=10 * dt),
+            max_steps=max_steps, throw=False)
+    return sol.ys, sol.result == diffrax.RESULTS.successful
+
+
+def reduced_paths(setup: LabelNoiseMomentum, steps, *, key, paths: int, dt: float, noise: bool):
+    """Sample paths of (s, p, S) of the reduced equations of §3b in step units, shape
+    (paths, T, 3): Euler-Maruyama with diffrax at fixed step ``dt`` (in steps), all paths in
+    one solve; without noise (``noise=False``) the deterministic closure, one path, Tsit5."""
+    args = (setup.step_size, setup.momentum, setup.one_minus_beta, setup.noise_var)
+    steps = jnp.asarray(steps, jnp.float64)
+    n = paths if noise else 1
+    y0 = jnp.broadcast_to(jnp.asarray([setup.initial_coordinate, 0.0, 0.0], jnp.float64)[:, None],
+                          (3, n))
+    n_max = int(math.ceil(float(steps[-1]) / dt)) + 16
+    n_max = 1 << max(8, (n_max - 1).bit_length())  # a few sizes only, to reuse compilations
+    ys, ok = _reduced_solve(y0, args, steps, jnp.asarray(dt, jnp.float64), key,
+                            max_steps=n_max if noise else 4 * n_max, noise=noise)
+    return jnp.transpose(ys, (2, 0, 1)), ok
+
+
+def default_sde_dt(setup: LabelNoiseMomentum) -> float:
+    """Euler step (in steps) for the reduced SDE: 1/20 of its fastest timescale, at least 1."""
+    omb = setup.one_minus_beta
+    s_eq = float(stationary_variance(setup.step_size, setup.momentum, setup.noise_var, 2.0))
+    lam0 = 2.0 * math.cosh(2.0 * setup.initial_coordinate)
+    # along-manifold oscillation: s'' ~ -(eta S lambda'' / (2 g)) s, lambda''/g <= 4
+    omega = math.sqrt(max(2.0 * setup.step_size * s_eq * lam0 / 2.0, 1e-300))
+    return max(1.0, 0.05 * min(1.0 / omb, 1.0 / omega))
+
+
+# ----------------------------------------------------------------- observables
+def normal_offset(s, var, sdot, step_size):
+    """Quasi-static mean normal offset E[x] of the two-parameter model.
+
+    The normal gradient is lambda x + 3 x^2 / sqrt(lambda) + O(x^3) (f = 1 + sqrt(lambda) x
+    + x^2 / lambda along the normal), and following the curved manifold at speed sdot needs
+    the centripetal acceleration 2 sdot^2 / sqrt(lambda) per step^2; balancing both,
+    E[x] = -(3 S + 2 sdot^2 / eta) / lambda^{3/2}. [Derived here; not in the spec. Without it
+    E tr H misses -2 sqrt(2) * 1.06 S at s = 0, which the Monte Carlo resolves.]
+    """
+    lam = 2.0 * jnp.cosh(2.0 * s)
+    return -(3.0 * var + 2.0 * sdot**2 / step_size) / lam**1.5
+
+
+def _gaussian_observables(s, mean, var):
+    """E obs(phi(s) + x n(s)), x ~ N(mean, var), by Gauss-Hermite quadrature (any shape)."""
+    s = jnp.asarray(s)
+    sd = jnp.sqrt(jnp.maximum(var, 0.0))
+    phi = two_parameter_point(s)
+    nrm = two_parameter_normal(s)
+    x = jnp.asarray(mean)[..., None] + jnp.asarray(_GH_X)[(None,) * s.ndim + (slice(None),)] * sd[..., None]
+    w = phi[..., None, :] + x[..., None] * nrm[..., None, :]  # (..., q, 2)
+    obs = two_parameter_observables(w)
+    weights = jnp.asarray(_GH_W)
+    return {k: jnp.sum(v * weights, axis=-1) for k, v in obs.items()}
+
+
+# ----------------------------------------------------------------- predict
+@predict.register
+def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: str | None = None,
+             key=None, paths: int = 1000, dt: float | None = None, **options) -> Curve:
+    """Predict label-noise SGD with momentum on the two-parameter model.
+
+    Args:
+        setup: a `LabelNoiseMomentum`.
+        horizon: final time in steps.
+        times: output steps; default: every early step, then log-spaced (about 100 points).
+        method: ``"recursion"`` (default; §3c, any exponent), ``"flow"`` (§3a, separated
+            timescales, gamma < 2/3), ``"sde"`` (§3b reduced SDE averaged over sample paths;
+            critical and ballistic regimes with one normal mode) or ``"closure"`` (§3b
+            without the energy noise).
+        key: ``"sde"`` only: PRNG key of the sample paths (default ``PRNGKey(0)``).
+        paths: ``"sde"`` only: number of sample paths (default 1000).
+        dt: ``"sde"``/``"closure"`` only: Euler step in steps (default `default_sde_dt`).
+
+    Returns:
+        A theory `Curve` (time unit ``"step"``). ``diverged`` is True from the first time the
+        transverse mode is unstable (eta tr H >= 2 (1 + beta)) or a value is non-finite.
+    """
+    if options:
+        raise TypeError(f"unknown option(s) for LabelNoiseMomentum: {sorted(options)}")
+    method = "recursion" if method is None else method
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
+    horizon = check_horizon(horizon)
+    horizon_steps = max(1, int(round(horizon)))
+    if times is None:
+        steps = step_grid(horizon_steps)
+    else:
+        steps = np.round(check_times(times, horizon)).astype(np.int64)
+    if isinstance(paths, bool) or int(paths) != paths or paths < 1:
+        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer >= 1")
+    if dt is not None and not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt={dt!r} is invalid; allowed: a positive number of steps")
+    eta, beta, d2 = setup.step_size, setup.momentum, setup.noise_var
+    extra = {}
+
+    if method == "recursion":
+        n_scan = 1 << max(8, int(steps.max()).bit_length())  # few lengths, few compilations
+        s_all, mx_all, var_all = _recursion_path_jit(setup.initial_coordinate, eta, beta, d2,
+                                                     n_scan)
+        s, mx, var = (np.asarray(a)[steps] for a in (s_all, mx_all, var_all))
+        obs = {k: np.asarray(v) for k, v in _gaussian_observables(s, mx, var).items()}
+    elif method == "flow":
+        w, ok = flow_ambient(setup, steps)
+        s = np.asarray(0.5 * jnp.log(jnp.abs(w[:, 0] / w[:, 1])))
+        lam = 2.0 * np.cosh(2.0 * s)
+        var = np.asarray(stationary_variance(eta, beta, d2, lam))
+        var = np.where(steps > 0, var, 0.0)  # the run starts with no fluctuation
+        mx = normal_offset(s, var, 0.0, eta)
+        obs = {k: np.asarray(v) for k, v in _gaussian_observables(s, mx, var).items()}
+        extra["solver_ok"] = bool(ok)
+    else:
+        step = default_sde_dt(setup) if dt is None else float(dt)
+        key = jax.random.PRNGKey(0) if key is None else key
+        ys, ok = reduced_paths(setup, steps, key=key, paths=int(paths), dt=step,
+                               noise=(method == "sde"))
+        s, var = ys[..., 0], jnp.maximum(ys[..., 2], 0.0)
+        mx = normal_offset(s, var, ys[..., 1] / (2.0 * jnp.cosh(2.0 * s)), eta)
+        per_path = _gaussian_observables(s, mx, var)
+        obs = {k: np.asarray(jnp.mean(v, axis=0)) for k, v in per_path.items()}
+        extra.update(solver_ok=bool(ok), dt=step, paths=int(paths) if method == "sde" else 1)
+
+    lam_path = np.asarray(obs["trace_hessian"])
+    unstable = eta * lam_path >= 2.0 * (1.0 + beta)
+    blown = unstable.copy()
+    for v in obs.values():
+        blown |= ~np.isfinite(v)
+    diverged = np.maximum.accumulate(blown)
+    obs = {k: np.where(diverged, np.inf, v) for k, v in obs.items()}
+    return Curve(
+        time=steps.astype(np.float64),
+        observables={k: obs[k] for k in OBSERVABLES},
+        time_unit="step",
+        samples=steps * setup.batch_size,
+        seeds=None,
+        diverged=diverged,
+        meta={**setup.fields(), "method": method, "regime": regime(setup),
+              "version": __version__, **extra},
+    )
+
+
+momentum_timescales = timescales
+momentum_regime = regime
