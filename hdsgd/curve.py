@@ -42,7 +42,8 @@ class Curve(eqx.Module):
         seeds: number of Monte Carlo seeds (the leading axis), or ``None`` for theory.
         diverged: boolean, same shape as the observables: True where the run or the
             prediction blew up (non-finite, or past the system's divergence threshold).
-        meta: the Setup's fields, the method, the package version, anything else.
+        meta: the Setup's fields, the method, the package version, anything else
+            (``meta["time_label"]``, when present, labels the time axis of figures).
     """
 
     time: Float[np.ndarray, " T"] = eqx.field(converter=_as_float_array)

@@ -91,7 +91,7 @@ def plot_curves(theory: Curve | Sequence[Curve] | None = None, mc: Curve | Seque
             panel.set_xscale("log")
         if logy:
             panel.set_yscale("log")
-        panel.set_xlabel("steps" if first.time_unit == "step" else "t = samples / dim")
+        panel.set_xlabel(first.meta.get("time_label", "steps" if first.time_unit == "step" else "t"))
         panel.set_ylabel(name)
         panel.grid(True, which="both", alpha=0.25)
         panel.legend(fontsize=7)

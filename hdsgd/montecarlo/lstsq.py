@@ -95,5 +95,5 @@ def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int =
         seeds=seeds,
         diverged=diverged,
         meta={**setup.fields(), "method": "monte_carlo", "dtype": str(dtype),
-              "critical_step_size": critical_step_size(setup), "version": __version__},
+              "critical_step_size": critical_step_size(setup), "version": __version__, "time_label": "t = steps / d"},
     )

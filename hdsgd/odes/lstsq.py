@@ -359,7 +359,7 @@ def _risk_curve(setup: StreamingLeastSquares, t_out, risk, method: str, extra: d
         seeds=None,
         diverged=diverged,
         meta={**setup.fields(), "method": method, "critical_step_size": gamma_c,
-              "version": __version__, **extra},
+              "version": __version__, "time_label": "t = steps / d", **extra},
     )
 
 
