@@ -29,13 +29,19 @@ from .curve import Curve  # noqa: E402
 from .plot import plot_curves  # noqa: E402
 from .registry import SYSTEMS  # noqa: E402
 from .setups import StreamingLeastSquares  # noqa: E402
+from .setups import GrokkingTwoLayer  # noqa: E402
 
 # Systems register their theory and Monte Carlo on predict/simulate when imported.
 from .odes import lstsq as _lstsq_theory  # noqa: E402,F401
 from .montecarlo import lstsq as _lstsq_mc  # noqa: E402,F401
+from .odes import grokking as _grokking_theory  # noqa: E402,F401
+from .montecarlo import grokking as _grokking_mc  # noqa: E402,F401
+from .odes.grokking import grokking_time  # noqa: E402
 from .odes.lstsq import critical_batch_size, critical_step_size  # noqa: E402
 
 __all__ = [
+    "GrokkingTwoLayer",
+    "grokking_time",
     "Agreement",
     "Curve",
     "LogRange",

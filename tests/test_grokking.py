@@ -1,0 +1,256 @@
+"""Grokking system: reduced dynamics vs the full network, eq. 6 vs sampled test loss, the lazy
+closed form vs kernel flow, grokking time, validation."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hdsgd
+from hdsgd import GrokkingTwoLayer
+from hdsgd.odes import grokking as th
+
+OBS = ("train_loss", "test_loss", "variance_error", "misalignment_error", "linear_power",
+       "T", "S", "F", "ell", "weight_norm", "alignment")
+
+
+@pytest.fixture(scope="module")
+def small():
+    return GrokkingTwoLayer(dim=24, n_samples=72, width=12, output_scale=1.0,
+                            quadratic_strength=0.5, learning_rate=1.0, data_seed=3)
+
+
+# ----------------------------------------------------------------- exactness of the reduced map
+@pytest.mark.parametrize("centered", [False, True])
+def test_reduced_map_equals_full_network(small, centered):
+    setup = dataclasses.replace(small, centered=centered)
+    key = jax.random.key(11)
+    mc = hdsgd.simulate(setup, 300, key=key, seeds=2, dtype=jnp.float64, progress=False)
+    for s in range(2):
+        pred = hdsgd.predict(setup, 300, init_key=jax.random.split(key, 2)[s])
+        for name in OBS:
+            scale = max(1.0, float(np.max(np.abs(pred[name]))))
+            np.testing.assert_allclose(pred[name], mc[name][s], rtol=0, atol=1e-10 * scale,
+                                       err_msg=name)
+    # the dynamics moved: the comparison is not trivially at the initial point
+    assert mc["train_loss"][0, -1] < 0.5 * mc["train_loss"][0, 0]
+
+
+def test_reduced_map_mutation_is_detected(small, monkeypatch):
+    """Dropping the b b^T term of the M update moves the test loss by far more than the 1e-10
+    tolerance of the exactness test above, so that test would catch it."""
+    state0 = th.initial_state(small, jax.random.key(5))
+    params = th.params_of(small)
+    problem = th.problem_of(small, state0, params)
+    steps = jnp.asarray([0, 10, 100])
+    good = th.reduced_gd(state0, problem, params, steps, False)
+    original = th.gd_step
+
+    def bad_step(state, problem, params):
+        new = original(state, problem, params)
+        c = 2.0 * params.eta0 / params.alpha
+        b = -c * problem.x.T @ th.residuals(state, problem, params) / problem.x.shape[0]
+        return th.State(new.w_bar, new.m - jnp.outer(b, b))
+
+    monkeypatch.setattr(th, "gd_step", bad_step)
+    bad = th.reduced_gd(state0, problem, params, steps, False)
+    assert np.max(np.abs(np.asarray(bad["test_loss"]) - np.asarray(good["test_loss"]))) > 1e-6
+
+
+def test_gradient_flow_solver_approaches_gd_as_steps_shrink(small):
+    """The diffrax gradient flow in tau and the GD map differ by O(eta0 / D) at fixed tau."""
+    gaps = []
+    for eta0 in (1.0, 0.25):
+        setup = dataclasses.replace(small, learning_rate=eta0, width=None)
+        horizon = setup.steps(20.0)
+        times = np.round(np.linspace(0, horizon, 21))
+        gd = hdsgd.predict(setup, horizon, times=times)
+        flow = hdsgd.predict(setup, horizon, times=times, solver="ode")
+        assert flow.meta["solver_ok"]
+        gaps.append(np.max(np.abs(gd["test_loss"] - flow["test_loss"])))
+    assert gaps[1] < 0.4 * gaps[0]
+    assert gaps[1] < 0.02
+
+
+# ----------------------------------------------------------------- eq. 6 vs sampled test loss
+def test_exact_test_loss_matches_held_out_samples():
+    setup = GrokkingTwoLayer(dim=24, n_samples=72, width=12, learning_rate=1.0, data_seed=5)
+    mc = hdsgd.simulate(setup, 200, key=jax.random.key(2), seeds=16, n_test=2000,
+                        times=[0, 20, 200], progress=False)
+    diff = mc["test_loss_sampled"] - mc["test_loss"]   # per seed: sampling error only
+    sem = diff.std(axis=0, ddof=1) / np.sqrt(diff.shape[0])
+    assert np.all(np.abs(diff.mean(axis=0)) < 4.0 * sem)
+    # mutation: a missing factor 1/2 on the misalignment term is rejected
+    wrong = mc["test_loss"] + mc["misalignment_error"]
+    dwrong = mc["test_loss_sampled"] - wrong
+    assert np.all(np.abs(dwrong.mean(axis=0)) > 4.0 * sem)
+
+
+# ----------------------------------------------------------------- reduced theory vs MC over inits
+def test_mean_init_prediction_vs_monte_carlo_gap_shrinks_with_width():
+    """N enters only through the initial condition: the N = inf-init prediction is the
+    seed-average of the network up to O(1/N)."""
+    gaps, sem_gaps = [], []
+    times = [0, 10, 30, 100, 300]
+    for n in (4, 64):
+        setup = GrokkingTwoLayer(dim=20, n_samples=60, width=n, learning_rate=1.0, data_seed=2)
+        mc = hdsgd.simulate(setup, 300, key=jax.random.key(1), seeds=16, times=times,
+                            progress=False)
+        agreement = hdsgd.compare(hdsgd.predict(setup, 300, times=times), mc,
+                                  ("train_loss", "test_loss"))
+        gaps.append(agreement["train_loss"].max_abs_gap)
+        sem_gaps.append(agreement["train_loss"].max_sem_gap)
+    assert gaps[1] < 0.1 * gaps[0]
+    assert sem_gaps[1] < sem_gaps[0]
+    assert sem_gaps[1] < 6.0
+
+
+@pytest.mark.slow
+def test_mean_init_prediction_agrees_at_large_width():
+    setup = GrokkingTwoLayer(dim=40, n_samples=160, width=1024, learning_rate=1.0, data_seed=2)
+    mc = hdsgd.simulate(setup, 1000, key=jax.random.key(4), seeds=16, progress=False)
+    agreement = hdsgd.compare(hdsgd.predict(setup, 1000), mc, ("train_loss", "test_loss"))
+    assert agreement.ok(sem_tol=4.0, abs_tol=1e-6)
+
+
+# ----------------------------------------------------------------- the lazy limit
+def test_lazy_reference_values():
+    """Spec §3.1 table (kappa = 5.5, eps = 1/4): L_test(inf) 0.617, ell 0.109, b 0.409, peak ~0.79."""
+    taus = np.linspace(0.0, 3000.0, 30001)
+    c = th.lazy_curves(taus, 5.5, 0.25)
+    assert abs(c["test_loss"][-1] - 0.617) < 2e-3
+    assert abs(c["linear_power"][-1] - 0.109) < 2e-3
+    assert abs(c["constant"][-1] - 0.409) < 2e-3
+    assert abs(c["test_loss"].max() - 0.79) < 0.01
+    assert 1.0 < taus[np.argmax(c["test_loss"])] < 4.0
+    assert c["train_loss"][-1] < 1e-3 and abs(c["train_loss"][0] - 0.75) < 1e-3
+    np.testing.assert_allclose(c["test_loss"], c["variance_error"] + c["misalignment_error"]
+                               + c["linear_power"], rtol=1e-12)
+
+
+def test_lazy_spectral_measure_is_a_probability():
+    for kappa in (3.0, 5.5):
+        sp = th.lazy_spectrum(kappa, 0.25)
+        assert abs(sp.bulk_w.sum() + sp.null - 1.0) < 1e-8
+        assert abs(sp.nu_bulk_w.sum() + sp.nu_atom_w.sum() - 1.0) < 1e-6
+        assert sp.nu_atoms.size == 1  # the constant-mode outlier between eps^2 and the bulk
+
+
+def _lazy_gap(dim, seeds):
+    """Gaps between the closed form and kernel flow averaged over training sets. The labels are
+    heavy-tailed (y = z^2/2), so the train loss is compared relative to its start and the test
+    loss as its change from the start; the finite-sample label moments cancel."""
+    taus = np.array([0.0, 0.5, 1.0, 2.0, 5.0, 20.0, 100.0])
+    lazy = th.lazy_curves(taus, 3.0, 0.25)
+    flows = [th.kernel_flow(GrokkingTwoLayer(dim=dim, n_samples=3 * dim, centered=True,
+                                             data_seed=s), taus) for s in range(seeds)]
+    train = np.mean([f["train_loss"] / f["train_loss"][0] for f in flows], axis=0)
+    test = np.mean([f["test_loss"] - f["test_loss"][0] for f in flows], axis=0)
+    lin = np.mean([f["linear_power"] for f in flows], axis=0)
+    return {"train_loss": np.max(np.abs(train - lazy["train_loss"] / lazy["train_loss"][0])),
+            "test_loss": np.max(np.abs(test - (lazy["test_loss"] - lazy["test_loss"][0]))),
+            "linear_power": np.max(np.abs(lin - lazy["linear_power"]))}
+
+
+def test_lazy_closed_form_vs_kernel_flow_gap_shrinks_with_dim():
+    small_d, large_d = _lazy_gap(40, 4), _lazy_gap(160, 4)
+    for k in small_d:
+        assert large_d[k] < 0.5 * small_d[k], k
+    assert large_d["train_loss"] < 0.015 and large_d["test_loss"] < 0.03
+    assert large_d["linear_power"] < 0.05
+
+
+@pytest.mark.slow
+def test_lazy_closed_form_vs_kernel_flow_large_dim():
+    gap = _lazy_gap(640, 2)
+    assert gap["train_loss"] < 0.008 and gap["test_loss"] < 0.015
+
+
+def test_reduced_dynamics_becomes_kernel_flow_as_alpha_grows():
+    """Centred, alpha -> inf: the exact (w_bar, M) flow is kernel gradient flow with K0."""
+    base = GrokkingTwoLayer(dim=20, n_samples=60, width=None, quadratic_strength=0.5,
+                            centered=True, data_seed=4)
+    taus = np.array([0.0, 0.5, 2.0, 8.0])
+    ref = th.kernel_flow(base, taus)
+    gaps = []
+    for alpha in (10.0, 100.0):
+        setup = dataclasses.replace(base, output_scale=alpha)
+        pred = hdsgd.predict(setup, float(setup.steps(taus[-1])), times=setup.steps(taus),
+                             solver="ode")
+        gaps.append(max(np.max(np.abs(pred[k] - ref[k])) for k in ("train_loss", "test_loss")))
+    assert gaps[1] < 0.2 * gaps[0]
+    assert gaps[1] < 5e-3
+
+
+def test_lazy_predict_curve():
+    setup = GrokkingTwoLayer(dim=100, n_samples=550, centered=True)
+    curve = hdsgd.predict(setup, 5000, method="lazy")
+    assert curve.time_unit == "step" and curve.meta["method"] == "lazy"
+    np.testing.assert_allclose(curve["tau"], 2 * curve.time / 100)
+    assert curve["test_loss"].min() >= 0.5
+
+
+# ----------------------------------------------------------------- grokking time
+def test_grokking_time_reference_table():
+    """Spec §3.2 table (D = 100, kappa = 5.5, eps = 1/4, centred): tau_g and the lazy threshold."""
+    table = {0.25: 2.9, 0.5: 5.6, 1.0: 11.0, 2.0: 22.0, 4.0: 48.0, 8.0: 131.0}
+    for alpha, ref in table.items():
+        g = hdsgd.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=alpha,
+                                                 centered=True))
+        assert abs(g.tau_onset - ref) < 0.03 * ref + 0.1, (alpha, g.tau_onset)
+        assert not g.too_lazy
+    g = hdsgd.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=16.0,
+                                             centered=True))
+    assert g.too_lazy and g.tau_onset == np.inf
+    assert 10.0 < g.alpha_threshold < 16.0
+    assert abs(g.lambda_inf - 2 * 4.5 / (16 * 0.25)) < 0.15 * g.lambda_inf
+
+
+# ----------------------------------------------------------------- the Curve and validation
+def test_curve_contract(small):
+    pred = hdsgd.predict(small, 50)
+    assert pred.time_unit == "step" and pred.seeds is None
+    assert set(OBS) <= set(pred.names) and "tau" in pred.names
+    np.testing.assert_allclose(pred["tau"], 2 * pred.time / small.dim)
+    assert np.all(pred.samples == small.n_samples)
+    assert pred.meta["width"] == 12 and pred.meta["method"] == "reduced"
+    np.testing.assert_allclose(pred["test_loss"], pred["variance_error"]
+                               + pred["misalignment_error"] + pred["linear_power"], rtol=1e-12)
+    mc = hdsgd.simulate(small, 50, key=jax.random.key(0), seeds=2, progress=False)
+    assert mc["train_loss"].shape == (2, len(mc.time)) and mc.time_unit == "step"
+    assert not mc.any_diverged and not pred.any_diverged
+
+
+def test_divergence_is_flagged(small):
+    setup = dataclasses.replace(small, learning_rate=200.0)
+    pred = hdsgd.predict(setup, 200)
+    assert pred.any_diverged and np.all(np.isinf(pred["train_loss"][pred.diverged]))
+    mc = hdsgd.simulate(setup, 200, key=jax.random.key(0), seeds=2, progress=False)
+    assert mc.any_diverged and not np.any(np.isnan(mc["train_loss"]))
+
+
+@pytest.mark.parametrize("field,value", [
+    ("dim", 0), ("n_samples", -3), ("width", 0), ("output_scale", 0.0),
+    ("quadratic_strength", -0.1), ("learning_rate", float("nan")), ("centered", "yes"),
+    ("data_seed", -1), ("dim", 2.5),
+])
+def test_bad_input_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        GrokkingTwoLayer(**{field: value})
+
+
+def test_bad_options(small):
+    with pytest.raises(TypeError):
+        hdsgd.predict(small, 10, nonsense=1)
+    with pytest.raises(ValueError, match="method"):
+        hdsgd.predict(small, 10, method="dmft2")
+    with pytest.raises(ValueError, match="solver"):
+        hdsgd.predict(small, 10, solver="rk4")
+    with pytest.raises(ValueError, match="centered"):
+        hdsgd.predict(small, 10, method="lazy")
+    with pytest.raises(ValueError, match="width"):
+        hdsgd.simulate(dataclasses.replace(small, width=None), 10, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="horizon"):
+        hdsgd.predict(small, -1)
