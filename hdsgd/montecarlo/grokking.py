@@ -181,5 +181,6 @@ def _simulate(setup: GrokkingTwoLayer, horizon: float, *, key, seeds: int = 16, 
         seeds=seeds,
         diverged=diverged,
         meta={**setup.fields(), "method": "monte_carlo", "dtype": str(dtype),
-              "vary_data": bool(vary_data), "n_test": n_test, "version": __version__},
+              "vary_data": bool(vary_data), "n_test": n_test, "version": __version__,
+              "time_label": "GD steps t (tau = 2 eta0 t / D)"},
     )

@@ -548,5 +548,6 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
         samples=np.full(len(steps), float(setup.n_samples)),
         seeds=None,
         diverged=diverged,
-        meta={**setup.fields(), "method": method, "version": __version__, **extra},
+        meta={**setup.fields(), "method": method, "version": __version__,
+              "time_label": "GD steps t (tau = 2 eta0 t / D)", **extra},
     )
