@@ -29,6 +29,7 @@ from .curve import Curve  # noqa: E402
 from .plot import plot_curves  # noqa: E402
 from .registry import SYSTEMS  # noqa: E402
 from .setups import StreamingLeastSquares  # noqa: E402
+from .setups import ProxLinearSensing  # noqa: E402
 from .setups import GrokkingTwoLayer  # noqa: E402
 
 # Systems register their theory and Monte Carlo on predict/simulate when imported.
@@ -38,8 +39,13 @@ from .odes import grokking as _grokking_theory  # noqa: E402,F401
 from .montecarlo import grokking as _grokking_mc  # noqa: E402,F401
 from .odes.grokking import grokking_time  # noqa: E402
 from .odes.lstsq import critical_batch_size, critical_step_size  # noqa: E402
+from .odes import proxlinear as _proxlinear_theory  # noqa: E402,F401
+from .montecarlo import proxlinear as _proxlinear_mc  # noqa: E402,F401
+from .odes import proxlinear  # noqa: E402
 
 __all__ = [
+    "ProxLinearSensing",
+    "proxlinear",
     "GrokkingTwoLayer",
     "grokking_time",
     "Agreement",

@@ -2,8 +2,9 @@
 
 from .grokking import GrokkingTwoLayer
 from .lstsq import StreamingLeastSquares
+from .proxlinear import ProxLinearSensing
 
-__all__ = ["GrokkingTwoLayer", "StreamingLeastSquares"]
+__all__ = ["ProxLinearSensing", "GrokkingTwoLayer", "StreamingLeastSquares"]
 
 from .momentum import LabelNoiseMomentum  # noqa: E402
 

@@ -1,0 +1,249 @@
+"""Prox-linear rank-one sensing: the map of spec §3.2 against Monte Carlo, the ODE, the
+quadrature, floor and rate, and input validation."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hdsgd
+from hdsgd import ProxLinearSensing, compare, predict, simulate
+from hdsgd.odes import proxlinear as P
+
+START = (0.7, 0.6, 0.8, 0.5)  # spec §6, E_0^2 = 0.6365
+
+
+def _agreement(setup, horizon, seed, seeds=32):
+    theory = predict(setup, horizon, method="map")
+    mc = simulate(setup, horizon, key=jax.random.key(seed), seeds=seeds, progress=False)
+    assert not theory.any_diverged and not mc.any_diverged
+    return theory, mc, compare(theory, mc)
+
+
+# ------------------------------------------------------------------ reference values
+@pytest.mark.parametrize("fields, checks", [
+    (dict(dim_left=1000, dim_right=1000, batch_size=1000, step_size=1.0, noise_std=0.0),
+     {5: 0.1274, 10: 1.869e-2, 14: 3.807e-3}),
+    (dict(dim_left=1000, dim_right=1000, batch_size=1000, step_size=1.0, noise_std=0.5),
+     {5: 0.2441, 12: 0.1449}),
+    (dict(dim_left=400, dim_right=1000, batch_size=500, step_size=1.5, noise_std=0.2),
+     {4: 0.2416, 10: 6.82e-2}),
+])
+def test_map_reproduces_spec_reference_values(fields, checks):
+    setup = ProxLinearSensing(initial_state=START, **fields)
+    assert abs(setup.initial_error_sq - 0.6365) < 1e-4
+    curve = predict(setup, max(checks), times=np.array(sorted(checks), float), method="map")
+    got = dict(zip(curve.time.astype(int), curve["error_sq"]))
+    for t, ref in checks.items():
+        assert abs(got[t] - ref) <= 2e-3 * ref, (t, got[t], ref)
+
+
+def test_map_small_batch_reference_values():
+    setup = ProxLinearSensing(dim_left=1000, dim_right=1000, batch_size=20, step_size=0.02,
+                              noise_std=0.1, initial_state=START)
+    curve = predict(setup, 400, times=np.array([100.0, 200.0, 400.0]), method="map")
+    np.testing.assert_allclose(curve["error_sq"], [0.3612, 0.1947, 5.29e-2], rtol=3e-3)
+
+
+# ------------------------------------------------------------------ map vs Monte Carlo
+REGIMES = {
+    # m << d, with noise: error from 0.64 to near the floor
+    "small_batch": (dict(dim_left=100, dim_right=100, batch_size=4, step_size=0.04,
+                         noise_std=0.05), 300),
+    # m = d, noiseless: error over four decades
+    "m_eq_d": (dict(dim_left=100, dim_right=100, batch_size=100, step_size=1.0,
+                    noise_std=0.0), 25),
+    # m > d1 + d2 (primal form), noisy
+    "m_gt_d1_plus_d2": (dict(dim_left=30, dim_right=40, batch_size=150, step_size=2.0,
+                             noise_std=0.1), 8),
+    # d1 != d2, noisy
+    "unequal_dims": (dict(dim_left=50, dim_right=120, batch_size=80, step_size=1.5,
+                          noise_std=0.2), 10),
+}
+
+
+@pytest.mark.parametrize("name", list(REGIMES))
+def test_map_agrees_with_monte_carlo(name):
+    fields, horizon = REGIMES[name]
+    setup = ProxLinearSensing(initial_state=START, **fields)
+    theory, mc, agreement = _agreement(setup, horizon, seed=1)
+    # The standard error scales with the error itself (spec §4), so a bound in standard
+    # errors stays tight at every order of magnitude.
+    assert agreement.ok(sem_tol=4.5), agreement.summary()
+    e = theory["error_sq"]
+    if setup.noise_std == 0.0:
+        assert e[-1] < 1e-3 * e[0]  # the check covers several decades
+    assert agreement["error_sq"].max_rel_gap < 0.12
+
+
+def test_monte_carlo_rejects_perturbed_maps():
+    """A missing factor 2 in (F1, F2) or in the noise variance is caught by the Monte Carlo."""
+    setup = ProxLinearSensing(dim_left=80, dim_right=80, batch_size=80, step_size=1.0,
+                              noise_std=0.3, initial_state=START)
+    horizon = 8
+    theory, mc, agreement = _agreement(setup, horizon, seed=2)
+    assert agreement.ok(sem_tol=4.5)
+    rule = P._rule_arrays()
+    steps = theory.time.astype(int)
+    d1, d2, eta, var = P.map_params(setup)
+    for params in ((2 * d1, 2 * d2, eta, var),  # delta off by 2
+                   (d1, d2, eta, 2 * var)):  # noise variance off by 2
+        states, _ = P.map_trajectory(jnp.asarray(START), params, horizon, rule)
+        wrong = dataclasses.replace(theory, observables={
+            "error_sq": np.asarray(P.error_sq(states))[steps]})
+        bad = compare(wrong, mc, "error_sq")
+        assert bad["error_sq"].max_sem_gap > 8.0, bad.summary()
+
+
+def test_gap_shrinks_with_dimension():
+    """theory - MC mean (bias O(1/d) plus fluctuations O(E/sqrt(d)), spec §4) shrinks with d
+    at fixed (delta, eta). Also: delta = m/d beats m/(d - 2) at d = 16 (measured: the one-step
+    MC mean 0.4816 +- 0.0012, map 0.4784 with m/d, 0.4637 with m/(d - 2))."""
+    rel = []
+    for d in (16, 128):
+        setup = ProxLinearSensing(dim_left=d, dim_right=d, batch_size=d, step_size=1.0,
+                                  noise_std=0.1, initial_state=START)
+        theory = predict(setup, 6, method="map")
+        mc = simulate(setup, 6, key=jax.random.key(3), seeds=64, progress=False)
+        a = compare(theory, mc, "error_sq")
+        assert a.ok(sem_tol=4.5)
+        rel.append(a["error_sq"].max_rel_gap)
+    assert rel[1] < 0.5 * rel[0], rel
+
+
+# ------------------------------------------------------------------ ODE and quadrature
+def test_small_batch_map_matches_ode():
+    setup = ProxLinearSensing(dim_left=300, dim_right=300, batch_size=1, step_size=1 / 300,
+                              noise_std=0.1, initial_state=START)
+    horizon = 3000  # 10 d samples
+    m = predict(setup, horizon, method="map")
+    o = predict(setup, horizon, method="ode")
+    assert o.meta["solver_ok"] and not o.any_diverged
+    assert m["error_sq"][-1] < 0.05 * m["error_sq"][0]
+    np.testing.assert_allclose(o["error_sq"], m["error_sq"], rtol=3e-3)
+    np.testing.assert_allclose(o["alpha_left"], m["alpha_left"], rtol=3e-3)
+    assert predict(setup, 10).meta["method"] == "ode"  # m <= d/100 picks the ODE
+
+
+def test_ode_depends_on_eta_bar_only():
+    """Linear scaling (spec §3.3): at fixed eta_bar, error vs samples does not depend on m."""
+    common = dict(dim_left=400, dim_right=400, noise_std=0.05, initial_state=START)
+    a = ProxLinearSensing(batch_size=1, step_size=1 / 400, **common)
+    b = ProxLinearSensing(batch_size=2, step_size=2 / 400, **common)
+    ca = predict(a, 2000, times=np.array([500.0, 1000.0, 2000.0]), method="ode")
+    cb = predict(b, 1000, times=np.array([250.0, 500.0, 1000.0]), method="ode")
+    np.testing.assert_allclose(ca.samples, cb.samples)
+    np.testing.assert_allclose(ca["error_sq"], cb["error_sq"], rtol=1e-6)
+
+
+def test_polar_rule_accurate_where_gauss_hermite_fails():
+    """E[W^2 z^2] with W = 1/(1 + kappa (x^2 + z^2)), kappa = 1e3 (eta/delta ~ 1e3): the noise
+    term of (F3). Polar rule vs a 4e6-sample estimate vs 40x40 Gauss-Hermite."""
+    kappa = 1e3
+
+    def f(g1, g2):
+        W = 1.0 / (1.0 + kappa * (g1**2 + g2**2))
+        return W**2 * g2**2
+
+    polar = np.sum(P.polar_rule()[2] * f(*P.polar_rule()[:2]))
+    gh = np.sum(P.gauss_hermite_rule(40)[2] * f(*P.gauss_hermite_rule(40)[:2]))
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((2, 4_000_000))
+    vals = f(g[0], g[1])
+    mc, sem = vals.mean(), vals.std() / np.sqrt(vals.size)
+    assert abs(polar - mc) < 4 * sem
+    assert abs(gh - mc) > 20 * sem
+
+
+def test_map_quadrature_converged_at_large_eta_over_delta():
+    """At eta/delta = 400 the map is unchanged by refining the polar rule, unlike with GH."""
+    setup = ProxLinearSensing(dim_left=1000, dim_right=1000, batch_size=50, step_size=20.0,
+                              noise_std=0.2, initial_state=START)
+    base = predict(setup, 4, method="map")["error_sq"]
+    fine = predict(setup, 4, method="map",
+                   rule=P.polar_rule(n_radial=400, n_angles=96, u_min=-30.0))["error_sq"]
+    gh = predict(setup, 4, method="map", rule=P.gauss_hermite_rule(40))["error_sq"]
+    np.testing.assert_allclose(base, fine, rtol=1e-6)
+    assert np.max(np.abs(gh - fine) / fine) > 1e-2
+
+
+# ------------------------------------------------------------------ floor and rate
+def test_rate_and_floor_match_small_batch_table():
+    """Spec §4 table (eta_bar = 1: rho = 0.365 per d samples, E_inf^2 / sigma^2 = 0.526)."""
+    setup = ProxLinearSensing(dim_left=1000, dim_right=1000, batch_size=5, step_size=0.005,
+                              noise_std=0.1, initial_state=(1.0, 0.05, 1.0, 0.05))
+    assert abs(hdsgd.proxlinear.local_rate(setup) * 1000 / 5 - 0.365) < 2e-3
+    assert abs(hdsgd.proxlinear.noise_floor(setup) / 0.01 - 0.526) < 3e-3
+
+
+def test_floor_is_the_limit_of_the_trajectory():
+    setup = ProxLinearSensing(dim_left=200, dim_right=200, batch_size=200, step_size=1.0,
+                              noise_std=0.2, initial_state=START)
+    floor = hdsgd.proxlinear.noise_floor(setup)
+    curve = predict(setup, 60, method="map")
+    assert abs(curve["error_sq"][-1] - floor) < 1e-6 * floor
+    rate = hdsgd.proxlinear.local_rate(setup)
+    assert 0.0 < rate < np.inf
+    noiseless = dataclasses.replace(setup, noise_std=0.0)
+    assert hdsgd.proxlinear.noise_floor(noiseless) == 0.0
+    e = predict(noiseless, 14, method="map")["error_sq"]
+    np.testing.assert_allclose(np.log(e[-1] / e[-2]), -rate, rtol=0.05)
+
+
+# ------------------------------------------------------------------ validation and API
+@pytest.mark.parametrize("field, value", [
+    ("dim_left", 2), ("dim_right", 1.5), ("batch_size", 0), ("step_size", 0.0),
+    ("step_size", float("inf")), ("noise_std", -0.1), ("initial_state", (1.0, -0.1, 1.0, 0.0)),
+    ("initial_state", (0.0, 0.0, 1.0, 0.0)), ("initial_state", (1.0, 0.0, 1.0)),
+])
+def test_bad_input_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        ProxLinearSensing(**{field: value})
+    setup = ProxLinearSensing()
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(setup, **{field: value})
+
+
+def test_api_errors_and_curve_contract():
+    setup = ProxLinearSensing(dim_left=20, dim_right=20, batch_size=10, step_size=1.0)
+    with pytest.raises(ValueError, match="method"):
+        predict(setup, 5, method="exact")
+    with pytest.raises(TypeError):
+        predict(setup, 5, tolerance=1.0)
+    with pytest.raises(ValueError, match="horizon"):
+        predict(setup, -1)
+    c = predict(setup, 5)
+    assert c.time_unit == "step" and c.meta["method"] == "map"
+    np.testing.assert_array_equal(c.samples, 10 * c.time)
+    assert set(c.names) == {"error_sq", "alpha_left", "beta_left", "alpha_right", "beta_right"}
+    mc = simulate(setup, 5, key=jax.random.key(0), seeds=2, progress=False)
+    assert mc["error_sq"].shape == (2, len(mc.time)) and mc["error_sq"].dtype == np.float64
+    assert mc.meta["dtype"] == "float32"
+    again = simulate(setup, 5, key=jax.random.key(0), seeds=2, progress=False)
+    np.testing.assert_array_equal(mc["error_sq"], again["error_sq"])
+
+
+def test_random_start_hits_the_requested_error():
+    setup = ProxLinearSensing.random_start(initial_error_sq=0.3, key=jax.random.key(5),
+                                           dim_left=50, dim_right=70, batch_size=10)
+    assert abs(setup.initial_error_sq - 0.3) < 1e-10
+    assert setup.initial_state[1] > 0 and setup.initial_state[3] > 0
+
+
+def test_kernel_and_primal_forms_agree():
+    setup = ProxLinearSensing(dim_left=15, dim_right=20, batch_size=30, step_size=1.0,
+                              noise_std=0.1, initial_state=START)
+    k = simulate(setup, 5, key=jax.random.key(4), seeds=3, form="kernel", dtype=jnp.float64)
+    p = simulate(setup, 5, key=jax.random.key(4), seeds=3, form="primal", dtype=jnp.float64)
+    np.testing.assert_allclose(k["error_sq"], p["error_sq"], rtol=1e-8)
+
+
+def test_divergence_is_flagged_not_nan():
+    # Near m = d1 + d2 with a huge step the iterates blow up (spec §7 pitfalls).
+    setup = ProxLinearSensing(dim_left=10, dim_right=10, batch_size=20, step_size=1e8,
+                              noise_std=0.5, initial_state=START)
+    mc = simulate(setup, 30, key=jax.random.key(0), seeds=4, progress=False)
+    assert not np.any(np.isnan(mc["error_sq"]))
+    assert np.all(np.isinf(mc["error_sq"][mc.diverged]))
