@@ -38,9 +38,12 @@ misses the peak of W at g = 0 when kappa is large (eta/delta >~ 10); see
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,6 +52,7 @@ from jaxtyping import Array, Float
 from .. import __version__
 from ..api import check_horizon, check_times, predict, step_grid
 from ..curve import Curve
+from ..setups import _validate as v
 from ..setups.proxlinear import ProxLinearSensing
 
 METHODS = ("auto", "map", "ode")
@@ -59,22 +63,33 @@ DIVERGENCE_FACTOR = 1e6
 
 # ----------------------------------------------------------------- quadrature
 def polar_rule(n_radial: int = 172, n_angles: int = 48, u_min: float = -22.0,
-               u_max: float = 3.6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               u_max: float = 3.6, quadrant: bool = True
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Nodes (g1, g2) and weights of the polar rule for E[f(g1, g2)], g ~ N(0, I_2).
 
     g = R (cos theta, sin theta) with R^2/2 = v ~ Exp(1); v = e^u, trapezoid in u on
     [u_min, u_max] (default step 0.15 as in spec §3.2) and ``n_angles`` equally spaced
-    angles. The weights are normalised to sum to one.
+    (midpoint) angles on the circle. The weights are normalised to sum to one.
+
+    With ``quadrant=True`` only the angles in (0, pi/2) are kept (n_angles/4 of them, each
+    with four times the weight). This is exact for the map: after the exact h-expectations
+    every integrand is even in g1 and in g2 separately ((g1, h1) -> (-g1, -h1) flips p, q and
+    x together), and the midpoint angles are symmetric under both reflections.
     """
     u = np.linspace(u_min, u_max, n_radial)
     h = u[1] - u[0]
     wu = h * np.exp(u - np.exp(u))
     wu[[0, -1]] *= 0.5
     theta = (np.arange(n_angles) + 0.5) * (2.0 * np.pi / n_angles)
+    if quadrant:
+        if n_angles % 4:
+            raise ValueError(f"n_angles={n_angles} is invalid with quadrant=True; allowed: a "
+                             "multiple of 4")
+        theta = theta[: n_angles // 4]
     radius = np.sqrt(2.0 * np.exp(u))
     g1 = (radius[:, None] * np.cos(theta)[None, :]).ravel()
     g2 = (radius[:, None] * np.sin(theta)[None, :]).ravel()
-    w = np.repeat(wu / n_angles, n_angles)
+    w = np.repeat(wu / len(theta), len(theta))
     return g1, g2, w / w.sum()
 
 
@@ -498,3 +513,224 @@ def _predict(setup: ProxLinearSensing, horizon: float, *, times=None, method: st
         ok = np.all(np.isfinite(states), axis=1)
         extra["solver_ok"] = bool(solver_ok)
     return _finish(setup, steps, states, ok, method, extra)
+
+
+# ----------------------------------------------------------------- hyperparameter grids
+#: the polar rule used for grids: 86 radial x 24 angles (6 per quadrant); it agrees with the
+#: default rule to ~1e-8 relative on the map (tests), at a quarter of the cost.
+GRID_RULE = dict(n_radial=86, n_angles=24)
+_GRID_FIELDS = ("batch_size", "step_size", "noise_std")
+_GRID_BATCH = 32
+
+
+@jax.jit
+def _grid_chunk(states, kappas, alive, params, rule):
+    """``_CHUNK`` map steps for a batch of settings (vmapped over the leading axis)."""
+    return jax.vmap(_map_chunk, in_axes=(0, 0, 0, 0, None))(states, kappas, alive, params, rule)
+
+
+def map_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, n_steps: int,
+             *, rule=None) -> tuple[np.ndarray, np.ndarray]:
+    """Map trajectories for G settings (m_g, eta_g, sigma_g), vmapped: states (G, n+1, 4), ok.
+
+    Settings go through the map in batches of 32 (padded), ``_CHUNK`` steps per jitted call,
+    so that one compilation serves every grid and horizon.
+    """
+    rule = _rule_arrays(polar_rule(**GRID_RULE) if rule is None else rule)
+    m = np.asarray(batch_sizes, dtype=np.float64)
+    eta = np.asarray(step_sizes, dtype=np.float64)
+    sig = np.asarray(noise_stds, dtype=np.float64)
+    params = np.stack([m / setup.dim_left, m / setup.dim_right, eta, sig**2], axis=1)
+    G = params.shape[0]
+    pad = (-G) % _GRID_BATCH
+    params = np.concatenate([params, np.repeat(params[-1:], pad, axis=0)])
+    s0 = jnp.asarray(setup.initial_state, dtype=jnp.float64)
+    out_s, out_ok = [], []
+    for b in range(0, G + pad, _GRID_BATCH):
+        p = jnp.asarray(params[b:b + _GRID_BATCH])
+        states = jnp.broadcast_to(s0, (_GRID_BATCH, 4))
+        kappas = jax.vmap(initial_kappa, in_axes=(None, 0))(s0, p)
+        carry = (states, kappas, jnp.ones(_GRID_BATCH, bool))
+        chunks_s, chunks_ok = [np.broadcast_to(np.asarray(s0), (_GRID_BATCH, 1, 4))], [
+            np.ones((_GRID_BATCH, 1), bool)]
+        for _ in range(-(-n_steps // _CHUNK)):
+            carry, (st, ok) = _grid_chunk(*carry, p, rule)
+            chunks_s.append(np.asarray(st))
+            chunks_ok.append(np.asarray(ok))
+        out_s.append(np.concatenate(chunks_s, axis=1)[:, : n_steps + 1])
+        out_ok.append(np.concatenate(chunks_ok, axis=1)[:, : n_steps + 1])
+    return np.concatenate(out_s)[:G], np.concatenate(out_ok)[:G]
+
+
+def floor_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, *, rule=None
+               ) -> np.ndarray:
+    """`noise_floor` for G settings at once (vmapped Newton on the map's fixed point)."""
+    rule = _rule_arrays(polar_rule(**GRID_RULE) if rule is None else rule)
+    m = np.asarray(batch_sizes, dtype=np.float64)
+    sig = np.asarray(noise_stds, dtype=np.float64)
+    params = jnp.stack([jnp.asarray(m / setup.dim_left), jnp.asarray(m / setup.dim_right),
+                        jnp.asarray(step_sizes, dtype=jnp.float64), jnp.asarray(sig**2)], axis=1)
+    a1, b1, a2, b2 = setup.initial_state
+    imbalance = jnp.asarray((a1**2 + b1**2) - (a2**2 + b2**2))
+    y, res = _fixed_point_grid(params, imbalance, rule)
+    floors = np.asarray(floor_from_fixed_point(y, res))
+    return np.where(sig == 0.0, 0.0, floors)
+
+
+_fixed_point_grid = jax.jit(jax.vmap(fixed_point, in_axes=(0, None, None)))
+
+
+def _register_grid():
+    from ..autotune import predict_grid
+
+    @predict_grid.register
+    def _predict_grid(setup: ProxLinearSensing, grid, horizon: float, *, executor=None,
+                      times=None, method: str | None = None, rule=None, **options):
+        """Every (batch_size, step_size, noise_std) setting of ``grid`` in one vmapped map.
+
+        Grids over other fields, or ``method="ode"``, fall back to one `predict` per point.
+        Uses `GRID_RULE` unless ``rule`` is given. Invalid settings give None.
+        """
+        if set(grid) - set(_GRID_FIELDS) or method == "ode" or options:
+            return predict_grid.dispatch(object)(setup, grid, horizon, executor=executor,
+                                                 times=times, method=method, rule=rule,
+                                                 **options)
+        if method not in (None, "auto", "map"):
+            raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
+        sizes = {len(v) for v in grid.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"every grid axis must have the same length; got {sizes}")
+        (n,) = sizes
+        setups = []
+        for g in range(n):
+            try:
+                setups.append(dataclasses.replace(setup, **{
+                    k: (int(round(float(v[g]))) if k == "batch_size" else float(v[g]))
+                    for k, v in grid.items()}))
+            except ValueError:
+                setups.append(None)
+        valid = [s for s in setups if s is not None]
+        if not valid:
+            return setups
+        steps = _steps(setup, horizon, times)
+        states, ok = map_grid(setup, [s.batch_size for s in valid], [s.step_size for s in valid],
+                              [s.noise_std for s in valid], int(steps.max()), rule=rule)
+        curves = iter(_finish(s, steps, st[steps], k[steps], "map", {"rule": "grid"})
+                      for s, st, k in zip(valid, states, ok))
+        return [None if s is None else next(curves) for s in setups]
+
+    return _predict_grid
+
+
+_register_grid()
+
+
+# ----------------------------------------------------------------- tuning from the map alone
+class ProxLinearTuning(eqx.Module):
+    """The result of `tune`: the general `hdsgd.Tuned` plus the floor and rate.
+
+    Attributes:
+        tuned: `hdsgd.autotune.Tuned` (chosen setup, predicted score and curve, table).
+        floor: the predicted noise floor E_inf^2 at the chosen (m, eta).
+        rate: the local rate per step at the chosen point (`local_rate`).
+        batch_sizes, step_sizes, eta_bars, scores, floors: the grid, flattened (G,).
+    """
+
+    tuned: Any
+    floor: float
+    rate: float
+    batch_sizes: np.ndarray
+    step_sizes: np.ndarray
+    eta_bars: np.ndarray
+    scores: np.ndarray
+    floors: np.ndarray
+
+    @property
+    def setup(self) -> ProxLinearSensing:
+        return self.tuned.setup
+
+    def verify(self, key, seeds: int = 16, **simulate_options):
+        """Monte Carlo of the chosen setting, scored with the same objective (`Tuned.verify`)."""
+        return self.tuned.verify(key, seeds, **simulate_options)
+
+    def report(self) -> str:
+        s = self.tuned.setup
+        return (f"chosen batch_size={s.batch_size} step_size={s.step_size:.4g} "
+                f"(eta_bar={s.eta_bar:.4g}): {self.tuned.objective.description} = "
+                f"{self.tuned.objective_value:.6g} (predicted); noise floor E_inf^2 = "
+                f"{self.floor:.4g}; local rate {self.rate:.4g} per step "
+                f"({self.rate * min(s.dim_left, s.dim_right) / s.batch_size:.4g} per d samples)")
+
+
+def tune(setup: ProxLinearSensing, *, batch_sizes, objective, step_sizes=None, eta_bars=None,
+         max_samples: float | None = None, horizon: int | None = None, rule=None
+         ) -> ProxLinearTuning:
+    r"""Choose (m, eta) from the map alone (spec §5), over a vmapped grid.
+
+    The grid is batch_sizes x step_sizes, or batch_sizes x eta_bars with
+    eta = eta_bar m / sqrt(d1 d2) (eta_bar = eta d / m when d1 = d2, the small-batch
+    coordinate in which the optimum sits still, spec §3.3). Each batch size m is run for
+    ceil(max_samples / m) steps (so every setting gets the same sample budget) or for
+    ``horizon`` steps; all step sizes of one m go through one vmapped map.
+
+    Args:
+        setup: the Setup (dimensions, noise, start are kept).
+        batch_sizes: candidate m.
+        objective: `hdsgd.samples_to_target(eps, "error_sq")`, `hdsgd.steps_to_target`, or
+            `hdsgd.value_at_budget(samples=..., observable="error_sq")`.
+        step_sizes / eta_bars: candidate eta, or eta_bar (exactly one).
+        max_samples: the sample budget per setting (default: the objective's budget, else
+            required unless ``horizon`` is given).
+        horizon: steps per setting, instead of ``max_samples``.
+        rule: quadrature for the grid (default `GRID_RULE`).
+
+    Returns:
+        `ProxLinearTuning`; its ``tuned.verify(key, seeds)`` checks the choice by Monte Carlo.
+    """
+    from ..autotune import Objective, Tuned
+
+    if not isinstance(objective, Objective):
+        raise ValueError("objective must come from hdsgd.samples_to_target, steps_to_target or "
+                         "value_at_budget")
+    if (step_sizes is None) == (eta_bars is None):
+        raise ValueError("give exactly one of step_sizes and eta_bars")
+    ms = np.array([v.integer("batch_sizes", b, low=1) for b in np.atleast_1d(batch_sizes)])
+    rel = eta_bars is not None
+    axis = np.atleast_1d(np.asarray(eta_bars if rel else step_sizes, dtype=np.float64))
+    name = "eta_bars" if rel else "step_sizes"
+    if axis.size == 0 or not np.all(np.isfinite(axis) & (axis > 0)):
+        raise ValueError(f"{name}={axis!r} is invalid; allowed: positive finite values")
+    if max_samples is None and objective.budget is not None:
+        max_samples = objective.budget
+    if max_samples is None and horizon is None:
+        raise ValueError("give max_samples (a sample budget per setting) or horizon (steps)")
+    scale = np.sqrt(setup.dim_left * setup.dim_right)
+    rows, curves, all_m, all_eta = [], [], [], []
+    for m in ms:
+        etas = axis * m / scale if rel else axis
+        n = int(horizon) if horizon is not None else int(np.ceil(float(max_samples) / m))
+        base = dataclasses.replace(setup, batch_size=int(m))
+        steps = step_grid(max(n, 1), points=200)
+        states, ok = map_grid(base, np.full(len(etas), m), etas,
+                              np.full(len(etas), setup.noise_std), int(steps.max()), rule=rule)
+        for eta, st, k in zip(etas, states, ok):
+            s = dataclasses.replace(base, step_size=float(eta))
+            curves.append(_finish(s, steps, st[steps], k[steps], "map", {"rule": "grid"}))
+            all_m.append(int(m))
+            all_eta.append(float(eta))
+    scores = np.array([objective(c) for c in curves])
+    best = int(np.argmin(scores))
+    floors = floor_grid(setup, all_m, all_eta, np.full(len(all_m), setup.noise_std), rule=rule)
+    eta_bars_all = np.array(all_eta) * scale / np.array(all_m)
+    table = [{"batch_size": m_, "step_size": e_, "eta_bar": eb, "score": float(sc),
+              "floor": float(f)} for m_, e_, eb, sc, f in
+             zip(all_m, all_eta, eta_bars_all, scores, floors)]
+    chosen = curves[best]
+    chosen_setup = dataclasses.replace(setup, batch_size=all_m[best], step_size=all_eta[best])
+    tuned = Tuned(setup=chosen_setup, objective_value=float(scores[best]), curve=chosen,
+                  table=table, objective=objective, horizon=float(chosen.time[-1]),
+                  options={"method": "map"})
+    return ProxLinearTuning(
+        tuned=tuned, floor=float(floors[best]), rate=local_rate(chosen_setup),
+        batch_sizes=np.array(all_m), step_sizes=np.array(all_eta), eta_bars=eta_bars_all,
+        scores=scores, floors=floors)
