@@ -79,21 +79,16 @@ def test_map_agrees_with_monte_carlo(name):
 
 
 def test_monte_carlo_rejects_perturbed_maps():
-    """A missing factor 2 in (F1, F2) or in the noise variance is caught by the Monte Carlo."""
+    """A missing factor 2 in (F1, F2) (delta = m/d) or in the noise variance is caught."""
     setup = ProxLinearSensing(dim_left=80, dim_right=80, batch_size=80, step_size=1.0,
                               noise_std=0.3, initial_state=START)
     horizon = 8
     theory, mc, agreement = _agreement(setup, horizon, seed=2)
     assert agreement.ok(sem_tol=4.5)
-    rule = P._rule_arrays()
-    steps = theory.time.astype(int)
-    d1, d2, eta, var = P.map_params(setup)
-    for params in ((2 * d1, 2 * d2, eta, var),  # delta off by 2
-                   (d1, d2, eta, 2 * var)):  # noise variance off by 2
-        states, _ = P.map_trajectory(jnp.asarray(START), params, horizon, rule)
-        wrong = dataclasses.replace(theory, observables={
-            "error_sq": np.asarray(P.error_sq(states))[steps]})
-        bad = compare(wrong, mc, "error_sq")
+    # delta doubled = the map at half the dimensions; sigma^2 doubled = sigma * sqrt(2)
+    for wrong in (dataclasses.replace(setup, dim_left=40, dim_right=40),
+                  dataclasses.replace(setup, noise_std=0.3 * np.sqrt(2.0))):
+        bad = compare(predict(wrong, horizon, method="map"), mc, "error_sq")
         assert bad["error_sq"].max_sem_gap > 8.0, bad.summary()
 
 
@@ -105,8 +100,8 @@ def test_gap_shrinks_with_dimension():
     for d in (16, 128):
         setup = ProxLinearSensing(dim_left=d, dim_right=d, batch_size=d, step_size=1.0,
                                   noise_std=0.1, initial_state=START)
-        theory = predict(setup, 6, method="map")
-        mc = simulate(setup, 6, key=jax.random.key(3), seeds=64, progress=False)
+        theory = predict(setup, 4, method="map")
+        mc = simulate(setup, 4, key=jax.random.key(3), seeds=64, progress=False)
         a = compare(theory, mc, "error_sq")
         assert a.ok(sem_tol=4.5)
         rel.append(a["error_sq"].max_rel_gap)
@@ -115,13 +110,13 @@ def test_gap_shrinks_with_dimension():
 
 # ------------------------------------------------------------------ ODE and quadrature
 def test_small_batch_map_matches_ode():
-    setup = ProxLinearSensing(dim_left=300, dim_right=300, batch_size=1, step_size=1 / 300,
+    setup = ProxLinearSensing(dim_left=200, dim_right=200, batch_size=1, step_size=1 / 200,
                               noise_std=0.1, initial_state=START)
-    horizon = 3000  # 10 d samples
+    horizon = 1200  # 6 d samples
     m = predict(setup, horizon, method="map")
     o = predict(setup, horizon, method="ode")
     assert o.meta["solver_ok"] and not o.any_diverged
-    assert m["error_sq"][-1] < 0.05 * m["error_sq"][0]
+    assert m["error_sq"][-1] < 0.2 * m["error_sq"][0]
     np.testing.assert_allclose(o["error_sq"], m["error_sq"], rtol=3e-3)
     np.testing.assert_allclose(o["alpha_left"], m["alpha_left"], rtol=3e-3)
     assert predict(setup, 10).meta["method"] == "ode"  # m <= d/100 picks the ODE
@@ -221,8 +216,6 @@ def test_api_errors_and_curve_contract():
     mc = simulate(setup, 5, key=jax.random.key(0), seeds=2, progress=False)
     assert mc["error_sq"].shape == (2, len(mc.time)) and mc["error_sq"].dtype == np.float64
     assert mc.meta["dtype"] == "float32"
-    again = simulate(setup, 5, key=jax.random.key(0), seeds=2, progress=False)
-    np.testing.assert_array_equal(mc["error_sq"], again["error_sq"])
 
 
 def test_random_start_hits_the_requested_error():
@@ -232,12 +225,15 @@ def test_random_start_hits_the_requested_error():
     assert setup.initial_state[1] > 0 and setup.initial_state[3] > 0
 
 
+@pytest.mark.slow
 def test_kernel_and_primal_forms_agree():
     setup = ProxLinearSensing(dim_left=15, dim_right=20, batch_size=30, step_size=1.0,
                               noise_std=0.1, initial_state=START)
-    k = simulate(setup, 5, key=jax.random.key(4), seeds=3, form="kernel", dtype=jnp.float64)
-    p = simulate(setup, 5, key=jax.random.key(4), seeds=3, form="primal", dtype=jnp.float64)
+    k = simulate(setup, 2, key=jax.random.key(4), seeds=2, form="kernel", dtype=jnp.float64)
+    p = simulate(setup, 2, key=jax.random.key(4), seeds=2, form="primal", dtype=jnp.float64)
     np.testing.assert_allclose(k["error_sq"], p["error_sq"], rtol=1e-8)
+    again = simulate(setup, 2, key=jax.random.key(4), seeds=2, form="primal", dtype=jnp.float64)
+    np.testing.assert_array_equal(p["error_sq"], again["error_sq"])  # same key, same numbers
 
 
 def test_divergence_is_flagged_not_nan():
@@ -247,3 +243,69 @@ def test_divergence_is_flagged_not_nan():
     mc = simulate(setup, 30, key=jax.random.key(0), seeds=4, progress=False)
     assert not np.any(np.isnan(mc["error_sq"]))
     assert np.all(np.isinf(mc["error_sq"][mc.diverged]))
+
+
+# ------------------------------------------------------------------ grids and tuning
+def test_predict_grid_is_the_vmapped_map():
+    from hdsgd.autotune import predict_grid
+
+    setup = ProxLinearSensing(dim_left=100, dim_right=150, batch_size=40, step_size=1.0,
+                              noise_std=0.1, initial_state=START)
+    grid = {"batch_size": np.array([20, 40, 200]), "step_size": np.array([0.5, 2.0, 1.0]),
+            "noise_std": np.array([0.0, 0.1, 0.3])}
+    curves = predict_grid(setup, grid, 12)
+    assert all(c.meta["rule"] == "grid" for c in curves)
+    for g, c in enumerate(curves):
+        one = predict(dataclasses.replace(setup, batch_size=int(grid["batch_size"][g]),
+                                          step_size=float(grid["step_size"][g]),
+                                          noise_std=float(grid["noise_std"][g])), 12, method="map")
+        np.testing.assert_allclose(c["error_sq"], one["error_sq"], rtol=1e-7)
+        np.testing.assert_array_equal(c.samples, one.samples)
+    # invalid settings give None; the general tuner goes through this path
+    assert predict_grid(setup, {"step_size": np.array([-1.0, 1.0])}, 3)[0] is None
+    tuned = hdsgd.tune(setup, {"step_size": [0.3, 1.0, 3.0]},
+                       hdsgd.steps_to_target(0.05, "error_sq"), horizon=30)
+    scores = [row["score"] for row in tuned.table]
+    assert np.isfinite(tuned.objective_value) and tuned.objective_value == min(scores)
+    assert scores[0] > tuned.objective_value  # the smallest step is slower
+
+
+def test_tune_finds_interior_optimum_and_linear_scaling():
+    """Spec §5: at fixed eta_bar the sample cost hardly depends on m << d (eta ~ m), and the
+    optimum in eta_bar is interior (the rate rises with eta_bar, but so does the floor)."""
+    setup = ProxLinearSensing(dim_left=100, dim_right=100, batch_size=10, step_size=0.05,
+                              noise_std=0.15, initial_state=START)
+    eta_bars = np.geomspace(0.2, 20.0, 7)
+    res = hdsgd.proxlinear.tune(setup, batch_sizes=[1, 4], eta_bars=eta_bars,
+                                objective=hdsgd.samples_to_target(0.05, "error_sq"),
+                                max_samples=12 * 100)
+    scores = res.scores.reshape(2, 7)
+    floors = res.floors.reshape(2, 7)
+    best = np.argmin(scores, axis=1)
+    assert np.all((best > 0) & (best < 6))  # interior in eta_bar
+    assert np.all(np.isinf(scores[:, -1]))  # the largest eta_bar's floor is above the target
+    assert np.all(floors[:, -1] > 0.05) and np.all(np.diff(floors, axis=1) > 0)
+    finite = np.isfinite(scores[0])
+    np.testing.assert_allclose(scores[1][finite], scores[0][finite], rtol=0.05)  # eta ~ m
+    assert res.setup.eta_bar == pytest.approx(eta_bars[best[np.argmin(scores.min(axis=1))]])
+    assert 0 < res.floor < 0.05 and res.rate > 0
+    assert "noise floor" in res.report()
+
+
+def test_tuned_choice_confirmed_by_monte_carlo():
+    setup = ProxLinearSensing(dim_left=40, dim_right=40, batch_size=20, step_size=1.0,
+                              noise_std=0.1, initial_state=START)
+    res = hdsgd.proxlinear.tune(setup, batch_sizes=[40], eta_bars=[0.5, 2.0, 8.0],
+                                objective=hdsgd.samples_to_target(0.03, "error_sq"),
+                                max_samples=15 * 40)
+    check = res.verify(jax.random.key(7), seeds=32, progress=False)
+    assert check.agreement.ok(sem_tol=4.5), check.agreement.summary()
+    assert abs(check.objective_value - res.tuned.objective_value) < 0.1 * res.tuned.objective_value
+
+
+def test_cli_predict_and_tune(capsys):
+    from hdsgd.cli import main
+
+    assert main(["proxlinear", "predict", "--dim-left", "50", "--dim-right", "50",
+                 "--batch-size", "25", "--horizon", "5"]) == 0
+    assert "error_sq" in capsys.readouterr().out

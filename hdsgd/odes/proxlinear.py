@@ -288,14 +288,20 @@ def ode_trajectory(setup: ProxLinearSensing, t_out, rule, *, rtol: float = 1e-7,
     t_out = jnp.asarray(t_out, dtype=jnp.float64)
     s0 = setup.initial_state
     y0 = jnp.array([s0[0], s0[1] ** 2, s0[2], s0[3] ** 2])
-    args = (rule, float(setup.batch_size), float(setup.dim_left), float(setup.dim_right),
-            setup.step_size, setup.noise_std**2)
+    args = (rule, *(jnp.asarray(a, dtype=jnp.float64) for a in (
+        setup.batch_size, setup.dim_left, setup.dim_right, setup.step_size, setup.noise_std**2)))
     if max_steps is None:
         # The fastest rate is O(m/d) per step, so the number of solver steps grows like the
         # horizon in samples/d; generous cap.
         span = float(t_out[-1]) * setup.batch_size / min(setup.dim_left, setup.dim_right)
         max_steps = int(min(1_000_000, 4096 + 64 * span))
+    max_steps = 1 << int(np.ceil(np.log2(max_steps)))  # share compilations
     e0 = error_sq(jnp.asarray(s0))
+    return _ode_solve(t_out, y0, args, e0, rtol, atol, max_steps)
+
+
+@eqx.filter_jit
+def _ode_solve(t_out, y0, args, e0, rtol, atol, max_steps):
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_ode_field), diffrax.Tsit5(), t0=0.0, t1=t_out[-1], dt0=None, y0=y0,
         args=args, saveat=diffrax.SaveAt(ts=t_out),
@@ -360,35 +366,43 @@ def _map_squared(y, params, rule):
     return jnp.stack([new[0], new[1] ** 2, new[2], new[3] ** 2]), ok
 
 
-def fixed_point(params, imbalance, rule, *, iterations: int = 30):
+def fixed_point(params, start, rule, *, iterations: int = 30):
     """The fixed point y* = F(y*) of the map in y = (alpha1, beta1^2, alpha2, beta2^2).
 
-    Newton's method with the Jacobian by forward-mode autodiff through the map; the step is
-    a least-squares solve because, without noise, the fixed points form the one-parameter
-    family (c mu*, nu*/c) (spec §2). Started at (c, 0, 1/c, 0) with c^2 - 1/c^2 =
-    ``imbalance`` (the start's ||mu||^2 - ||nu||^2). Pure JAX, vmappable over ``params``.
+    Newton's method from the state ``start`` = (alpha1, beta1, alpha2, beta2) (best: a state
+    the map has already brought near its limit), with the Jacobian by forward-mode autodiff
+    through the map. The step is a least-squares solve, because without noise the fixed
+    points form the one-parameter family (c mu*, nu*/c) (spec §2), and it is capped at half
+    the size of y. The iterate with the smallest residual is kept. Pure JAX, vmappable.
     Returns (y*, residual max |F(y*) - y*|).
     """
-    c2 = 0.5 * (imbalance + jnp.sqrt(imbalance**2 + 4.0))
-    c = jnp.sqrt(c2)
-    scale = params[3] + 1e-12
-    y0 = jnp.stack([c, 0.5 * scale, 1.0 / c, 0.5 * scale])
+    start = jnp.asarray(start, dtype=jnp.float64)
+    y0 = jnp.stack([start[0], start[1] ** 2 + 1e-30, start[2], start[3] ** 2 + 1e-30])
 
     def residual(y):
         return _map_squared(y, params, rule)[0] - y
 
-    def body(_, y):
+    def body(_, carry):
+        y, best, best_r = carry
         g = residual(y)
+        r = jnp.where(jnp.all(jnp.isfinite(g)), jnp.max(jnp.abs(g)), jnp.inf)
+        best, best_r = jnp.where(r < best_r, y, best), jnp.minimum(r, best_r)
         jac = jax.jacfwd(residual)(y)
         step = jnp.linalg.lstsq(jac, g)[0]
-        y = y - step
-        return y.at[1].set(jnp.maximum(y[1], 0.0)).at[3].set(jnp.maximum(y[3], 0.0))
+        size = jnp.max(jnp.abs(step))
+        step = step * jnp.minimum(1.0, 0.5 * jnp.max(jnp.abs(y)) / jnp.maximum(size, 1e-300))
+        new = y - step
+        new = new.at[1].set(jnp.maximum(new[1], 1e-30)).at[3].set(jnp.maximum(new[3], 1e-30))
+        new = jnp.where(jnp.all(jnp.isfinite(new)), new, best)
+        return new, best, best_r
 
-    y = jax.lax.fori_loop(0, iterations, body, y0)
-    return y, jnp.max(jnp.abs(residual(y)))
+    y, best, best_r = jax.lax.fori_loop(0, iterations, body, (y0, y0, jnp.inf))
+    g = residual(y)
+    r = jnp.where(jnp.all(jnp.isfinite(g)), jnp.max(jnp.abs(g)), jnp.inf)
+    y = jnp.where(r <= best_r, y, best)
+    return y, jnp.minimum(r, best_r)
 
 
-_fixed_point_jit = jax.jit(fixed_point, static_argnames=("iterations",))
 
 
 def floor_from_fixed_point(y, residual):
@@ -399,20 +413,29 @@ def floor_from_fixed_point(y, residual):
     return jnp.where(good, e, jnp.inf)
 
 
-def noise_floor(setup: ProxLinearSensing, *, rule=None) -> float:
+def noise_floor(setup: ProxLinearSensing, *, rule=None, burn_in: int | None = None,
+                polish_rule=None) -> float:
     r"""E_inf^2: the error at the fixed point of the map (the statistical error floor).
 
-    `fixed_point` from the start's imbalance ||mu_0||^2 - ||nu_0||^2 (the floor depends on
-    it weakly, spec §2). Zero without noise; inf when no stable fixed point was found. In
-    the small-batch limit this is sigma^2 eta_bar E[u/(1+u)^2] / rho (spec §4).
+    The map is first run from the Setup's start for ``burn_in`` steps (default
+    min(5000, max(50, 5/rate))) with ``rule``, then `fixed_point` polishes the state to the
+    fixed point with ``polish_rule`` (default `GRID_RULE`, equal to the default rule to ~1e-8).
+    The floor depends on the start through the slowly drifting imbalance
+    ||mu||^2 - ||nu||^2 (spec §2); this is the one the trajectory reaches. Zero without
+    noise; inf when no fixed point was found. In the small-batch limit it is
+    sigma^2 eta_bar E[u/(1+u)^2] / rho (spec §4; checked in the tests).
     """
     if setup.noise_std == 0.0:
         return 0.0
     rule = _rule_arrays(rule)
-    a1, b1, a2, b2 = setup.initial_state
-    imbalance = (a1**2 + b1**2) - (a2**2 + b2**2)
-    y, res = _fixed_point_jit(jnp.asarray(map_params(setup)), jnp.asarray(imbalance), rule)
-    return float(floor_from_fixed_point(y, res))
+    if burn_in is None:
+        rate = local_rate(setup, rule=rule)
+        burn_in = int(min(5000, max(50, math.ceil(5.0 / max(rate, 1e-9)))))
+    states, ok = _map_states(setup, int(burn_in), rule)
+    if not ok[-1]:
+        return math.inf
+    return float(floor_grid(setup, [setup.batch_size], [setup.step_size], [setup.noise_std],
+                            starts=states[-1:], rule=polish_rule)[0])
 
 
 # ----------------------------------------------------------------- predict
@@ -521,6 +544,7 @@ def _predict(setup: ProxLinearSensing, horizon: float, *, times=None, method: st
 GRID_RULE = dict(n_radial=86, n_angles=24)
 _GRID_FIELDS = ("batch_size", "step_size", "noise_std")
 _GRID_BATCH = 32
+_FLOOR_BATCH = 16
 
 
 @jax.jit
@@ -533,7 +557,7 @@ def map_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, n_st
              *, rule=None) -> tuple[np.ndarray, np.ndarray]:
     """Map trajectories for G settings (m_g, eta_g, sigma_g), vmapped: states (G, n+1, 4), ok.
 
-    Settings go through the map in batches of 32 (padded), ``_CHUNK`` steps per jitted call,
+    Settings go through the map in batches of up to 32 (padded to a power of two), ``_CHUNK`` steps per jitted call,
     so that one compilation serves every grid and horizon.
     """
     rule = _rule_arrays(polar_rule(**GRID_RULE) if rule is None else rule)
@@ -542,17 +566,18 @@ def map_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, n_st
     sig = np.asarray(noise_stds, dtype=np.float64)
     params = np.stack([m / setup.dim_left, m / setup.dim_right, eta, sig**2], axis=1)
     G = params.shape[0]
-    pad = (-G) % _GRID_BATCH
+    batch = min(_GRID_BATCH, 1 << int(np.ceil(np.log2(G))))  # powers of two share compilations
+    pad = (-G) % batch
     params = np.concatenate([params, np.repeat(params[-1:], pad, axis=0)])
     s0 = jnp.asarray(setup.initial_state, dtype=jnp.float64)
     out_s, out_ok = [], []
-    for b in range(0, G + pad, _GRID_BATCH):
-        p = jnp.asarray(params[b:b + _GRID_BATCH])
-        states = jnp.broadcast_to(s0, (_GRID_BATCH, 4))
+    for b in range(0, G + pad, batch):
+        p = jnp.asarray(params[b:b + batch])
+        states = jnp.broadcast_to(s0, (batch, 4))
         kappas = jax.vmap(initial_kappa, in_axes=(None, 0))(s0, p)
-        carry = (states, kappas, jnp.ones(_GRID_BATCH, bool))
-        chunks_s, chunks_ok = [np.broadcast_to(np.asarray(s0), (_GRID_BATCH, 1, 4))], [
-            np.ones((_GRID_BATCH, 1), bool)]
+        carry = (states, kappas, jnp.ones(batch, bool))
+        chunks_s, chunks_ok = [np.broadcast_to(np.asarray(s0), (batch, 1, 4))], [
+            np.ones((batch, 1), bool)]
         for _ in range(-(-n_steps // _CHUNK)):
             carry, (st, ok) = _grid_chunk(*carry, p, rule)
             chunks_s.append(np.asarray(st))
@@ -562,22 +587,32 @@ def map_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, n_st
     return np.concatenate(out_s)[:G], np.concatenate(out_ok)[:G]
 
 
-def floor_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, *, rule=None
-               ) -> np.ndarray:
-    """`noise_floor` for G settings at once (vmapped Newton on the map's fixed point)."""
-    rule = _rule_arrays(polar_rule(**GRID_RULE) if rule is None else rule)
+def floor_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, *, starts=None,
+               burn_in: int = 200, rule=None) -> np.ndarray:
+    """`noise_floor` for G settings at once: vmapped Newton on the map's fixed point, from
+    ``starts`` (G, 4) (e.g. the ends of predicted trajectories) or from ``burn_in`` map steps."""
+    rule_arr = _rule_arrays(polar_rule(**GRID_RULE) if rule is None else rule)
     m = np.asarray(batch_sizes, dtype=np.float64)
     sig = np.asarray(noise_stds, dtype=np.float64)
-    params = jnp.stack([jnp.asarray(m / setup.dim_left), jnp.asarray(m / setup.dim_right),
-                        jnp.asarray(step_sizes, dtype=jnp.float64), jnp.asarray(sig**2)], axis=1)
-    a1, b1, a2, b2 = setup.initial_state
-    imbalance = jnp.asarray((a1**2 + b1**2) - (a2**2 + b2**2))
-    y, res = _fixed_point_grid(params, imbalance, rule)
-    floors = np.asarray(floor_from_fixed_point(y, res))
-    return np.where(sig == 0.0, 0.0, floors)
+    if starts is None:
+        states, _ = map_grid(setup, m, step_sizes, sig, burn_in, rule=rule)
+        starts = states[:, -1]
+    params = np.stack([m / setup.dim_left, m / setup.dim_right,
+                       np.asarray(step_sizes, dtype=np.float64), sig**2], axis=1)
+    starts = np.asarray(starts, dtype=np.float64).reshape(-1, 4)
+    G = params.shape[0]
+    pad = (-G) % _FLOOR_BATCH  # one compilation for every grid
+    params = np.concatenate([params, np.repeat(params[-1:], pad, axis=0)])
+    starts = np.concatenate([starts, np.repeat(starts[-1:], pad, axis=0)])
+    floors = []
+    for b in range(0, G + pad, _FLOOR_BATCH):
+        y, res = _fixed_point_grid(jnp.asarray(params[b:b + _FLOOR_BATCH]),
+                                   jnp.asarray(starts[b:b + _FLOOR_BATCH]), rule_arr)
+        floors.append(np.asarray(floor_from_fixed_point(y, res)))
+    return np.where(sig == 0.0, 0.0, np.concatenate(floors)[:G])
 
 
-_fixed_point_grid = jax.jit(jax.vmap(fixed_point, in_axes=(0, None, None)))
+_fixed_point_grid = jax.jit(jax.vmap(fixed_point, in_axes=(0, 0, None)))
 
 
 def _register_grid():
@@ -705,7 +740,7 @@ def tune(setup: ProxLinearSensing, *, batch_sizes, objective, step_sizes=None, e
     if max_samples is None and horizon is None:
         raise ValueError("give max_samples (a sample budget per setting) or horizon (steps)")
     scale = np.sqrt(setup.dim_left * setup.dim_right)
-    rows, curves, all_m, all_eta = [], [], [], []
+    curves, all_m, all_eta, ends = [], [], [], []
     for m in ms:
         etas = axis * m / scale if rel else axis
         n = int(horizon) if horizon is not None else int(np.ceil(float(max_samples) / m))
@@ -716,11 +751,13 @@ def tune(setup: ProxLinearSensing, *, batch_sizes, objective, step_sizes=None, e
         for eta, st, k in zip(etas, states, ok):
             s = dataclasses.replace(base, step_size=float(eta))
             curves.append(_finish(s, steps, st[steps], k[steps], "map", {"rule": "grid"}))
+            ends.append(np.where(np.isfinite(st[-1]), st[-1], np.asarray(setup.initial_state)))
             all_m.append(int(m))
             all_eta.append(float(eta))
     scores = np.array([objective(c) for c in curves])
     best = int(np.argmin(scores))
-    floors = floor_grid(setup, all_m, all_eta, np.full(len(all_m), setup.noise_std), rule=rule)
+    floors = floor_grid(setup, all_m, all_eta, np.full(len(all_m), setup.noise_std),
+                        starts=np.array(ends), rule=rule)
     eta_bars_all = np.array(all_eta) * scale / np.array(all_m)
     table = [{"batch_size": m_, "step_size": e_, "eta_bar": eb, "score": float(sc),
               "floor": float(f)} for m_, e_, eb, sc, f in
