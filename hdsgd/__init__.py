@@ -74,3 +74,15 @@ from .montecarlo import momentum as _momentum_mc  # noqa: E402,F401
 from .odes.momentum import momentum_timescales, momentum_regime  # noqa: E402
 
 __all__ += ["LabelNoiseMomentum", "momentum_timescales", "momentum_regime"]  # noqa: E402
+
+# spiked single-index model (issue 4)
+from .setups import SpikedSingleIndex  # noqa: E402
+from .odes import spiked as _spiked_theory  # noqa: E402,F401
+from .montecarlo import spiked as _spiked_mc  # noqa: E402,F401
+from .odes.spiked import critical_step_size as spiked_critical_step_size  # noqa: E402
+from .odes.spiked import escape_time as spiked_escape_time  # noqa: E402
+from .odes.spiked import fixed_points as spiked_fixed_points  # noqa: E402
+from .montecarlo.spiked import escape_samples as spiked_escape_samples  # noqa: E402
+
+__all__ += ["SpikedSingleIndex", "spiked_critical_step_size", "spiked_escape_time",  # noqa: E402
+            "spiked_fixed_points", "spiked_escape_samples"]

@@ -9,3 +9,7 @@ __all__ = ["ProxLinearSensing", "GrokkingTwoLayer", "StreamingLeastSquares"]
 from .momentum import LabelNoiseMomentum  # noqa: E402
 
 __all__ += ["LabelNoiseMomentum"]
+
+from .spiked import SpikedSingleIndex  # noqa: E402
+
+__all__ += ["SpikedSingleIndex"]
