@@ -1,0 +1,59 @@
+"""Prox-linear rank-one sensing at the dimensions of spec §6 (d up to 1000): map vs Monte Carlo.
+
+Slow on a CPU (minutes); run with ``pytest -m slow tests/test_proxlinear_slow.py``. Smaller
+versions of every check run by default in tests/test_proxlinear.py.
+"""
+
+import jax
+import numpy as np
+import pytest
+
+from hdsgd import ProxLinearSensing, compare, predict, simulate
+
+START = (0.7, 0.6, 0.8, 0.5)
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("fields, horizon, checks", [
+    # spec §6 rows: map value, Monte Carlo mean reported in the spec
+    (dict(dim_left=1000, dim_right=1000, batch_size=20, step_size=0.02, noise_std=0.1), 400,
+     {100: 0.3597, 200: 0.1925, 400: 5.33e-2}),
+    (dict(dim_left=400, dim_right=1000, batch_size=500, step_size=1.5, noise_std=0.2), 10,
+     {4: 0.2403, 10: 6.84e-2}),
+    (dict(dim_left=1000, dim_right=1000, batch_size=1000, step_size=1.0, noise_std=0.0), 14,
+     {5: 0.1288, 10: 1.839e-2, 14: 3.732e-3}),
+])
+def test_spec_reference_rows_against_monte_carlo(fields, horizon, checks):
+    setup = ProxLinearSensing(initial_state=START, **fields)
+    theory = predict(setup, horizon, method="map")
+    mc = simulate(setup, horizon, key=jax.random.key(11), seeds=8, progress=False)
+    agreement = compare(theory, mc)
+    assert agreement.ok(sem_tol=4.5), agreement.summary()
+    mean = dict(zip(mc.time.astype(int), mc.mean()["error_sq"]))
+    for t, ref in checks.items():  # our Monte Carlo agrees with the spec's to a few percent
+        assert abs(mean[t] - ref) < 0.08 * ref, (t, mean[t], ref)
+
+
+def test_small_batch_m1_against_monte_carlo_and_ode():
+    setup = ProxLinearSensing(dim_left=1000, dim_right=1000, batch_size=1, step_size=1e-3,
+                              noise_std=0.1, initial_state=START)
+    horizon = 15000
+    theory = predict(setup, horizon, method="map")
+    ode = predict(setup, horizon, method="ode")
+    mc = simulate(setup, horizon, key=jax.random.key(12), seeds=16, progress=False)
+    assert compare(theory, mc).ok(sem_tol=4.5)
+    assert compare(ode, mc).ok(sem_tol=4.5)
+    np.testing.assert_allclose(ode["error_sq"], theory["error_sq"], rtol=2e-3)
+
+
+def test_gap_shrinks_with_dimension_large():
+    rel = []
+    for d in (50, 200, 800):
+        setup = ProxLinearSensing(dim_left=d, dim_right=d, batch_size=d // 2, step_size=1.0,
+                                  noise_std=0.1, initial_state=START)
+        theory = predict(setup, 10, method="map")
+        mc = simulate(setup, 10, key=jax.random.key(13), seeds=32, progress=False)
+        a = compare(theory, mc, "error_sq")
+        assert a.ok(sem_tol=4.5), a.summary()
+        rel.append(a["error_sq"].max_rel_gap)
+    assert rel[2] < rel[1] < rel[0], rel
