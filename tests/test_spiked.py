@@ -36,7 +36,7 @@ def test_ode_matches_full_monte_carlo(name):
     agreement = hdsgd.compare(theory, mc, ("overlap", "orthogonal_norm_sq", "risk"), t_min=0.05)
     assert agreement.ok(sem_tol=4.0), agreement.summary()
     # the prediction moves: a constant curve would not pass
-    assert abs(theory["overlap"][-1] - theory["overlap"][0]) > 0.02
+    assert max(abs(theory[k][-1] - theory[k][0]) for k in ("overlap", "orthogonal_norm_sq")) > 0.1
 
 
 def test_dropping_the_ito_correction_is_rejected():

@@ -226,7 +226,7 @@ def _chain_advance_fn(setup: SpikedSingleIndex, seeds: int, dtype):
                 live = (s >= first) & (s < last)
                 return (jnp.where(live, m2, mm), jnp.where(live, q2, qq)), None
 
-            carry, _ = jax.lax.scan(one, carry, (normals, r2, idx))
+            carry, _ = jax.lax.scan(one, carry, (normals, r2, idx), unroll=8)
             return carry
 
         return jax.lax.fori_loop(first // BLOCK, (last + BLOCK - 1) // BLOCK, block, (m, q))
