@@ -43,7 +43,7 @@ from ..api import check_horizon, check_times, predict, step_grid
 from ..curve import Curve
 from ..setups.grokking import GrokkingTwoLayer, initial_weights, training_set
 
-METHODS = ("reduced", "lazy")
+METHODS = ("reduced", "lazy", "dmft")
 SOLVERS = ("scan", "ode")
 DIVERGENCE_FACTOR = 1e12
 
@@ -472,10 +472,57 @@ def grokking_time(setup: GrokkingTwoLayer, n_quad: int = 400) -> GrokkingTime:
                         float(target), bool(too_lazy), float(a_star))
 
 
+# ----------------------------------------------------------------- finite-N DMFT (spec §3.3)
+def _predict_dmft(setup: GrokkingTwoLayer, steps, *, dt, paths, response_paths, z_nodes,
+                  iterations, damping, key, initial_overlap):
+    from . import grokking_dmft as dm
+
+    if setup.width is None:
+        raise ValueError("method='dmft' is the finite-width DMFT; got width=None (allowed: an "
+                         "integer >= 1; the infinite-width proportional closure is not derived)")
+    checks = {"dt": (dt, 0.0), "damping": (damping, None)}
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt={dt!r} is invalid; allowed: a number > 0")
+    if not 0.0 <= damping < 1.0:
+        raise ValueError(f"damping={damping!r} is invalid; allowed: [0, 1)")
+    del checks
+    for name, value, low in (("paths", paths, 2), ("response_paths", response_paths, 1),
+                             ("z_nodes", z_nodes, 1), ("iterations", iterations, 1)):
+        if int(value) != value or value < low:
+            raise ValueError(f"{name}={value!r} is invalid; allowed: an integer >= {low}")
+    n = setup.width
+    taus = setup.tau(steps)
+    n_steps = max(1, int(np.ceil(taus[-1] / dt - 1e-9)))
+    chunk = 512
+    paths = int(np.ceil(int(paths) / 2.0)) * 2
+    while (paths * z_nodes) % chunk:
+        chunk //= 2
+    cfg = dm.DmftConfig(alpha=setup.output_scale, eps=setup.quadratic_strength, kappa=setup.ratio,
+                        width=n, centered=setup.centered, dt=float(dt), n_steps=n_steps,
+                        paths=paths, iterations=int(iterations), damping=float(damping),
+                        z_nodes=int(z_nodes), response_paths=int(response_paths), chunk=chunk)
+    if initial_overlap is None:
+        m0 = np.zeros(n)
+        m0[0] = np.sqrt(n / setup.dim)
+    else:
+        m0 = np.asarray(initial_overlap, dtype=np.float64)
+        if m0.shape != (n,) or not np.all(np.isfinite(m0)):
+            raise ValueError(f"initial_overlap has shape {m0.shape}; allowed: {n} finite numbers")
+    key = jax.random.key(0) if key is None else key
+    c, m, train, res = dm.solve_jit(cfg, jnp.asarray(m0), jnp.eye(n), key)
+    obs = {k: np.asarray(v) for k, v in dm.observables(cfg, c, m, train).items()}
+    grid = np.arange(n_steps + 1) * dt
+    obs = {k: np.interp(taus, grid, v) for k, v in obs.items()}
+    res = np.asarray(res)
+    return obs, {"dt": float(dt), "paths": paths * int(z_nodes), "fixed_point_residual": float(res[-1])}
+
+
 # ----------------------------------------------------------------- predict
 @predict.register
 def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str | None = None,
              solver: str = "scan", init_key=None, rtol: float = 1e-7, n_quad: int = 400,
+             dt: float = 0.05, paths: int = 16384, response_paths: int = 256, z_nodes: int = 8,
+             iterations: int = 25, damping: float = 0.5, dmft_key=None, initial_overlap=None,
              **options) -> Curve:
     """Predict the training dynamics of `GrokkingTwoLayer`.
 
@@ -492,6 +539,12 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
             key); default: the N = inf law w_bar = 0, M = I.
         rtol: ``solver="ode"`` relative tolerance.
         n_quad: ``"lazy"`` quadrature nodes on the Marchenko-Pastur bulk.
+        dt, paths, response_paths, z_nodes, iterations, damping, dmft_key: ``"dmft"`` (finite
+            width, proportional limit; see `hdsgd.odes.grokking_dmft`): Euler step in tau,
+            chi sample paths (antithetic), paths used for the response R_F, Gauss-Hermite nodes
+            in z, fixed-point iterations, damping, and the key of the path noise
+            (default ``jax.random.key(0)``).
+        initial_overlap: ``"dmft"``: m(0) (length N); default sqrt(N/D) e_1 (see the module).
     """
     if options:
         raise TypeError(f"unknown option(s) for GrokkingTwoLayer: {sorted(options)}")
@@ -525,6 +578,11 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
         obs = {k: np.asarray(v, dtype=np.float64) for k, v in obs.items()}
         extra["initial_condition"] = "infinite-width law" if init_key is None else "init_key draw"
         extra["solver"] = solver
+    elif method == "dmft":
+        obs, info = _predict_dmft(setup, steps, dt=dt, paths=paths, response_paths=response_paths,
+                                  z_nodes=z_nodes, iterations=iterations, damping=damping,
+                                  key=dmft_key, initial_overlap=initial_overlap)
+        extra.update(info)
     else:
         if not setup.centered:
             raise ValueError("method='lazy' is the alpha -> inf limit of the centred network; "

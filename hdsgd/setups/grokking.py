@@ -200,7 +200,7 @@ def _register():
         build=build_from_options,
         default_horizon=5000.0,
         time_unit="step",
-        methods=("reduced", "lazy"),
+        methods=("reduced", "lazy", "dmft"),
         demo=_demo,
     ))
 
