@@ -101,7 +101,7 @@ def test_gap_shrinks_with_dimension():
         setup = ProxLinearSensing(dim_left=d, dim_right=d, batch_size=d, step_size=1.0,
                                   noise_std=0.1, initial_state=START)
         theory = predict(setup, 4, method="map")
-        mc = simulate(setup, 4, key=jax.random.key(3), seeds=64, progress=False)
+        mc = simulate(setup, 4, key=jax.random.key(3), seeds=48, progress=False)
         a = compare(theory, mc, "error_sq")
         assert a.ok(sem_tol=4.5)
         rel.append(a["error_sq"].max_rel_gap)
@@ -112,25 +112,19 @@ def test_gap_shrinks_with_dimension():
 def test_small_batch_map_matches_ode():
     setup = ProxLinearSensing(dim_left=200, dim_right=200, batch_size=1, step_size=1 / 200,
                               noise_std=0.1, initial_state=START)
-    horizon = 1200  # 6 d samples
-    m = predict(setup, horizon, method="map")
-    o = predict(setup, horizon, method="ode")
+    times = np.array([300.0, 600.0, 1200.0])  # up to 6 d samples
+    m = predict(setup, 1200, times=times, method="map")
+    o = predict(setup, 1200, times=times, method="ode")
     assert o.meta["solver_ok"] and not o.any_diverged
-    assert m["error_sq"][-1] < 0.2 * m["error_sq"][0]
+    assert m["error_sq"][-1] < 0.2 * setup.initial_error_sq
     np.testing.assert_allclose(o["error_sq"], m["error_sq"], rtol=3e-3)
     np.testing.assert_allclose(o["alpha_left"], m["alpha_left"], rtol=3e-3)
     assert predict(setup, 10).meta["method"] == "ode"  # m <= d/100 picks the ODE
-
-
-def test_ode_depends_on_eta_bar_only():
-    """Linear scaling (spec §3.3): at fixed eta_bar, error vs samples does not depend on m."""
-    common = dict(dim_left=400, dim_right=400, noise_std=0.05, initial_state=START)
-    a = ProxLinearSensing(batch_size=1, step_size=1 / 400, **common)
-    b = ProxLinearSensing(batch_size=2, step_size=2 / 400, **common)
-    ca = predict(a, 2000, times=np.array([500.0, 1000.0, 2000.0]), method="ode")
-    cb = predict(b, 1000, times=np.array([250.0, 500.0, 1000.0]), method="ode")
-    np.testing.assert_allclose(ca.samples, cb.samples)
-    np.testing.assert_allclose(ca["error_sq"], cb["error_sq"], rtol=1e-6)
+    # linear scaling (spec §3.3): at fixed eta_bar, error vs samples does not depend on m
+    double = dataclasses.replace(setup, batch_size=2, step_size=2 / 200)
+    o2 = predict(double, 600, times=times / 2, method="ode")
+    np.testing.assert_allclose(o2.samples, o.samples)
+    np.testing.assert_allclose(o2["error_sq"], o["error_sq"], rtol=1e-6)
 
 
 def test_polar_rule_accurate_where_gauss_hermite_fails():
@@ -170,7 +164,7 @@ def test_rate_and_floor_match_small_batch_table():
     setup = ProxLinearSensing(dim_left=1000, dim_right=1000, batch_size=5, step_size=0.005,
                               noise_std=0.1, initial_state=(1.0, 0.05, 1.0, 0.05))
     assert abs(hdsgd.proxlinear.local_rate(setup) * 1000 / 5 - 0.365) < 2e-3
-    assert abs(hdsgd.proxlinear.noise_floor(setup) / 0.01 - 0.526) < 3e-3
+    assert abs(hdsgd.proxlinear.noise_floor(setup, burn_in=200) / 0.01 - 0.526) < 3e-3
 
 
 def test_floor_is_the_limit_of_the_trajectory():
@@ -240,8 +234,8 @@ def test_divergence_is_flagged_not_nan():
     # Near m = d1 + d2 with a huge step the iterates blow up (spec §7 pitfalls).
     setup = ProxLinearSensing(dim_left=10, dim_right=10, batch_size=20, step_size=1e8,
                               noise_std=0.5, initial_state=START)
-    mc = simulate(setup, 30, key=jax.random.key(0), seeds=4, progress=False)
-    assert not np.any(np.isnan(mc["error_sq"]))
+    mc = simulate(setup, 10, key=jax.random.key(0), seeds=2, progress=False)
+    assert mc.diverged.any() and not np.any(np.isnan(mc["error_sq"]))
     assert np.all(np.isinf(mc["error_sq"][mc.diverged]))
 
 
