@@ -35,17 +35,13 @@ def test_ode_matches_full_monte_carlo(name):
     mc = hdsgd.simulate(setup, horizon, key=jax.random.key(1), seeds=24, progress=False)
     agreement = hdsgd.compare(theory, mc, ("overlap", "orthogonal_norm_sq", "risk"), t_min=0.05)
     assert agreement.ok(sem_tol=4.0), agreement.summary()
+    if name != "N_he3":
+        # mutation: without the O(c^2) Ito/normalisation term the Monte Carlo rejects the ODE
+        bad = hdsgd.compare(hdsgd.predict(setup, horizon, correction_scale=0.0), mc,
+                            ("overlap", "orthogonal_norm_sq"), t_min=0.05)
+        assert max(a.max_sem_gap for a in bad.observables.values()) > 10.0, bad.summary()
     # the prediction moves: a constant curve would not pass
     assert max(abs(theory[k][-1] - theory[k][0]) for k in ("overlap", "orthogonal_norm_sq")) > 0.1
-
-
-def test_dropping_the_ito_correction_is_rejected():
-    setup, horizon = _setup("S_he2", 800)
-    mc = hdsgd.simulate(setup, horizon, key=jax.random.key(2), seeds=24, progress=False)
-    good = hdsgd.compare(hdsgd.predict(setup, horizon), mc, "overlap", t_min=0.05)
-    bad = hdsgd.compare(hdsgd.predict(setup, horizon, correction_scale=0.0), mc, "overlap", t_min=0.05)
-    assert good.ok(sem_tol=4.0)
-    assert bad["overlap"].max_sem_gap > 10.0
 
 
 def test_bad_input_names_the_field():

@@ -137,14 +137,16 @@ def _simulate_full(setup, steps, key, seeds, dtype, progress):
 
 # ----------------------------------------------------------------- the exact chain
 def _chain_update_fn(setup: SpikedSingleIndex):
-    """(m, q, u, xi, eps, r2) -> (m, q) after one step of the exact chain (spec §3)."""
-    theta = setup.spike
-    sq = math.sqrt(1.0 + theta)
-    eta = setup.step_size / setup.dim
+    """(m, q, u, xi, eps, r2, params) -> (m, q) after one step of the exact chain (spec §3).
+
+    ``params = (eta, theta)`` are traced, so one compilation serves every step size and spike.
+    """
     norm = setup.normalization
     grad = _gradient_factor(setup)
 
-    def update(m, q, u, xi, eps, r2):
+    def update(m, q, u, xi, eps, r2, params):
+        eta, theta = params
+        sq = jnp.sqrt(1.0 + theta)
         b = jnp.sqrt(jnp.maximum(q, 0.0))
         h = sq * m * u + b * xi
         eg = eta * grad(u, h, eps)
@@ -158,33 +160,53 @@ def _chain_update_fn(setup: SpikedSingleIndex):
     return update
 
 
-def chi2(key, dof: float, shape, dtype, attempts: int = 4):
+def _params(setup: SpikedSingleIndex, dtype):
+    return (jnp.asarray(setup.step_size / setup.dim, dtype), jnp.asarray(setup.spike, dtype))
+
+
+def _static_key(setup: SpikedSingleIndex):
+    """What a compiled chain depends on besides traced numbers (label noise enters G)."""
+    return (tuple(setup.link.tolist()), tuple(setup.student.tolist()), setup.loss,
+            setup.normalization, setup.label_noise)
+
+
+def chi2(key, dof, shape, dtype, attempts: int = 4):
     """Exact chi^2_dof draws, 2 Gamma(dof/2), by Marsaglia-Tsang with ``attempts`` proposals
     drawn at once (the first accepted one is exactly the sequential sampler's output); the
-    rare entries with no accepted proposal are redrawn with ``jax.random.gamma``.
+    rare entries with no accepted proposal get fresh rounds until accepted; shape < 1
+    uses the boost Gamma(alpha) = Gamma(alpha + 1) U^(1/alpha). ``dof`` may be traced.
     (``jax.random.gamma`` alone is ~10x slower on a CPU.)
     """
-    alpha = 0.5 * dof
-    a = alpha + 1.0 if alpha < 1.0 else alpha
+    alpha = 0.5 * jnp.asarray(dof, dtype)
+    small = alpha < 1.0
+    a = jnp.where(small, alpha + 1.0, alpha)
     dd = a - 1.0 / 3.0
-    cc = 1.0 / math.sqrt(9.0 * dd)
-    kx, ku, kb, kf = jax.random.split(key, 4)
-    x = jax.random.normal(kx, (attempts, *shape), dtype=dtype)
-    u = jax.random.uniform(ku, (attempts, *shape), dtype=dtype, minval=jnp.finfo(dtype).tiny)
-    t = cc * x
-    pos = t > -1.0
-    t = jnp.where(pos, t, 0.0)
-    log_v = 3.0 * jnp.log1p(t)
-    expo = 0.5 * x * x + dd * (3.0 * jnp.log1p(t) - t * (3.0 + t * (3.0 + t)))
-    ok = pos & (jnp.log(u) < expo)
-    first = jnp.argmax(ok, axis=0)
-    val = dd * jnp.exp(jnp.take_along_axis(log_v, first[None], axis=0)[0])
-    accepted = jnp.any(ok, axis=0)
-    val = jax.lax.cond(jnp.all(accepted), lambda: val,
-                       lambda: jnp.where(accepted, val, jax.random.gamma(kf, a, shape, dtype=dtype)))
-    if alpha < 1.0:
-        val = val * jax.random.uniform(kb, shape, dtype=dtype) ** (1.0 / alpha)
-    return 2.0 * val
+    cc = 1.0 / jnp.sqrt(9.0 * dd)
+    kp, kb = jax.random.split(key)
+
+    def propose(k):
+        kx, ku = jax.random.split(k)
+        x = jax.random.normal(kx, (attempts, *shape), dtype=dtype)
+        u = jax.random.uniform(ku, (attempts, *shape), dtype=dtype, minval=jnp.finfo(dtype).tiny)
+        t = cc * x
+        pos = t > -1.0
+        t = jnp.where(pos, t, 0.0)
+        log_v = 3.0 * jnp.log1p(t)
+        expo = 0.5 * x * x + dd * (log_v - t * (3.0 + t * (3.0 + t)))
+        ok = pos & (jnp.log(u) < expo)
+        first = jnp.argmax(ok, axis=0)
+        val = dd * jnp.exp(jnp.take_along_axis(log_v, first[None], axis=0)[0])
+        return val, jnp.any(ok, axis=0)
+
+    def retry(c):  # fresh proposals for the (rare) entries with none accepted yet
+        i, val, ok = c
+        v2, ok2 = propose(jax.random.fold_in(kp, i))
+        return i + 1, jnp.where(ok, val, v2), ok | ok2
+
+    val, ok = propose(jax.random.fold_in(kp, 0))
+    _, val, _ = jax.lax.while_loop(lambda c: ~jnp.all(c[2]), retry, (1, val, ok))
+    boost = jnp.where(small, jax.random.uniform(kb, shape, dtype=dtype) ** (1.0 / alpha), 1.0)
+    return 2.0 * val * boost
 
 
 def _chain_block_draws(key, block, shape, d, dtype):
@@ -209,12 +231,22 @@ def _chain_start(setup: SpikedSingleIndex, key, shape, dtype):
 
 
 def _chain_advance_fn(setup: SpikedSingleIndex, seeds: int, dtype):
-    """advance(m, q, key, first, last) -> (m, q): steps first..last-1 of ``seeds`` chains."""
+    return _chain_advance_cached(_static_key(setup), seeds, jnp.dtype(dtype), setup)
+
+
+_ADVANCE_CACHE: dict = {}
+
+
+def _chain_advance_cached(static, seeds, dtype, setup):
+    """advance(m, q, key, first, last, params, d) -> (m, q): steps first..last-1 of ``seeds``
+    chains; compiled once per (link, student, loss, normalisation, noise, seeds, dtype)."""
+    cache_key = (static, seeds, str(dtype))
+    if cache_key in _ADVANCE_CACHE:
+        return _ADVANCE_CACHE[cache_key]
     update = _chain_update_fn(setup)
-    d = setup.dim
 
     @jax.jit
-    def advance(m, q, key, first, last):
+    def advance(m, q, key, first, last, params, d):
         def block(bi, carry):
             normals, r2 = _chain_block_draws(key, bi, (seeds,), d, dtype)
             idx = bi * BLOCK + jnp.arange(BLOCK)
@@ -222,15 +254,18 @@ def _chain_advance_fn(setup: SpikedSingleIndex, seeds: int, dtype):
             def one(c, inp):
                 mm, qq = c
                 nz, rr, s = inp
-                m2, q2 = update(mm, qq, nz[:, 0], nz[:, 1], nz[:, 2], rr)
+                m2, q2 = update(mm, qq, nz[:, 0], nz[:, 1], nz[:, 2], rr, params)
                 live = (s >= first) & (s < last)
                 return (jnp.where(live, m2, mm), jnp.where(live, q2, qq)), None
 
-            carry, _ = jax.lax.scan(one, carry, (normals, r2, idx), unroll=8)
+            carry, _ = jax.lax.scan(one, carry, (normals, r2, idx))
             return carry
 
         return jax.lax.fori_loop(first // BLOCK, (last + BLOCK - 1) // BLOCK, block, (m, q))
 
+    if len(_ADVANCE_CACHE) > 64:
+        _ADVANCE_CACHE.clear()
+    _ADVANCE_CACHE[cache_key] = advance
     return advance
 
 
@@ -238,6 +273,8 @@ def _simulate_chain(setup, steps, key, seeds, dtype, progress):
     k_init, k_run = jax.random.split(key)
     m, q = _chain_start(setup, k_init, (seeds,), dtype)
     advance = _chain_advance_fn(setup, seeds, dtype)
+    params = _params(setup, dtype)
+    dof = jnp.asarray(setup.dim, dtype)  # the chain draws r^2 ~ chi^2_{d-2}
     if progress is None:
         progress = float(steps[-1]) * seeds > 1e8
     bar = tqdm(total=int(steps[-1]), desc="spiked Monte Carlo (chain)", unit="step",
@@ -245,7 +282,7 @@ def _simulate_chain(setup, steps, key, seeds, dtype, progress):
     ms, qs, done = [], [], 0
     for target in steps:
         if target > done:
-            m, q = advance(m, q, k_run, jnp.int64(done), jnp.int64(target))
+            m, q = advance(m, q, k_run, jnp.int64(done), jnp.int64(target), params, dof)
             bar.update(int(target) - done)
             done = int(target)
         ms.append(np.asarray(m))
@@ -325,7 +362,8 @@ def escape_samples(setup: SpikedSingleIndex, *, key, seeds: int = 64, threshold:
     if max_samples < 1:
         raise ValueError(f"max_samples={max_samples!r} is invalid; allowed: an integer >= 1")
     dtype = jnp.dtype(dtype)
-    update = jax.vmap(_chain_update_fn(setup))
+    update = _chain_update_fn(setup)
+    params = _params(setup, dtype)
     sq = math.sqrt(1.0 + setup.spike)
     d = setup.dim
     n_blocks = (max_samples + BLOCK - 1) // BLOCK
@@ -357,7 +395,7 @@ def escape_samples(setup: SpikedSingleIndex, *, key, seeds: int = 64, threshold:
             def one(c2, inp):
                 m, q, hit = c2
                 nz, rr, s = inp
-                m, q = update(m, q, nz[:, 0], nz[:, 1], nz[:, 2], rr)
+                m, q = update(m, q, nz[:, 0], nz[:, 1], nz[:, 2], rr, params)
                 newly = (hit < 0) & (stat(m, q) >= threshold) & (s < max_samples)
                 return (m, q, jnp.where(newly, s, hit)), None
 
