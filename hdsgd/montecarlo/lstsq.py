@@ -53,7 +53,13 @@ def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int =
         times: output times in t (rounded to whole steps); default as in `predict`.
         dtype: float dtype of the weights and data (default float32).
         progress: progress bar (default: on for long runs).
+
+    With momentum > 0 this is `hdsgd.montecarlo.lstsq_momentum.simulate_momentum`.
     """
+    if setup.momentum != 0.0:
+        from .lstsq_momentum import simulate_momentum
+        return simulate_momentum(setup, horizon, key=key, seeds=seeds, times=times, dtype=dtype,
+                                 progress=progress)
     horizon = check_horizon(horizon)
     seeds = check_seeds(seeds)
     d = setup.dim

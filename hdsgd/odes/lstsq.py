@@ -107,8 +107,12 @@ def critical_step_size(setup: StreamingLeastSquares) -> float:
     (0, 2d / ((1 + 1/B) lambda_max)): the step size at which the spectral radius of the
     recursion's matrix diag(a) + b lambda^T crosses 1. It interpolates between the
     homogenized threshold 2B/lambda_bar (small B) and the curvature limit 2d/lambda_max
-    (large B). Units: gamma (the per-step step is gamma/d).
+    (large B). Units: gamma (the per-step step is gamma/d). With momentum > 0: the heavy-ball
+    threshold of `hdsgd.odes.lstsq_momentum.critical_step_size`.
     """
+    if setup.momentum != 0.0:
+        from .lstsq_momentum import critical_step_size as momentum_critical_step_size
+        return momentum_critical_step_size(setup)
     lam = setup.eigenvalues
     d, batch = setup.dim, setup.batch_size
     upper = 2.0 * d / ((1.0 + 1.0 / batch) * lam.max())
@@ -145,7 +149,11 @@ def limit_excess_risk(setup: StreamingLeastSquares) -> float:
 
     Fixed point: rho_i = b_i psi / (1 - a_i), psi = sigma^2 / (1 - sum_i lambda_i b_i/(1 - a_i)).
     In the homogenized limit this is gamma lambda_bar sigma^2 / (2 (2B - gamma lambda_bar)).
+    With momentum > 0: `hdsgd.odes.lstsq_momentum.limit_excess_risk`.
     """
+    if setup.momentum != 0.0:
+        from .lstsq_momentum import limit_excess_risk as momentum_limit_excess_risk
+        return momentum_limit_excess_risk(setup)
     if setup.step_size >= critical_step_size(setup):
         return math.inf
     a, b = mode_coefficients(setup.eigenvalues, setup.step_size, setup.batch_size, setup.dim)
@@ -155,7 +163,12 @@ def limit_excess_risk(setup: StreamingLeastSquares) -> float:
 
 
 def kernel_mass(setup: StreamingLeastSquares) -> float:
-    """int_0^inf K(t) dt = gamma lambda_bar / (2B) (homogenized); < 1 iff below threshold."""
+    """int_0^inf K(t) dt = gamma lambda_bar / (2B) (homogenized); < 1 iff below threshold.
+
+    With momentum > 0: the discrete kernel mass of `hdsgd.odes.lstsq_momentum.kernel_mass`."""
+    if setup.momentum != 0.0:
+        from .lstsq_momentum import kernel_mass as momentum_kernel_mass
+        return momentum_kernel_mass(setup)
     return float(setup.step_size * setup.eigenvalues.mean() / (2.0 * setup.batch_size))
 
 
@@ -276,6 +289,11 @@ def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method
         n_grid: ``"volterra"`` only: uniform grid size (default 2000).
         rtol: ``"ode"`` only: the solver's relative tolerance.
     """
+    if setup.momentum != 0.0:  # heavy ball: hdsgd.odes.lstsq_momentum (spec momentum.md §8a)
+        from .lstsq_momentum import predict_momentum
+        given = {k: v for k, v in (("exact_steps", exact_steps), ("n_grid", n_grid)) if v is not None}
+        given.update({"rtol": rtol} if rtol != 1e-8 else {})
+        return predict_momentum(setup, horizon, times=times, method=method, **given, **options)
     if options:
         raise TypeError(f"unknown option(s) for StreamingLeastSquares: {sorted(options)}")
     method = "recursion" if method is None else method
@@ -375,7 +393,8 @@ def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=N
 
     Other fields, methods or options fall back to a loop over `predict`.
     """
-    if not set(grid) <= set(_GRID_FIELDS) or method not in (None, "recursion") or options:
+    if (not set(grid) <= set(_GRID_FIELDS) or method not in (None, "recursion") or options
+            or setup.momentum != 0.0):
         return predict_grid.dispatch(object)(setup, grid, horizon, times=times, method=method,
                                              executor=executor, **options)
     horizon = check_horizon(horizon)

@@ -31,6 +31,9 @@ class StreamingLeastSquares(eqx.Module):
         noise_std: label noise sigma >= 0.
         step_size: gamma > 0; each update uses gamma / d.
         batch_size: B >= 1, fresh samples per step.
+        momentum: heavy-ball beta in [0, 1) (default 0: plain SGD). With beta > 0 the update is
+            v <- beta v - (gamma/d) g, w <- w + v, v_0 = 0, with g the mini-batch gradient
+            above (spec ``momentum.md`` §1, §8a); see ``hdsgd.odes.lstsq_momentum``.
 
     References: spec ``lstsq_glm.md`` §2.1; Bordelon & Pehlevan (ICLR 2022); Paquette,
     Paquette, Adlam & Pennington (2022); Lee, Cheng, Paquette & Paquette (2022).
@@ -41,9 +44,10 @@ class StreamingLeastSquares(eqx.Module):
     noise_std: float
     step_size: float
     batch_size: int
+    momentum: float
 
     def __init__(self, eigenvalues, initial_error=1.0, noise_std: float = 0.0,
-                 step_size: float = 1.0, batch_size: int = 1):
+                 step_size: float = 1.0, batch_size: int = 1, momentum: float = 0.0):
         lam = v.real_array("eigenvalues", eigenvalues, low=0.0, low_open=True)
         d = lam.shape[0]
         if np.ndim(initial_error) == 0:
@@ -61,6 +65,7 @@ class StreamingLeastSquares(eqx.Module):
         self.noise_std = v.nonnegative("noise_std", noise_std)
         self.step_size = v.positive("step_size", step_size)
         self.batch_size = v.integer("batch_size", batch_size, low=1)
+        self.momentum = v.real("momentum", momentum, low=0.0, high=1.0, high_open=True)
 
     @property
     def dim(self) -> int:
@@ -81,14 +86,15 @@ class StreamingLeastSquares(eqx.Module):
             "noise_std": self.noise_std,
             "step_size": self.step_size,
             "batch_size": self.batch_size,
+            "momentum": self.momentum,
         }
 
 
 # ----------------------------------------------------------------- command line and demo
 def build_from_options(*, dim: int = 500, spectrum: str = "power_law", exponent: float = 1.0,
                        low: float = 0.5, high: float = 1.5, initial_error: float = 1.0,
-                       noise_std: float = 0.1, step_size: float = 1.0, batch_size: int = 1
-                       ) -> StreamingLeastSquares:
+                       noise_std: float = 0.1, step_size: float = 1.0, batch_size: int = 1,
+                       momentum: float = 0.0) -> StreamingLeastSquares:
     """A `StreamingLeastSquares` from the CLI's options (a named spectrum of size ``dim``)."""
     from .. import spectra
 
@@ -100,7 +106,7 @@ def build_from_options(*, dim: int = 500, spectrum: str = "power_law", exponent:
     else:
         lam = spectra.ramp(dim, low, high)
     return StreamingLeastSquares(lam, initial_error=initial_error, noise_std=noise_std,
-                                 step_size=step_size, batch_size=batch_size)
+                                 step_size=step_size, batch_size=batch_size, momentum=momentum)
 
 
 def _demo(out_dir, key) -> str:
@@ -162,6 +168,7 @@ def _register():
             Option("noise_std", float, 0.1, "label noise sigma >= 0"),
             Option("step_size", float, 1.0, "gamma > 0 (each update uses gamma/d)"),
             Option("batch_size", int, 1, "B >= 1 fresh samples per step"),
+            Option("momentum", float, 0.0, "heavy-ball beta in [0, 1) (v <- beta v - (gamma/d) g, w <- w + v)"),
         ),
         build=build_from_options,
         default_horizon=10.0,
