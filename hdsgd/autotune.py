@@ -178,16 +178,9 @@ def _replace(setup, **changes):
     return dataclasses.replace(setup, **cast)
 
 
-@functools.singledispatch
-def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, *, executor=None,
-                 **options) -> list[Curve]:
-    """Predict every setting of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g.
-
-    The default loops over `predict`, or maps it over ``executor`` (any
-    ``concurrent.futures.Executor``: a process pool, or a Dask/Ray cluster's executor) when
-    one is given; a system may register a vmapped version for its Setup. A setting that fails
-    validation (a ValueError from the Setup) gives ``None``.
-    """
+def grid_setups(setup, grid: Mapping[str, np.ndarray]) -> list:
+    """The Setups of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g (cast to
+    the field's int/float type and re-validated); None where a setting fails validation."""
     sizes = {len(v) for v in grid.values()}
     if len(sizes) != 1:
         raise ValueError(f"every grid axis must have the same length; got {sizes}")
@@ -198,6 +191,20 @@ def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, *, execu
             setups.append(_replace(setup, **{k: v[g] for k, v in grid.items()}))
         except ValueError:
             setups.append(None)
+    return setups
+
+
+@functools.singledispatch
+def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, *, executor=None,
+                 **options) -> list[Curve]:
+    """Predict every setting of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g.
+
+    The default loops over `predict`, or maps it over ``executor`` (any
+    ``concurrent.futures.Executor``: a process pool, or a Dask/Ray cluster's executor) when
+    one is given; a system may register a vmapped version for its Setup. A setting that fails
+    validation (a ValueError from the Setup) gives ``None``.
+    """
+    setups = grid_setups(setup, grid)
     valid = [s for s in setups if s is not None]
     run = functools.partial(_predict_one, horizon=horizon, options=options)
     results = iter(list(executor.map(run, valid)) if executor is not None else [run(s) for s in valid])

@@ -621,7 +621,7 @@ _fixed_point_grid = jax.jit(jax.vmap(fixed_point, in_axes=(0, 0, None)))
 
 
 def _register_grid():
-    from ..autotune import predict_grid
+    from ..autotune import grid_setups, predict_grid
 
     @predict_grid.register
     def _predict_grid(setup: ProxLinearSensing, grid, horizon: float, *, executor=None,
@@ -637,18 +637,7 @@ def _register_grid():
                                                  **options)
         if method not in (None, "auto", "map"):
             raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
-        sizes = {len(v) for v in grid.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"every grid axis must have the same length; got {sizes}")
-        (n,) = sizes
-        setups = []
-        for g in range(n):
-            try:
-                setups.append(dataclasses.replace(setup, **{
-                    k: (int(round(float(v[g]))) if k == "batch_size" else float(v[g]))
-                    for k, v in grid.items()}))
-            except ValueError:
-                setups.append(None)
+        setups = grid_setups(setup, grid)
         valid = [s for s in setups if s is not None]
         if not valid:
             return setups
