@@ -70,7 +70,9 @@ def _sample_side(cfg: DmftConfig, c, m, r, z, weight, zeta):
     cov = c.transpose(0, 2, 1, 3).reshape(n_t * n, n_t * n) - jnp.outer(m.reshape(-1), m.reshape(-1))
     cov = 0.5 * (cov + cov.T)
     evals, evecs = jnp.linalg.eigh(cov)
-    root = evecs * jnp.sqrt(jnp.clip(evals, 0.0, None))
+    # the symmetric square root is continuous in cov (evecs * sqrt(evals) is not where
+    # eigenvalues are degenerate), so the fixed-point iteration with fixed noise converges
+    root = (evecs * jnp.sqrt(jnp.clip(evals, 0.0, None))) @ evecs.T
     chi = (zeta @ root.T).reshape(-1, n_t, n)  # (S, T, N), paired with z and its weight
 
     def path(zh, zy, chi_p, eta):
