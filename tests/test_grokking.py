@@ -38,6 +38,28 @@ def test_reduced_map_equals_full_network(small, centered):
     assert mc["train_loss"][0, -1] < 0.5 * mc["train_loss"][0, 0]
 
 
+def test_sample_space_form_equals_full_network_when_p_below_d():
+    """P < D: the P-space form (spec §2.4, consequence 2) is exact too. Centred, so the test
+    loss checks the moved statistics M - M_0 and T, S, F, ell the raw ones (init cross terms)."""
+    setup = GrokkingTwoLayer(dim=30, n_samples=18, width=5, quadratic_strength=0.5,
+                             centered=True, data_seed=1)
+    key = jax.random.key(3)
+    mc = hdsgd.simulate(setup, 150, key=key, seeds=1, dtype=jnp.float64, n_test=1,
+                        progress=False)
+    init_key = jax.random.split(key, 1)[0]
+    pred = hdsgd.predict(setup, 150, init_key=init_key)
+    assert pred.meta["form"] == "P"
+    d_form = hdsgd.predict(setup, 150, init_key=init_key, form="D")
+    for name in OBS:
+        scale = max(1.0, float(np.max(np.abs(pred[name]))))
+        np.testing.assert_allclose(pred[name], mc[name][0], rtol=0, atol=1e-10 * scale,
+                                   err_msg=name)
+        np.testing.assert_allclose(pred[name], d_form[name], rtol=0, atol=1e-10 * scale,
+                                   err_msg=name)
+    assert mc["train_loss"][0, -1] < 1e-3 * mc["train_loss"][0, 0]   # interpolates (P < D)
+    assert abs(pred["T"][-1] - pred["T"][0]) > 1e-2                   # M moved
+
+
 def test_reduced_map_mutation_is_detected(small, monkeypatch):
     """Dropping the b b^T term of the M update moves the test loss by far more than the 1e-10
     tolerance of the exactness test above, so that test would catch it."""
@@ -248,6 +270,8 @@ def test_bad_options(small):
         hdsgd.predict(small, 10, method="dmft2")
     with pytest.raises(ValueError, match="solver"):
         hdsgd.predict(small, 10, solver="rk4")
+    with pytest.raises(ValueError, match="form"):
+        hdsgd.predict(small, 10, form="Q")
     with pytest.raises(ValueError, match="centered"):
         hdsgd.predict(small, 10, method="lazy")
     with pytest.raises(ValueError, match="width"):

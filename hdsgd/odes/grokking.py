@@ -45,6 +45,7 @@ from ..setups.grokking import GrokkingTwoLayer, initial_weights, training_set
 
 METHODS = ("reduced", "lazy", "dmft")
 SOLVERS = ("scan", "ode")
+FORMS = ("auto", "D", "P")
 DIVERGENCE_FACTOR = 1e12
 
 
@@ -192,6 +193,190 @@ def reduced_flow(state0: State, problem: Problem, params: Params, taus, centered
 
 
 _reduced_flow_jit = jax.jit(reduced_flow, static_argnames=("centered", "max_steps"))
+
+
+# ----------------------------------------------------------------- the P-space form (P < D)
+class SampleState(NamedTuple):
+    """P-space coordinates of the population (spec §2.4, consequence 2).
+
+    Every update of a neuron is a combination of the training inputs, so each neuron is
+    ``w = w_0 + X^T (V X w_0 + v)`` (X is P x D): ``V`` (P x P) and ``v`` (P,) are common to all
+    neurons. The spec's (a, Sigma) are the mean and second moment of the training
+    pre-activations h = X w = (I + K V) h_0 + K v, K = X X^T; carrying (V, v) instead of
+    (a, Sigma) also gives the test loss, which needs the D-space statistics.
+    """
+
+    v_mat: jnp.ndarray  # (P, P)
+    v_vec: jnp.ndarray  # (P,)
+
+
+class InitMoments(NamedTuple):
+    """The P-space statistics of the initial weights that the P-space form needs."""
+
+    gram: jnp.ndarray   # K = X X^T (P, P)
+    a0: jnp.ndarray     # X w_bar_0 (P,)
+    q0: jnp.ndarray     # X M_0 X^T (P, P)
+    r0: jnp.ndarray     # X M_0^2 X^T (P, P)
+    p0: jnp.ndarray     # X M_0 beta (P,)
+    bx: jnp.ndarray     # X beta (P,)
+    tr0: jnp.ndarray    # Tr M_0
+    s0: jnp.ndarray     # beta^T M_0 beta
+    f0: jnp.ndarray     # ||M_0||_F^2
+    wsq0: jnp.ndarray   # |w_bar_0|^2
+    pm0: jnp.ndarray    # X M_0 w_bar_0 (P,)
+    wb0: jnp.ndarray    # w_bar_0 . beta
+
+
+def init_moments(setup: GrokkingTwoLayer, x, beta, init_key=None) -> InitMoments:
+    """`InitMoments` of the N = inf law (w_bar_0 = 0, M_0 = I) or of one finite-N draw, in
+    O(P D N) without forming a D x D matrix."""
+    gram = x @ x.T
+    bx = x @ beta
+    if init_key is None:
+        d = x.shape[1]
+        return InitMoments(gram, jnp.zeros(x.shape[0]), gram, gram, bx, bx, jnp.asarray(float(d)),
+                           beta @ beta, jnp.asarray(float(d)), jnp.asarray(0.0),
+                           jnp.zeros(x.shape[0]), jnp.asarray(0.0))
+    w = initial_weights(setup, init_key)
+    n = w.shape[0]
+    xw = x @ w.T                      # (P, N)
+    wwt = w @ w.T                     # (N, N)
+    wb = w @ beta
+    w_bar = jnp.mean(w, axis=0)
+    return InitMoments(gram, jnp.mean(xw, axis=1), xw @ xw.T / n, xw @ wwt @ xw.T / n**2,
+                       xw @ wb / n, bx, jnp.sum(w * w) / n, wb @ wb / n, jnp.sum(wwt * wwt) / n**2,
+                       w_bar @ w_bar, xw @ (w @ w_bar) / n, w_bar @ beta)
+
+
+def sample_moments(state: SampleState, init: InitMoments):
+    """(a, Q): mean and second moment over neurons of the training pre-activations h = X w."""
+    u = jnp.eye(init.gram.shape[0], dtype=init.gram.dtype) + init.gram @ state.v_mat
+    ua = u @ init.a0
+    kv = init.gram @ state.v_vec
+    q = u @ init.q0 @ u.T + jnp.outer(ua, kv) + jnp.outer(kv, ua) + jnp.outer(kv, kv)
+    return ua + kv, 0.5 * (q + q.T)
+
+
+def sample_residuals(state: SampleState, init: InitMoments, problem: Problem, params: Params):
+    a, q = sample_moments(state, init)
+    f = params.alpha * a + 0.5 * params.alpha * params.eps * jnp.diagonal(q)
+    return f - problem.f0 - problem.y
+
+
+def sample_gd_step(state: SampleState, init: InitMoments, problem: Problem,
+                   params: Params) -> SampleState:
+    """One exact GD step in P-space: each neuron's coefficient update is
+    -(c/P) Delta (1 + eps h) with h = (I + K V) h_0 + K v, so
+    V <- V - (c eps/P) diag(Delta) (I + K V),  v <- v - (c/P) Delta (1 + eps K v)."""
+    p = init.gram.shape[0]
+    delta = sample_residuals(state, init, problem, params)
+    c = 2.0 * params.eta0 / params.alpha
+    u = jnp.eye(p, dtype=init.gram.dtype) + init.gram @ state.v_mat
+    v_mat = state.v_mat - (c * params.eps / p) * delta[:, None] * u
+    v_vec = state.v_vec - (c / p) * delta * (1.0 + params.eps * (init.gram @ state.v_vec))
+    return SampleState(v_mat, v_vec)
+
+
+def sample_flow_field(tau, state: SampleState, args) -> SampleState:
+    """Gradient flow in tau of the P-space form: gamma = 1/(alpha kappa),
+    dV/dtau = -gamma eps diag(Delta)(I + K V),  dv/dtau = -gamma Delta (1 + eps K v)."""
+    init, problem, params = args
+    p = init.gram.shape[0]
+    d = problem.x.shape[1]
+    gam = d / (params.alpha * p)
+    delta = sample_residuals(state, init, problem, params)
+    u = jnp.eye(p, dtype=init.gram.dtype) + init.gram @ state.v_mat
+    return SampleState(-gam * params.eps * delta[:, None] * u,
+                       -gam * delta * (1.0 + params.eps * (init.gram @ state.v_vec)))
+
+
+def sample_observables(state: SampleState, init: InitMoments, problem: Problem, params: Params,
+                       centered: bool) -> dict:
+    """Every observable from (V, v) in O(P^3): with L = V X M_0 + v w_bar_0^T (P x D) and
+    C = V Q_0 V^T + V a_0 v^T + v a_0^T V^T + v v^T, M - M_0 = X^T L + L^T X + X^T C X and
+    w_bar - w_bar_0 = X^T (V a_0 + v); every trace reduces to P x P products."""
+    d = problem.x.shape[1]
+    alpha, eps = params.alpha, params.eps
+    vm, vv, k = state.v_mat, state.v_vec, init.gram
+    va = vm @ init.a0
+    cmat = vm @ init.q0 @ vm.T + jnp.outer(va, vv) + jnp.outer(vv, va) + jnp.outer(vv, vv)
+    ck = cmat @ k
+    lx = vm @ init.q0 + jnp.outer(vv, init.a0)                              # L X^T
+    vpm = vm @ init.pm0
+    ll = (vm @ init.r0 @ vm.T + jnp.outer(vpm, vv) + jnp.outer(vv, vpm)
+          + init.wsq0 * jnp.outer(vv, vv))                                  # L L^T
+    d_tr = 2.0 * jnp.trace(lx) + jnp.trace(ck)
+    d_s = 2.0 * init.bx @ (vm @ init.p0 + vv * init.wb0) + init.bx @ cmat @ init.bx
+    cross = 2.0 * (jnp.sum(vm * init.r0) + vv @ init.pm0) + jnp.sum(cmat * init.q0)  # Tr(M_0 dM)
+    d_f = (2.0 * jnp.sum(lx * lx.T) + 2.0 * jnp.sum(ll * k) + jnp.sum(ck * ck.T)
+           + 4.0 * jnp.sum(lx * ck.T))                                      # ||dM||_F^2
+    e = va + vv
+    d_w = e @ k @ e                                                          # |w_bar - w_bar_0|^2
+    tr_m, s_m = init.tr0 + d_tr, init.s0 + d_s
+    f_m = init.f0 + 2.0 * cross + d_f
+    wsq = init.wsq0 + 2.0 * init.a0 @ e + d_w
+    tr_e, s_e, f_e, w_e = (d_tr, d_s, d_f, d_w) if centered else (tr_m, s_m, f_m, wsq)
+    beta2 = problem.beta @ problem.beta
+    variance = 0.25 * (beta2 / d - alpha * eps * tr_e / d) ** 2
+    mis = (alpha**2 * eps**2 * f_e - 2.0 * alpha * eps * s_e + beta2**2) / (2.0 * d**2)
+    lin = alpha**2 * w_e / d
+    a, q = sample_moments(state, init)
+    f = alpha * a + 0.5 * alpha * eps * jnp.diagonal(q)
+    ntk = k * (1.0 + eps * (a[:, None] + a[None, :]) + eps**2 * q)
+    return {
+        "train_loss": jnp.mean((f - problem.f0 - problem.y) ** 2),
+        "test_loss": variance + mis + lin,
+        "variance_error": variance,
+        "misalignment_error": mis,
+        "linear_power": lin,
+        "T": tr_m / d,
+        "S": s_m / d**2,
+        "F": f_m / d**2,
+        "ell": wsq / d,
+        "weight_norm": jnp.sqrt(tr_m),
+        "alignment": kernel_alignment(ntk, problem.y),
+    }
+
+
+def samples_gd(init: InitMoments, problem: Problem, params: Params, steps, centered: bool) -> dict:
+    """Observables at the (sorted, integer) ``steps`` of the exact GD map in P-space."""
+    steps = jnp.asarray(steps)
+    starts = jnp.concatenate([jnp.zeros(1, steps.dtype), steps[:-1]])
+    p = init.gram.shape[0]
+    state0 = SampleState(jnp.zeros((p, p)), jnp.zeros(p))
+
+    def segment(state, bounds):
+        lo, hi = bounds
+        state = jax.lax.fori_loop(lo, hi, lambda _, s: sample_gd_step(s, init, problem, params),
+                                  state)
+        return state, sample_observables(state, init, problem, params, centered)
+
+    _, obs = jax.lax.scan(segment, state0, (starts, steps))
+    return obs
+
+
+_samples_gd_jit = jax.jit(samples_gd, static_argnames=("centered",))
+
+
+def samples_flow(init: InitMoments, problem: Problem, params: Params, taus, centered: bool, *,
+                 rtol: float = 1e-7, atol: float = 1e-9, max_steps: int = 100_000):
+    """Observables at ``taus`` of the P-space gradient flow (diffrax Tsit5); (obs, success)."""
+    taus = jnp.asarray(taus)
+    p = init.gram.shape[0]
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(sample_flow_field), diffrax.Tsit5(), t0=0.0, t1=taus[-1], dt0=None,
+        y0=SampleState(jnp.zeros((p, p)), jnp.zeros(p)), args=(init, problem, params),
+        saveat=diffrax.SaveAt(ts=taus),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
+        max_steps=max_steps, throw=False,
+    )
+    ok = sol.result == diffrax.RESULTS.successful
+    obs = jax.vmap(lambda s: sample_observables(s, init, problem, params, centered))(sol.ys)
+    obs = jax.tree_util.tree_map(lambda v: jnp.where(ok, v, jnp.nan), obs)
+    return obs, ok
+
+
+_samples_flow_jit = jax.jit(samples_flow, static_argnames=("centered", "max_steps"))
 
 
 def initial_state(setup: GrokkingTwoLayer, init_key=None) -> State:
@@ -520,7 +705,8 @@ def _predict_dmft(setup: GrokkingTwoLayer, steps, *, dt, paths, response_paths, 
 # ----------------------------------------------------------------- predict
 @predict.register
 def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str | None = None,
-             solver: str = "scan", init_key=None, rtol: float = 1e-7, n_quad: int = 400,
+             solver: str = "scan", form: str = "auto", init_key=None, rtol: float = 1e-7,
+             n_quad: int = 400,
              dt: float = 0.05, paths: int = 16384, response_paths: int = 256, z_nodes: int = 8,
              iterations: int = 25, damping: float = 0.5, dmft_key=None, initial_overlap=None,
              **options) -> Curve:
@@ -534,6 +720,9 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
             closed form in the proportional limit; requires ``centered=True``).
         solver: ``"reduced"`` only: ``"scan"`` (the exact GD map, whole steps) or ``"ode"``
             (gradient flow in tau, diffrax).
+        form: ``"reduced"`` only: ``"D"`` (the (w_bar, M) map, O(P D^2 + D^3) per step),
+            ``"P"`` (the P-space form of spec §2.4: per-neuron coefficients on the training
+            inputs, O(P^3) per step, exact as well) or ``"auto"`` (``"P"`` when P < D).
         init_key: ``"reduced"`` only, finite width: start from the statistics of the weights
             ``initial_weights(setup, init_key)`` (exactly the network `simulate` runs for that
             key); default: the N = inf law w_bar = 0, M = I.
@@ -553,6 +742,8 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
         raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
     if solver not in SOLVERS:
         raise ValueError(f"solver={solver!r} is invalid; allowed: {SOLVERS}")
+    if form not in FORMS:
+        raise ValueError(f"form={form!r} is invalid; allowed: {FORMS}")
     horizon = check_horizon(horizon)
     if times is None:
         steps = step_grid(max(1, int(round(horizon))))
@@ -563,18 +754,32 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
         if init_key is not None and setup.width is None:
             raise ValueError("init_key needs a finite width; got width=None")
         params = params_of(setup)
-        state0 = initial_state(setup, init_key)
-        problem = problem_of(setup, state0, params)
+        if form == "auto":
+            form = "P" if setup.n_samples < setup.dim else "D"
+        if form == "P":
+            x, beta, y = training_set(setup)
+            init = init_moments(setup, x, beta, init_key)
+            f0 = (params.alpha * init.a0 + 0.5 * params.alpha * params.eps
+                  * jnp.diagonal(init.q0)) if setup.centered else jnp.zeros_like(y)
+            problem = Problem(x, beta, y, f0)
+            gd_args = flow_args = (init, problem, params)
+            gd_fn, flow_fn = _samples_gd_jit, _samples_flow_jit
+        else:
+            state0 = initial_state(setup, init_key)
+            problem = problem_of(setup, state0, params)
+            gd_args = flow_args = (state0, problem, params)
+            gd_fn, flow_fn = _reduced_gd_jit, _reduced_flow_jit
         if solver == "scan":
             steps = np.round(steps).astype(np.int64)
-            obs = _reduced_gd_jit(state0, problem, params, jnp.asarray(steps), setup.centered)
+            obs = gd_fn(*gd_args, jnp.asarray(steps), setup.centered)
         else:
             taus = setup.tau(steps)
             span = float(taus[-1]) * 50.0
-            obs, ok = _reduced_flow_jit(state0, problem, params, jnp.asarray(taus), setup.centered,
-                                        rtol=rtol, atol=rtol * 1e-2,
-                                        max_steps=int(min(10_000_000, 10_000 + 10 * span)))
+            obs, ok = flow_fn(*flow_args, jnp.asarray(taus), setup.centered,
+                              rtol=rtol, atol=rtol * 1e-2,
+                              max_steps=int(min(10_000_000, 10_000 + 10 * span)))
             extra["solver_ok"] = bool(ok)
+        extra["form"] = form
         obs = {k: np.asarray(v, dtype=np.float64) for k, v in obs.items()}
         extra["initial_condition"] = "infinite-width law" if init_key is None else "init_key draw"
         extra["solver"] = solver
