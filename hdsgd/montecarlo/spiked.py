@@ -26,6 +26,7 @@ resolution of q ~ 1).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -47,6 +48,8 @@ from ._loop import run_segments, sticky_divergence
 
 METHODS = ("full", "chain")
 BLOCK = 256
+LANES = 32  # chains per compiled call (up to 16 * 32 seeds; wider beyond)
+ATTEMPTS = 4  # Marsaglia-Tsang proposals drawn at once
 BLOWUP = 1e12
 
 
@@ -170,51 +173,65 @@ def _static_key(setup: SpikedSingleIndex):
             setup.normalization, setup.label_noise)
 
 
-def chi2(key, dof, shape, dtype, attempts: int = 4):
+def chi2(key, dof, shape, dtype, attempts: int = ATTEMPTS, draws=None):
     """Exact chi^2_dof draws, 2 Gamma(dof/2), by Marsaglia-Tsang with ``attempts`` proposals
-    drawn at once (the first accepted one is exactly the sequential sampler's output); the
-    rare entries with no accepted proposal get fresh rounds until accepted; shape < 1
+    at once (the first accepted one is exactly the sequential sampler's output); the rare
+    entries with no accepted proposal get fresh rounds (a while loop) until accepted; dof < 2
     uses the boost Gamma(alpha) = Gamma(alpha + 1) U^(1/alpha). ``dof`` may be traced.
-    (``jax.random.gamma`` alone is ~10x slower on a CPU.)
+
+    ``draws = (normals (attempts, *shape), uniforms (attempts + 1, *shape))`` supplies the
+    first round's random numbers (so a caller can draw them together with its own); the
+    retries use ``key``. (``jax.random.gamma`` alone is ~10x slower on a CPU.)
     """
     alpha = 0.5 * jnp.asarray(dof, dtype)
     small = alpha < 1.0
     a = jnp.where(small, alpha + 1.0, alpha)
     dd = a - 1.0 / 3.0
     cc = 1.0 / jnp.sqrt(9.0 * dd)
-    kp, kb = jax.random.split(key)
+    tiny = jnp.finfo(dtype).tiny
 
-    def propose(k):
-        kx, ku = jax.random.split(k)
-        x = jax.random.normal(kx, (attempts, *shape), dtype=dtype)
-        u = jax.random.uniform(ku, (attempts, *shape), dtype=dtype, minval=jnp.finfo(dtype).tiny)
+    def accept(x, u):
         t = cc * x
         pos = t > -1.0
         t = jnp.where(pos, t, 0.0)
         log_v = 3.0 * jnp.log1p(t)
         expo = 0.5 * x * x + dd * (log_v - t * (3.0 + t * (3.0 + t)))
-        ok = pos & (jnp.log(u) < expo)
+        ok = pos & (jnp.log(jnp.maximum(u, tiny)) < expo)
         first = jnp.argmax(ok, axis=0)
         val = dd * jnp.exp(jnp.take_along_axis(log_v, first[None], axis=0)[0])
         return val, jnp.any(ok, axis=0)
 
+    if draws is None:
+        k0, key = jax.random.split(key)
+        draws = (jax.random.normal(k0, (attempts, *shape), dtype=dtype),
+                 jax.random.uniform(jax.random.fold_in(k0, 1), (attempts + 1, *shape), dtype=dtype))
+    x0, u0 = draws
+    val, ok = accept(x0, u0[:attempts])
+
     def retry(c):  # fresh proposals for the (rare) entries with none accepted yet
         i, val, ok = c
-        v2, ok2 = propose(jax.random.fold_in(kp, i))
+        kx, ku = jax.random.split(jax.random.fold_in(key, i))
+        v2, ok2 = accept(jax.random.normal(kx, (attempts, *shape), dtype=dtype),
+                         jax.random.uniform(ku, (attempts, *shape), dtype=dtype))
         return i + 1, jnp.where(ok, val, v2), ok | ok2
 
-    val, ok = propose(jax.random.fold_in(kp, 0))
-    _, val, _ = jax.lax.while_loop(lambda c: ~jnp.all(c[2]), retry, (1, val, ok))
-    boost = jnp.where(small, jax.random.uniform(kb, shape, dtype=dtype) ** (1.0 / alpha), 1.0)
+    _, val, _ = jax.lax.while_loop(lambda c: ~jnp.all(c[2]), retry, (0, val, ok))
+    boost = jnp.where(small, jnp.maximum(u0[attempts], tiny) ** (1.0 / alpha), 1.0)
     return 2.0 * val * boost
 
 
 def _chain_block_draws(key, block, shape, d, dtype):
-    """The random numbers of one block: normals (BLOCK, *shape, 3) and r^2 (BLOCK, *shape)."""
+    """The random numbers of one block: normals (BLOCK, *shape, 3) and r^2 (BLOCK, *shape).
+
+    Two generator calls per block (normals for the chain and the chi^2 proposals together,
+    then uniforms): each threefry call costs seconds of compilation on a CPU.
+    """
     kb = jax.random.fold_in(key, block)
-    k1, k2 = jax.random.split(kb)
-    normals = jax.random.normal(k1, (BLOCK, *shape, 3), dtype=dtype)
-    return normals, chi2(k2, d - 2, (BLOCK, *shape), dtype)
+    k1, k2, k3 = jax.random.split(kb, 3)
+    normals = jax.random.normal(k1, (3 + ATTEMPTS, BLOCK, *shape), dtype=dtype)
+    uniforms = jax.random.uniform(k2, (ATTEMPTS + 1, BLOCK, *shape), dtype=dtype)
+    r2 = chi2(k3, d - 2, (BLOCK, *shape), dtype, draws=(normals[3:], uniforms))
+    return jnp.moveaxis(normals[:3], 0, -1), r2
 
 
 def _chain_start(setup: SpikedSingleIndex, key, shape, dtype):
@@ -222,33 +239,62 @@ def _chain_start(setup: SpikedSingleIndex, key, shape, dtype):
     if not setup.random_start:
         m0, q0 = setup.start()
         return jnp.full(shape, m0, dtype), jnp.full(shape, q0, dtype)
-    k1, k2 = jax.random.split(key)
-    g1 = jax.random.normal(k1, shape, dtype=dtype)
-    rest = chi2(k2, setup.dim - 1, shape, dtype)
-    w1 = (1.0 + setup.spike) if setup.normalization == "covariance" else 1.0
-    n2 = w1 * g1 * g1 + rest
-    return g1 / jnp.sqrt(n2), rest / n2
+    w1 = 1.0 + setup.spike if setup.normalization == "covariance" else 1.0
+    return _random_start(tuple(shape), str(jnp.dtype(dtype)))(
+        key, jnp.asarray(setup.dim, dtype), jnp.asarray(w1, dtype))
 
 
-def _chain_advance_fn(setup: SpikedSingleIndex, seeds: int, dtype):
-    return _chain_advance_cached(_static_key(setup), seeds, jnp.dtype(dtype), setup)
+@functools.lru_cache(maxsize=16)
+def _random_start(shape, dtype):
+    """start(key, d, w1) -> (m0, q0) with w0 = g / ||g||_W, g ~ N(0, I_d), ||g||_W^2 =
+    w1 g_1^2 + ||g_perp||^2 (w1 = 1 + theta for "covariance", else 1)."""
+    dtype = jnp.dtype(dtype)
+
+    @jax.jit
+    def start(key, d, w1):
+        k1, k2 = jax.random.split(key)
+        g1 = jax.random.normal(k1, shape, dtype=dtype)
+        rest = chi2(k2, d - 1, shape, dtype)
+        n2 = w1 * g1 * g1 + rest
+        return g1 / jnp.sqrt(n2), rest / n2
+
+    return start
 
 
-_ADVANCE_CACHE: dict = {}
+def _lanes(seeds: int) -> int:
+    """Chains per compiled call: a fixed width, so every seed count shares one compilation."""
+    return LANES if seeds <= 16 * LANES else 16 * LANES
 
 
-def _chain_advance_cached(static, seeds, dtype, setup):
-    """advance(m, q, key, first, last, params, d) -> (m, q): steps first..last-1 of ``seeds``
-    chains; compiled once per (link, student, loss, normalisation, noise, seeds, dtype)."""
-    cache_key = (static, seeds, str(dtype))
-    if cache_key in _ADVANCE_CACHE:
-        return _ADVANCE_CACHE[cache_key]
+def _chunks(seeds: int):
+    """(chunk index, lanes, used lanes) covering ``seeds`` chains."""
+    lanes = _lanes(seeds)
+    return [(i, lanes, min(lanes, seeds - i * lanes)) for i in range(-(-seeds // lanes))]
+
+
+_CACHE: dict = {}
+
+
+def _cached(kind, setup: SpikedSingleIndex, lanes: int, dtype, extra=()):
+    """One jitted chain function per (kind, link, student, loss, normalisation, noise, lanes,
+    dtype, extra): step size, spike, d, start and horizon are traced arguments."""
+    key = (kind, _static_key(setup), lanes, str(jnp.dtype(dtype)), extra)
+    if key not in _CACHE:
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+        build = _build_advance if kind == "advance" else _build_escape
+        _CACHE[key] = build(setup, lanes, jnp.dtype(dtype), *extra)
+    return _CACHE[key]
+
+
+def _build_advance(setup, lanes, dtype):
+    """advance(m, q, key, first, last, params, d) -> (m, q): steps first..last-1."""
     update = _chain_update_fn(setup)
 
     @jax.jit
     def advance(m, q, key, first, last, params, d):
         def block(bi, carry):
-            normals, r2 = _chain_block_draws(key, bi, (seeds,), d, dtype)
+            normals, r2 = _chain_block_draws(key, bi, (lanes,), d, dtype)
             idx = bi * BLOCK + jnp.arange(BLOCK)
 
             def one(c, inp):
@@ -263,32 +309,35 @@ def _chain_advance_cached(static, seeds, dtype, setup):
 
         return jax.lax.fori_loop(first // BLOCK, (last + BLOCK - 1) // BLOCK, block, (m, q))
 
-    if len(_ADVANCE_CACHE) > 64:
-        _ADVANCE_CACHE.clear()
-    _ADVANCE_CACHE[cache_key] = advance
     return advance
 
 
 def _simulate_chain(setup, steps, key, seeds, dtype, progress):
     k_init, k_run = jax.random.split(key)
-    m, q = _chain_start(setup, k_init, (seeds,), dtype)
-    advance = _chain_advance_fn(setup, seeds, dtype)
     params = _params(setup, dtype)
     dof = jnp.asarray(setup.dim, dtype)  # the chain draws r^2 ~ chi^2_{d-2}
     if progress is None:
         progress = float(steps[-1]) * seeds > 1e8
-    bar = tqdm(total=int(steps[-1]), desc="spiked Monte Carlo (chain)", unit="step",
-               disable=not progress, leave=False)
-    ms, qs, done = [], [], 0
-    for target in steps:
-        if target > done:
-            m, q = advance(m, q, k_run, jnp.int64(done), jnp.int64(target), params, dof)
-            bar.update(int(target) - done)
-            done = int(target)
-        ms.append(np.asarray(m))
-        qs.append(np.asarray(q))
+    chunks = _chunks(seeds)
+    bar = tqdm(total=int(steps[-1]) * len(chunks), desc="spiked Monte Carlo (chain)",
+               unit="step", disable=not progress, leave=False)
+    ms, qs = [], []
+    for ci, lanes, used in chunks:
+        advance = _cached("advance", setup, lanes, dtype)
+        m, q = _chain_start(setup, jax.random.fold_in(k_init, ci), (lanes,), dtype)
+        kc = jax.random.fold_in(k_run, ci)
+        mc, qc, done = [], [], 0
+        for target in steps:
+            if target > done:
+                m, q = advance(m, q, kc, jnp.int64(done), jnp.int64(target), params, dof)
+                bar.update(int(target) - done)
+                done = int(target)
+            mc.append(np.asarray(m)[:used])
+            qc.append(np.asarray(q)[:used])
+        ms.append(np.stack(mc, axis=1))
+        qs.append(np.stack(qc, axis=1))
     bar.close()
-    return np.stack(ms, axis=1), np.stack(qs, axis=1)
+    return np.concatenate(ms, axis=0), np.concatenate(qs, axis=0)
 
 
 # ----------------------------------------------------------------- simulate
@@ -351,7 +400,9 @@ def escape_samples(setup: SpikedSingleIndex, *, key, seeds: int = 64, threshold:
 
     Runs ``seeds`` independent chains (start as the Setup says; ``"random"`` draws m0 from
     its exact law) in blocks of 256 steps until every run has hit or ``max_samples`` steps
-    have been taken. Returns a float array (seeds,), ``inf`` for runs that never hit.
+    have been taken. Compiled once per link/student/loss/normalisation/noise/observable:
+    d, step size, spike, threshold and ``max_samples`` are traced, so a sweep over them
+    does not recompile. Returns a float array (seeds,), ``inf`` for runs that never hit.
     """
     if observable not in _ESCAPE_OBSERVABLES:
         raise ValueError(f"observable={observable!r} is invalid; allowed: {_ESCAPE_OBSERVABLES}")
@@ -362,27 +413,38 @@ def escape_samples(setup: SpikedSingleIndex, *, key, seeds: int = 64, threshold:
     if max_samples < 1:
         raise ValueError(f"max_samples={max_samples!r} is invalid; allowed: an integer >= 1")
     dtype = jnp.dtype(dtype)
-    update = _chain_update_fn(setup)
-    params = _params(setup, dtype)
-    sq = math.sqrt(1.0 + setup.spike)
-    d = setup.dim
-    n_blocks = (max_samples + BLOCK - 1) // BLOCK
+    k_start, k_run = jax.random.split(key)
+    args = (_params(setup, dtype), jnp.asarray(setup.dim, dtype), jnp.asarray(threshold, dtype),
+            jnp.int64(max_samples))
+    hits = []
+    for ci, lanes, used in _chunks(seeds):
+        run = _cached("escape", setup, lanes, dtype, (observable,))
+        m, q = _chain_start(setup, jax.random.fold_in(k_start, ci), (lanes,), dtype)
+        hits.append(np.asarray(run(m, q, jax.random.fold_in(k_run, ci), *args))[:used])
+    hit = np.concatenate(hits)
+    return np.where(hit < 0, np.inf, hit.astype(np.float64))
 
-    def stat(m, q):
+
+def _build_escape(setup, lanes, dtype, observable):
+    """run(m0, q0, key, params, d, threshold, max_samples) -> first hitting step (-1: none)."""
+    update = _chain_update_fn(setup)
+
+    def stat(m, q, theta):
         q = jnp.maximum(q, 0.0)
         if observable == "overlap":
             return jnp.abs(m)
+        a = jnp.sqrt(1.0 + theta) * jnp.abs(m)
         if observable == "covariance_overlap":
-            return sq * jnp.abs(m)
+            return a
         if observable == "cosine":
             return jnp.abs(m) / jnp.sqrt(m * m + q)
-        return sq * jnp.abs(m) / jnp.sqrt((1.0 + setup.spike) * m * m + q)
+        return a / jnp.sqrt(a * a + q)
 
     @jax.jit
-    def run(key):
-        kstart, kdraw = jax.random.split(key)
-        m, q = _chain_start(setup, kstart, (seeds,), dtype)
-        hit = jnp.where(stat(m, q) >= threshold, 0, -1).astype(jnp.int64)
+    def run(m, q, key, params, d, threshold, max_samples):
+        theta = params[1]
+        n_blocks = (max_samples + BLOCK - 1) // BLOCK
+        hit = jnp.where(stat(m, q, theta) >= threshold, 0, -1).astype(jnp.int64)
 
         def cond(c):
             bi, _, _, hit = c
@@ -390,13 +452,13 @@ def escape_samples(setup: SpikedSingleIndex, *, key, seeds: int = 64, threshold:
 
         def body(c):
             bi, m, q, hit = c
-            normals, r2 = _chain_block_draws(kdraw, bi, (seeds,), d, dtype)
+            normals, r2 = _chain_block_draws(key, bi, (lanes,), d, dtype)
 
             def one(c2, inp):
                 m, q, hit = c2
                 nz, rr, s = inp
                 m, q = update(m, q, nz[:, 0], nz[:, 1], nz[:, 2], rr, params)
-                newly = (hit < 0) & (stat(m, q) >= threshold) & (s < max_samples)
+                newly = (hit < 0) & (stat(m, q, theta) >= threshold) & (s <= max_samples)
                 return (m, q, jnp.where(newly, s, hit)), None
 
             idx = bi * BLOCK + 1 + jnp.arange(BLOCK, dtype=jnp.int64)
@@ -406,5 +468,4 @@ def escape_samples(setup: SpikedSingleIndex, *, key, seeds: int = 64, threshold:
         _, _, _, hit = jax.lax.while_loop(cond, body, (jnp.int64(0), m, q, hit))
         return hit
 
-    hit = np.asarray(run(key))
-    return np.where(hit < 0, np.inf, hit.astype(np.float64))
+    return run

@@ -165,8 +165,8 @@ def _state0(setup: SpikedSingleIndex) -> np.ndarray:
 
 
 def _to_overlaps(setup: SpikedSingleIndex, ys):
-    """States (T, n) -> (m, q) arrays."""
-    ys = jnp.asarray(ys)
+    """States (T, n) -> (m, q) arrays (numpy)."""
+    ys = np.asarray(ys)
     if setup.normalization == "none":
         return ys[:, 0], ys[:, 1]
     if setup.normalization == "sphere":
@@ -193,11 +193,16 @@ def solve(setup: SpikedSingleIndex, t_out, *, kappa: float = 1.0, rtol: float = 
     t_out = jnp.asarray(t_out, dtype=jnp.float64)
     if max_steps is None:
         max_steps = int(min(2_000_000, 4096 + 64 * _rate_scale(setup) * float(t_out[-1])))
-    max_steps = 1 << max(12, (max_steps - 1).bit_length())  # few distinct compilations
+    max_steps = 1 << 16 if max_steps <= 1 << 16 else 1 << 21  # two compilations at most
     run = _solver(*_key(setup), float(rtol), float(atol), max_steps)
     args = (jnp.float64(setup.step_size), jnp.float64(setup.spike), jnp.float64(setup.label_noise),
             jnp.float64(kappa))
-    return run(jnp.asarray(_state0(setup)), t_out, args)
+    # pad the output grid (repeating its last time) to a power of two >= 128, so grids of
+    # different lengths share one compilation
+    n = t_out.shape[0]
+    padded = jnp.concatenate([t_out, jnp.full(max(128, 1 << (n - 1).bit_length()) - n, t_out[-1])])
+    ys, ok = run(jnp.asarray(_state0(setup)), padded, args)
+    return ys[:n], ok
 
 
 @functools.lru_cache(maxsize=64)

@@ -11,6 +11,7 @@ import math
 import re
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float
@@ -78,11 +79,18 @@ def derivative_e(e) -> np.ndarray:
     return e[1:] * np.arange(1, e.size)
 
 
+def _namespace(*arrays):
+    """jax.numpy if any input is a JAX array (or tracer), else numpy: numpy callers (the
+    Curve builders) skip XLA compilation of many small eager ops."""
+    return jnp if any(isinstance(x, jax.Array) for x in arrays) else np
+
+
 def hermite_e_eval(e, x):
-    """sum_j e_j He_j(x) by the three-term recurrence (pure JAX; ``e`` has static length)."""
+    """sum_j e_j He_j(x) by the three-term recurrence (JAX in, JAX out; ``e`` has static length)."""
     e = [float(c) for c in np.asarray(e)]
-    x = jnp.asarray(x)
-    h_prev = jnp.ones_like(x)
+    xp = _namespace(x)
+    x = xp.asarray(x)
+    h_prev = xp.ones_like(x)
     out = e[0] * h_prev
     if len(e) == 1:
         return out
@@ -228,34 +236,37 @@ class SpikedSingleIndex(eqx.Module):
 def population_risk(setup: SpikedSingleIndex, a, b, n_nodes: int = 40):
     """1/2 E[(sigma*(u) - sigma(a u + b xi))^2] + Delta/2 for u, xi ~ N(0, 1) independent.
 
-    Exact for polynomial links of degree <= n_nodes - 1 (2-D Gauss-Hermite). Pure JAX;
-    broadcasts over ``a`` and ``b``.
+    Exact for polynomial links of degree <= n_nodes - 1 (2-D Gauss-Hermite). Pure JAX for
+    JAX inputs (numpy for numpy inputs); broadcasts over ``a`` and ``b``.
     """
+    xp = _namespace(a, b)
     nodes, weights = gauss_hermite(n_nodes)
-    a = jnp.asarray(a)[..., None, None]
-    b = jnp.asarray(b)[..., None, None]
-    u = jnp.asarray(nodes)[:, None]
-    xi = jnp.asarray(nodes)[None, :]
-    w2 = jnp.asarray(np.outer(weights, weights))
+    a = xp.asarray(a)[..., None, None]
+    b = xp.asarray(b)[..., None, None]
+    u = xp.asarray(nodes)[:, None]
+    xi = xp.asarray(nodes)[None, :]
+    w2 = xp.asarray(np.outer(weights, weights))
     target = hermite_e_eval(to_hermite_e(setup.link), u)
     student = hermite_e_eval(to_hermite_e(setup.student), a * u + b * xi)
-    return 0.5 * jnp.sum(w2 * (target - student) ** 2, axis=(-2, -1)) + 0.5 * setup.label_noise
+    return 0.5 * xp.sum(w2 * (target - student) ** 2, axis=(-2, -1)) + 0.5 * setup.label_noise
 
 
 def observables_from_overlaps(setup: SpikedSingleIndex, m, q) -> dict:
-    """Every observable from (m, q) (arrays of any shape; pure JAX)."""
-    m = jnp.asarray(m)
-    q = jnp.maximum(jnp.asarray(q), 0.0)
+    """Every observable from (m, q) (arrays of any shape; pure JAX for JAX inputs)."""
+    xp = _namespace(m, q)
+    m = xp.asarray(m)
+    q = xp.maximum(xp.asarray(q), 0.0)
     a = math.sqrt(1.0 + setup.spike) * m
-    b = jnp.sqrt(q)
-    return {
-        "overlap": m,
-        "covariance_overlap": a,
-        "orthogonal_norm_sq": q,
-        "cosine": m / jnp.sqrt(m * m + q),
-        "correlation": a / jnp.sqrt(a * a + q),
-        "risk": population_risk(setup, a, b),
-    }
+    b = xp.sqrt(q)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "overlap": m,
+            "covariance_overlap": a,
+            "orthogonal_norm_sq": q,
+            "cosine": m / xp.sqrt(m * m + q),
+            "correlation": a / xp.sqrt(a * a + q),
+            "risk": population_risk(setup, a, b),
+        }
 
 
 OBSERVABLES = ("overlap", "covariance_overlap", "orthogonal_norm_sq", "cosine", "correlation", "risk")
