@@ -125,3 +125,188 @@ def test_bad_call_arguments_with_momentum():
         hdsgd.predict(setup, 1.0, exact_steps=3)
     with pytest.raises(TypeError, match="unknown option"):
         hdsgd.predict(setup, 1.0, tolerance=3)
+
+
+def _moment_matrix(setup):
+    """The 3d x 3d matrix of the exact recursion on (Sxx_i, Sxv_i, Svv_i), built entry by entry."""
+    lam, d = setup.eigenvalues, setup.dim
+    eta, beta, batch = setup.step_size / d, setup.momentum, setup.batch_size
+    out = np.zeros((3 * d, 3 * d))
+    for i, a in enumerate(eta * lam):
+        out[3 * i:3 * i + 3, 3 * i:3 * i + 3] = [[(1 - a) ** 2, 2 * (1 - a) * beta, beta**2],
+                                                 [-(1 - a) * a, (1 - 2 * a) * beta, beta**2],
+                                                 [a * a, -2 * a * beta, beta**2]]
+        for r in range(3):  # noise eta^2/B (lambda_i^2 Sxx_i + lambda_i sum_j lambda_j Sxx_j)
+            out[3 * i + r, 3 * i] += eta**2 / batch * lam[i] ** 2
+            out[3 * i + r, 0::3] += eta**2 / batch * lam[i] * lam
+    return out
+
+
+def _radius(setup):
+    return float(np.max(np.abs(np.linalg.eigvals(_moment_matrix(setup)))))
+
+
+@pytest.mark.parametrize("batch_size, momentum", [(1, 0.5), (1, 0.9), (8, 0.5), (8, 0.9)])
+def test_exact_threshold_and_rate_are_the_spectral_radius(batch_size, momentum):
+    rng = np.random.default_rng(0)
+    lam = np.sort(rng.uniform(0.05, 3.0, 12))[::-1]
+    setup = hdsgd.StreamingLeastSquares(lam, step_size=1.0, batch_size=batch_size, momentum=momentum)
+    gamma_c = hdsgd.critical_step_size(setup)  # dispatches on momentum
+    assert gamma_c == theory.critical_step_size(setup)
+    below = dataclasses.replace(setup, step_size=gamma_c * (1 - 1e-6))
+    above = dataclasses.replace(setup, step_size=gamma_c * (1 + 1e-6))
+    assert _radius(below) < 1.0 < _radius(above)
+    assert theory.feedback(below) < 1.0 < theory.feedback(above)
+    for fraction in (0.2, 0.7):
+        inside = dataclasses.replace(setup, step_size=fraction * gamma_c)
+        assert theory.asymptotic_rate(inside) == pytest.approx(_radius(inside), abs=1e-12)
+    # Momentum lowers the threshold in gamma, roughly like (1 - beta) at small batch.
+    plain_c = plain.critical_step_size(dataclasses.replace(setup, momentum=0.0))
+    assert gamma_c < plain_c
+    if batch_size == 1:
+        assert gamma_c / (1 - momentum) == pytest.approx(plain_c, rel=0.15)
+
+
+def test_supercritical_step_is_flagged_as_diverged():
+    setup = _setup(100, step_size=0.3, momentum=0.7)
+    gamma_c = hdsgd.critical_step_size(setup)
+    bad = dataclasses.replace(setup, step_size=1.05 * gamma_c)
+    for method in ("recursion", "volterra"):
+        curve = hdsgd.predict(bad, 200.0, method=method)
+        assert curve.any_diverged and "warning" in curve.meta
+        assert not curve.diverged[0] and curve.diverged[-1]
+    mc = hdsgd.simulate(dataclasses.replace(setup, step_size=3 * gamma_c), 100.0,
+                        key=jax.random.key(0), seeds=4, progress=False)
+    assert mc.diverged[:, -1].all() and np.all(np.isinf(mc["risk"][mc.diverged]))
+    assert not hdsgd.predict(dataclasses.replace(setup, step_size=0.9 * gamma_c), 50.0).any_diverged
+
+
+def test_kernel_mass_and_limit_risk():
+    setup = _setup(200, step_size=0.6, batch_size=2, momentum=0.7, noise_std=0.5)
+    import jax.numpy as jnp
+    kernel = theory.volterra_kernel(jnp.asarray(setup.eigenvalues), setup.step_size, 2.0,
+                                    setup.momentum, 60_000)
+    assert float(np.sum(kernel)) == pytest.approx(theory.kernel_mass(setup), rel=1e-9)
+    assert theory.kernel_mass(setup) == pytest.approx(plain.kernel_mass(setup), rel=0)
+    # ~ eta_eff tr H / (2B), up to O(eta lambda) corrections
+    eff = theory.effective_step_size(setup) * setup.eigenvalues.mean() / (2 * setup.batch_size)
+    assert theory.kernel_mass(setup) == pytest.approx(eff, rel=0.01)
+    rec = hdsgd.predict(setup, 40.0)
+    vol = hdsgd.predict(setup, 40.0, method="volterra")
+    assert rec["risk"][-1] == pytest.approx(theory.limit_risk(setup), rel=1e-8)
+    assert vol["risk"][-1] == pytest.approx(theory.limit_risk(setup, "volterra"), rel=1e-8)
+    assert hdsgd.odes.lstsq.limit_excess_risk(setup) == theory.limit_excess_risk(setup)
+    # The exact floor exceeds the Volterra one by the dropped O(1/d) per-mode noise.
+    gap = theory.limit_risk(setup) / theory.limit_risk(setup, "volterra") - 1
+    assert 0 < gap < 5.0 / setup.dim
+
+
+def test_volterra_and_effective_step_approach_recursion_like_one_over_d():
+    gaps_vol, gaps_eff = [], []
+    for d in (250, 1000, 4000):
+        setup = _setup(d, step_size=0.4, momentum=0.7, batch_size=1)
+        times = np.linspace(0, 3.0, 31)
+        rec = hdsgd.predict(setup, 3.0, times=times)
+        vol = hdsgd.predict(setup, 3.0, times=times, method="volterra")
+        sgd = hdsgd.predict(dataclasses.replace(setup, momentum=0.0,
+                                                step_size=theory.effective_step_size(setup)),
+                            3.0, times=times)
+        gaps_vol.append(_max_rel_gap(vol, rec))
+        gaps_eff.append(_max_rel_gap(sgd, rec))
+    for gaps in (gaps_vol, gaps_eff):
+        ratios = np.array(gaps[:-1]) / np.array(gaps[1:])
+        assert np.all((ratios > 3.0) & (ratios < 5.5)), (gaps, ratios)
+    # Plain SGD at gamma (not gamma/(1-beta)) is off by O(1), at every d.
+    sgd_raw = hdsgd.predict(dataclasses.replace(setup, momentum=0.0), 3.0, times=times)
+    assert _max_rel_gap(sgd_raw, rec) > 0.2
+
+
+def test_accelerated_critical_batch_reproduces_spec_numbers():
+    # Spec momentum.md §8a: d = 300 eigenvalues uniform on [0.01, 1], B = 50, full-batch optimal
+    # heavy ball: ||K||_1 = 117.011, B_c = 5851, bulk approximation 758.
+    lam = np.linspace(0.01, 1.0, 300)
+    gamma, beta = theory.accelerated_hyperparameters(lam)
+    setup = hdsgd.StreamingLeastSquares(lam, step_size=gamma, batch_size=50, momentum=beta)
+    assert theory.kernel_mass(setup) == pytest.approx(117.011, abs=1e-3)
+    assert theory.accelerated_critical_batch_size(lam, "homogenized") == pytest.approx(5850.55, abs=0.01)
+    assert round(theory.accelerated_critical_batch_size(lam, "bulk")) == 758
+    exact = theory.accelerated_critical_batch_size(lam)
+    assert exact > 5851  # the per-mode term makes the exact batch larger (edge modes)
+    at = dataclasses.replace(setup, batch_size=int(np.ceil(exact)))
+    assert theory.feedback(dataclasses.replace(at, batch_size=int(np.floor(exact)))) > 1 > theory.feedback(at)
+    # Far above B_c the rate tends to the accelerated beta* per step (second moments).
+    far = dataclasses.replace(setup, batch_size=int(1000 * exact))
+    assert theory.asymptotic_rate(far) == pytest.approx(beta, rel=0.03)
+
+
+def test_exact_critical_batch_is_sharp_and_the_spec_form_is_not_at_small_d():
+    lam = np.sort(np.random.default_rng(0).uniform(0.1, 1.0, 10))[::-1]
+    gamma, beta = theory.accelerated_hyperparameters(lam)
+    exact = theory.accelerated_critical_batch_size(lam)
+    homogenized = theory.accelerated_critical_batch_size(lam, "homogenized")
+    assert np.ceil(homogenized) < np.floor(exact)
+
+    def radius(batch):
+        return _radius(hdsgd.StreamingLeastSquares(lam, step_size=gamma, batch_size=batch,
+                                                   momentum=beta))
+
+    assert radius(int(np.floor(exact))) > 1.0 > radius(int(np.ceil(exact)))
+    assert radius(int(np.ceil(homogenized))) > 1.0  # spec form: too small at this d
+
+
+def _best_plain_rate(setup):
+    """The smallest per-step rate of plain SGD over its step size (theory)."""
+    import scipy.optimize
+    sgd = dataclasses.replace(setup, momentum=0.0)
+    gamma_c = hdsgd.critical_step_size(sgd)
+    res = scipy.optimize.minimize_scalar(
+        lambda g: theory.asymptotic_rate(dataclasses.replace(sgd, step_size=g)),
+        bounds=(1e-3 * gamma_c, 0.999 * gamma_c), method="bounded", options={"xatol": 1e-6 * gamma_c})
+    return res.fun, res.x
+
+
+def test_above_critical_batch_momentum_beats_the_best_plain_step_in_monte_carlo():
+    # kappa = 25; at B = 4 B_c the accelerated pair's rate is ~0.65 per step against ~0.85 for
+    # plain SGD at its best step. Large batches: the exact-in-distribution projected sampler.
+    lam = np.linspace(1.0, 0.04, 100)
+    gamma, beta = theory.accelerated_hyperparameters(lam)
+    batch = int(np.ceil(4 * theory.accelerated_critical_batch_size(lam)))
+    setup = hdsgd.StreamingLeastSquares(lam, initial_error=1.0, noise_std=0.0, step_size=gamma,
+                                        batch_size=batch, momentum=beta)
+    rate_sgd, gamma_sgd = _best_plain_rate(setup)
+    assert theory.asymptotic_rate(setup) < rate_sgd - 0.15
+    sgd = dataclasses.replace(setup, momentum=0.0, step_size=gamma_sgd)
+    steps = np.array([0, 1, 2, 3, 5, 10, 15, 20, 25, 30, 40])
+    times = steps / setup.dim
+    key = jax.random.key(21)
+    final = {}
+    for name, s in (("momentum", setup), ("sgd", sgd)):
+        th = hdsgd.predict(s, times[-1], times=times)
+        mc = hdsgd.simulate(s, times[-1], times=times, key=key, seeds=64, progress=False,
+                            dtype=np.float64, sampler="projected")
+        assert hdsgd.compare(th, mc, "excess_risk").ok(sem_tol=4.0), name
+        final[name] = mc.mean()["excess_risk"][-1]
+    assert final["momentum"] < 1e-2 * final["sgd"]
+    # Below the critical batch the accelerated pair diverges (theory flag and Monte Carlo).
+    small = dataclasses.replace(setup, batch_size=batch // 16)
+    assert hdsgd.predict(small, times[-1], times=times).any_diverged
+    mc = hdsgd.simulate(small, times[-1], times=times, key=key, seeds=16, progress=False,
+                        sampler="projected")
+    assert np.median(mc["excess_risk"][:, -1]) > 10 * mc["excess_risk"][0, 0]
+
+
+def test_projected_sampler_is_the_same_process():
+    # Exact in distribution: at d = 6 (every O(1) term visible) it matches the exact recursion
+    # as the data sampler does, and with momentum 0 it runs plain SGD.
+    lam = np.array([2.0, 1.5, 1.0, 0.7, 0.4, 0.2])
+    for momentum, noise in ((0.5, 0.5), (0.0, 0.0)):
+        setup = hdsgd.StreamingLeastSquares(lam, initial_error=np.full(6, 0.5), noise_std=noise,
+                                            step_size=1.0, batch_size=3, momentum=momentum)
+        times = np.arange(26) / setup.dim
+        th = hdsgd.predict(setup, times[-1], times=times)
+        mc = hdsgd.simulate(setup, times[-1], times=times, key=jax.random.key(8), seeds=6000,
+                            progress=False, dtype=np.float64, sampler="projected")
+        assert mc.meta["sampler"] == "projected"
+        assert hdsgd.compare(th, mc, "risk").ok(sem_tol=4.0)
+    with pytest.raises(ValueError, match="sampler"):
+        hdsgd.simulate(setup, 1.0, key=jax.random.key(0), sampler="fast")

@@ -42,7 +42,7 @@ def sgd_steps(error, first_step, n_steps, key, sqrt_eigenvalues, noise_std, eta,
 
 @simulate.register
 def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int = 16, times=None,
-              dtype=jnp.float32, progress: bool | None = None) -> Curve:
+              dtype=jnp.float32, progress: bool | None = None, sampler: str = "data") -> Curve:
     """Simulate streaming least-squares SGD with ``seeds`` independent runs.
 
     Args:
@@ -53,13 +53,16 @@ def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int =
         times: output times in t (rounded to whole steps); default as in `predict`.
         dtype: float dtype of the weights and data (default float32).
         progress: progress bar (default: on for long runs).
+        sampler: ``"data"`` (default) or ``"projected"`` (the batch gradient drawn exactly in
+            distribution in O(B + d) per step; see `hdsgd.montecarlo.lstsq_momentum`).
 
-    With momentum > 0 this is `hdsgd.montecarlo.lstsq_momentum.simulate_momentum`.
+    With momentum > 0 or sampler="projected" this is
+    `hdsgd.montecarlo.lstsq_momentum.simulate_momentum`.
     """
-    if setup.momentum != 0.0:
+    if setup.momentum != 0.0 or sampler != "data":
         from .lstsq_momentum import simulate_momentum
         return simulate_momentum(setup, horizon, key=key, seeds=seeds, times=times, dtype=dtype,
-                                 progress=progress)
+                                 progress=progress, sampler=sampler)
     horizon = check_horizon(horizon)
     seeds = check_seeds(seeds)
     d = setup.dim

@@ -6,7 +6,8 @@ x = sqrt(lambda) * z, z ~ N(0, I_d) (no d x d matrix), and one step is
 
     g = (1/B) sum_b (<e, x_b> - eps_b) x_b,     v <- beta v - (gamma/d) g,     e <- e + v,
 
-from e(0) = sqrt(rho(0)) (deterministic) and v(0) = 0. Data are drawn inside the loop from
+from e(0) = sqrt(rho(0)) (deterministic) and v(0) = 0 (``sampler="projected"`` draws the same
+batch gradient exactly in distribution in O(B + d), for large batches). Data are drawn inside the loop from
 keys folded with the step index; seeds are vmapped by `run_segments`. The population risk is
 computed exactly from the weights, R = sigma^2/2 + 1/2 sum_i lambda_i e_i^2.
 """
@@ -42,8 +43,40 @@ def heavy_ball_steps(state, first_step, n_steps, key, sqrt_eigenvalues, noise_st
     return jax.lax.fori_loop(first_step, first_step + n_steps, body, state)
 
 
+def heavy_ball_steps_projected(state, first_step, n_steps, key, sqrt_eigenvalues, noise_std, eta,
+                              momentum, batch_size: int):
+    """As `heavy_ball_steps`, drawing the batch's gradient exactly in distribution in O(B + d).
+
+    With a = sqrt(lambda) * e and n = a/|a|, split each z_b = n s_b + z_perp_b (s_b ~ N(0, 1)
+    independent of z_perp_b ~ N(0, I - n n^T)). With c_b = |a| s_b - eps_b (the residuals),
+    sum_b c_b z_b = n sum_b c_b s_b + sqrt(sum_b c_b^2) (I - n n^T) zeta, zeta ~ N(0, I_d), exactly
+    in distribution given (s, eps). So a step draws B + B + d normals instead of B d + B.
+    """
+    d = state[0].shape[0]
+    basis = jnp.zeros(d, dtype=state[0].dtype).at[0].set(1.0)
+
+    def body(k, ev):
+        e, v = ev
+        ks, ke, kz = jax.random.split(jax.random.fold_in(key, k), 3)
+        a = sqrt_eigenvalues * e
+        norm = jnp.sqrt(jnp.dot(a, a))
+        n = jnp.where(norm > 0, a / jnp.where(norm > 0, norm, 1.0), basis)
+        s = jax.random.normal(ks, (batch_size,), dtype=e.dtype)
+        c = norm * s - noise_std * jax.random.normal(ke, (batch_size,), dtype=e.dtype)
+        zeta = jax.random.normal(kz, (d,), dtype=e.dtype)
+        total = n * jnp.dot(c, s) + jnp.sqrt(jnp.dot(c, c)) * (zeta - n * jnp.dot(n, zeta))
+        v = momentum * v - (eta / batch_size) * (sqrt_eigenvalues * total)
+        return e + v, v
+
+    return jax.lax.fori_loop(first_step, first_step + n_steps, body, state)
+
+
+SAMPLERS = {"data": heavy_ball_steps, "projected": heavy_ball_steps_projected}
+
+
 def simulate_momentum(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int = 16,
-                      times=None, dtype=jnp.float32, progress: bool | None = None) -> Curve:
+                      times=None, dtype=jnp.float32, progress: bool | None = None,
+                      sampler: str = "data") -> Curve:
     """Simulate heavy-ball SGD on streaming least squares with ``seeds`` independent runs.
 
     Args:
@@ -54,7 +87,12 @@ def simulate_momentum(setup: StreamingLeastSquares, horizon: float, *, key, seed
         times: output times in t (rounded to whole steps); default as in `predict`.
         dtype: float dtype of the weights and data (default float32).
         progress: progress bar (default: on for long runs).
+        sampler: ``"data"`` (default): draw the B x d batch of samples; ``"projected"``: draw
+            the batch gradient exactly in distribution from B + B + d normals (the same process,
+            O(B + d) per step instead of O(B d); for large batches).
     """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler={sampler!r} is invalid; allowed: {tuple(SAMPLERS)}")
     horizon = check_horizon(horizon)
     seeds = check_seeds(seeds)
     d = setup.dim
@@ -77,7 +115,7 @@ def simulate_momentum(setup: StreamingLeastSquares, horizon: float, *, key, seed
 
     def advance(state, first_step, n_steps):
         ev, k = state
-        return heavy_ball_steps(ev, first_step, n_steps, k, sqrt_lam, noise_std, eta, beta, batch), k
+        return SAMPLERS[sampler](ev, first_step, n_steps, k, sqrt_lam, noise_std, eta, beta, batch), k
 
     def observe(state):
         (e, _), _ = state
@@ -96,6 +134,7 @@ def simulate_momentum(setup: StreamingLeastSquares, horizon: float, *, key, seed
         samples=steps * batch,
         seeds=seeds,
         diverged=diverged,
-        meta={**setup.fields(), "method": "monte_carlo", "dtype": str(dtype), "version": __version__,
+        meta={**setup.fields(), "method": "monte_carlo", "sampler": sampler, "dtype": str(dtype),
+              "version": __version__,
               "time_label": "t = steps / d"},
     )
