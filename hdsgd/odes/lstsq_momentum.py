@@ -287,13 +287,16 @@ def asymptotic_rate(setup: StreamingLeastSquares) -> float:
     ones = np.ones((lam.size, 3, 1))
 
     def gain(z):
-        h = np.linalg.solve(z * np.eye(3)[None] - maps, ones)[:, 0, 0]
+        try:
+            h = np.linalg.solve(z * np.eye(3)[None] - maps, ones)[:, 0, 0]
+        except np.linalg.LinAlgError:  # z on a noiseless eigenvalue: the transfer function's pole
+            return math.inf
         m = eta**2 * lam**2 / batch * h
         if np.any(m >= 1.0) or np.any(m < 0):
             return math.inf
         return float(np.sum(m / (1.0 - m)))
 
-    lo = base * (1.0 + 1e-12) + 1e-300
+    lo = base * (1.0 + 1e-12) + 1e-15
     if gain(lo) <= 1.0:
         return base
     hi = max(1.0, lo) * 2.0
