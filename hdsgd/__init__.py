@@ -86,3 +86,9 @@ from .montecarlo.spiked import escape_samples as spiked_escape_samples  # noqa: 
 
 __all__ += ["SpikedSingleIndex", "spiked_critical_step_size", "spiked_escape_time",  # noqa: E402
             "spiked_fixed_points", "spiked_escape_samples"]
+
+# SGD + heavy-ball momentum on streaming least squares (issue 6, last section): a momentum field
+# on StreamingLeastSquares; derived quantities in hdsgd.lstsq_momentum
+from .odes import lstsq_momentum  # noqa: E402
+
+__all__ += ["lstsq_momentum"]  # noqa: E402
