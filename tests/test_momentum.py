@@ -72,7 +72,7 @@ def test_critical_regime_sde_matches_and_closure_does_not():
     agrees with the Monte Carlo, its deterministic closure and the uniform recursion decay
     too fast in the tail (spec §7b)."""
     mc = _mc("CRITICAL", 3000, 2000, 2)
-    sde = _theory("CRITICAL", 3000, "sde", paths=4000, key=jax.random.PRNGKey(7))
+    sde = _theory("CRITICAL", 3000, "sde", paths=2000, key=jax.random.PRNGKey(7))
     agreement = compare(sde, mc, ("manifold_coordinate", "trace_hessian", "train_loss"), t_min=300)
     assert agreement.ok(sem_tol=5.0), agreement.summary()
     for method in ("closure", "recursion"):
@@ -82,7 +82,7 @@ def test_critical_regime_sde_matches_and_closure_does_not():
 
 def test_ballistic_regime_sde_matches_monte_carlo():
     mc = _mc("BALLISTIC", 3000, 2000, 3)
-    sde = _theory("BALLISTIC", 3000, "sde", paths=4000, key=jax.random.PRNGKey(8))
+    sde = _theory("BALLISTIC", 3000, "sde", paths=2000, key=jax.random.PRNGKey(8))
     agreement = compare(sde, mc, ("manifold_coordinate", "trace_hessian", "train_loss"), t_min=400)
     assert agreement.ok(sem_tol=5.0), agreement.summary()
     gap = compare(_theory("BALLISTIC", 3000, "recursion"), mc, "manifold_coordinate", t_min=400)

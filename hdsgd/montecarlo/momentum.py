@@ -12,6 +12,8 @@ digits in float32 when beta is close to 1.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,7 +21,8 @@ import numpy as np
 from .. import __version__
 from ..api import check_horizon, check_seeds, check_times, simulate, step_grid
 from ..curve import Curve
-from ..setups.momentum import LabelNoiseMomentum, two_parameter_observables, two_parameter_point
+from ..setups.momentum import (LabelNoiseMomentum, settling_time, two_parameter_observables,
+                               two_parameter_point)
 from ._loop import run_segments, sticky_divergence
 
 
@@ -120,3 +123,26 @@ def _simulate(setup: LabelNoiseMomentum, horizon: float, *, key, seeds: int = 16
         meta={**setup.fields(), "method": "monte_carlo", "dtype": str(dtype),
               "version": __version__},
     )
+
+
+def measured_time_to_target(curve: Curve, target: float = 0.1, *, resamples: int = 200,
+                            seed: int = 0) -> tuple[float, float]:
+    """Time-to-target measured from a Monte Carlo `Curve`: the step from which the seed
+    average of s^2 (``manifold_coordinate``) stays at or below ``target**2`` (linear
+    interpolation on the curve's grid; the same definition as the theory's `time_to_target`),
+    and its standard error from a bootstrap over seeds (``resamples`` draws, numpy seed
+    ``seed``). Returns (T, standard error) in steps; T is inf if not settled on the grid."""
+    if not target > 0:
+        raise ValueError(f"target={target!r} is invalid; allowed: > 0")
+    sq = np.asarray(curve["manifold_coordinate"], dtype=float) ** 2
+    if sq.ndim != 2 or sq.shape[0] < 2:
+        raise ValueError("curve is invalid; allowed: a Monte Carlo Curve with at least 2 seeds")
+    level = target**2
+    value = settling_time(curve.time, sq.mean(axis=0), level)
+    rng = np.random.default_rng(seed)
+    n = sq.shape[0]
+    boots = np.array([settling_time(curve.time, sq[rng.integers(0, n, n)].mean(axis=0), level)
+                      for _ in range(resamples)])
+    finite = boots[np.isfinite(boots)]
+    error = float(finite.std(ddof=1)) if finite.size == boots.size else math.inf
+    return value, error

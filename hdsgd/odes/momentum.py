@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 
+import dataclasses
 import functools
 
 import diffrax
@@ -51,7 +52,8 @@ import scipy.optimize
 from .. import __version__
 from ..api import check_horizon, check_times, predict, step_grid
 from ..curve import Curve
-from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, two_parameter_normal,
+from ..setups._validate import positive as v_positive
+from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, settling_time, two_parameter_normal,
                                two_parameter_observables, two_parameter_point)
 
 METHODS = ("recursion", "flow", "sde", "closure")
@@ -410,6 +412,165 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
         meta={**setup.fields(), "method": method, "regime": regime(setup),
               "version": __version__, **extra},
     )
+
+
+# ----------------------------------------------------------------- section 4-5: time to target
+def default_target_horizon(setup: LabelNoiseMomentum, target: float) -> float:
+    """A horizon (steps) in which |s| should settle below ``target``: 1.5 x (first-order flow
+    estimate (1-beta)^2/(eta^2 delta^2) ln[sinh 2|s_0| / sinh 2 target] + 12 / (1 - beta),
+    the under-damped decay time), at most 1e8. `time_to_target` retries with 4 times
+    the horizon when this is too short."""
+    s0 = abs(setup.initial_coordinate)
+    omb = setup.one_minus_beta
+    logs = math.log(max(math.sinh(2 * s0), 1e-300) / math.sinh(2 * target)) if s0 > target else 0.0
+    flow = omb**2 / (setup.step_size**2 * max(setup.noise_var, 1e-300)) * max(logs, 0.0)
+    return float(min(1e8, 1.5 * (flow + 12.0 / omb)))
+
+
+def time_to_target(setup: LabelNoiseMomentum, target: float = 0.1, *, method: str = "sde",
+                   horizon: float | None = None, key=None, paths: int = 1000,
+                   dt: float | None = None, points: int = 1000) -> float:
+    """T(eta, beta): the step from which the mean squared manifold coordinate E[s^2] stays
+    at or below ``target**2`` (spec §5), from the reduced equations; inf if not within the
+    horizon.
+
+    "Stays below" (`settling_time`) rather than "first below": an under-damped run swings
+    through the flattest point and out again, and a first crossing would make the smallest
+    friction look best. The Monte Carlo twin is
+    `hdsgd.montecarlo.momentum.measured_time_to_target` (the same definition on the seed
+    average of s^2).
+
+    Args:
+        setup: a `LabelNoiseMomentum` on the two-parameter model.
+        target: the threshold on sqrt(E s^2) (distance to the flattest point along s), > 0.
+        method: ``"sde"`` (default; §3b averaged over ``paths`` sample paths, the right
+            reduced equation with one normal mode at gamma >= 2/3), ``"closure"`` (§3b without
+            the energy noise), ``"recursion"`` (§3c, every step) or ``"flow"`` (§3a closed
+            form, T = (1-beta)^2/(eta^2 delta^2) ln[sinh 2|s_0| / sinh 2 target]).
+        horizon: steps to search (default `default_target_horizon`, and 4 times it if T is
+            not found within it).
+        key, paths, dt, points: ``"sde"``/``"closure"`` only: PRNG key of the paths (default
+            ``PRNGKey(0)``; the same key gives the same Brownian increments for every
+            setting, so T is a smooth function of C), number of paths, Euler step in steps,
+            number of grid intervals on which E[s^2] is read.
+
+    Returns:
+        T in steps (float; 0 if |s_0| <= target, inf if not settled within the horizon).
+    """
+    target = v_positive("target", target)
+    if horizon is None:
+        horizon = default_target_horizon(setup, target)
+        found = time_to_target(setup, target, method=method, horizon=horizon, key=key,
+                               paths=paths, dt=dt, points=points)
+        if math.isinf(found) and horizon < 1e8:
+            found = time_to_target(setup, target, method=method, horizon=min(1e8, 4 * horizon),
+                                   key=key, paths=paths, dt=dt, points=points)
+        return found
+    if method not in ("sde", "closure", "recursion", "flow"):
+        raise ValueError(f"method={method!r} is invalid; allowed: ('sde', 'closure', 'recursion', 'flow')")
+    if method not in ("sde", "closure") and (key is not None or dt is not None or paths != 1000):
+        raise TypeError(f"key, paths and dt are options of method='sde'/'closure', not {method!r}")
+    if abs(setup.initial_coordinate) <= target:
+        return 0.0
+    horizon = check_horizon(horizon)
+    if method == "flow":
+        rate = setup.step_size**2 * setup.noise_var / setup.one_minus_beta**2
+        s0 = abs(setup.initial_coordinate)
+        return float(math.log(math.sinh(2 * s0) / math.sinh(2 * target)) / rate) if rate > 0 else math.inf
+    if method == "recursion":
+        n_steps = int(math.ceil(horizon))
+        n_scan = 1 << max(8, n_steps.bit_length())  # few lengths, few compilations
+        s_all, _, _ = _recursion_path_jit(setup.initial_coordinate, setup.step_size,
+                                          setup.momentum, setup.noise_var, n_scan)
+        msq = np.asarray(s_all)[: n_steps + 1] ** 2
+        return settling_time(np.arange(n_steps + 1, dtype=float), msq, target**2)
+    if isinstance(paths, bool) or int(paths) != paths or paths < 1:
+        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer >= 1")
+    step = default_sde_dt(setup) if dt is None else v_positive("dt", dt)
+    key = jax.random.PRNGKey(0) if key is None else key
+    steps = np.linspace(0.0, horizon, int(points) + 1)
+    ys, _ = reduced_paths(setup, steps, key=key, paths=int(paths), dt=step,
+                          noise=(method == "sde"))
+    msq = np.asarray(jnp.mean(ys[..., 0] ** 2, axis=0))
+    return settling_time(steps, msq, target**2)
+
+
+def _minimise_log(cost, lo: float, hi: float, grid: int) -> tuple[float, float]:
+    """Minimise cost(x) over [lo, hi]: a scan on ``grid`` points, then a bounded Brent search
+    between the neighbours of the best point (T(C) need not be unimodal over a wide range)."""
+    xs = np.linspace(lo, hi, grid)
+    values = np.array([cost(x) for x in xs])
+    if not np.isfinite(values).any():
+        return float(xs[0]), math.inf
+    i = int(np.nanargmin(np.where(np.isfinite(values), values, np.inf)))
+    a, b = xs[max(i - 1, 0)], xs[min(i + 1, grid - 1)]
+    res = scipy.optimize.minimize_scalar(cost, bounds=(a, b), method="bounded",
+                                         options={"xatol": 0.01})
+    if res.fun <= values[i]:
+        return float(res.x), float(res.fun)
+    return float(xs[i]), float(values[i])
+
+
+def optimal_constant(setup: LabelNoiseMomentum, target: float = 0.1, *, method: str = "recursion",
+                     bounds: tuple[float, float] | None = None, grid: int | None = None,
+                     **options) -> tuple[float, float]:
+    """The constant C minimising the time-to-target along 1 - beta = C eta^gamma (§4),
+    found numerically from the reduced equations.
+
+    The critical-damping estimate C* = (delta^2 kappa)^{1/3} of §4 only centres the search
+    interval (default [C*/8, 8 C*], clipped so that beta >= 0): a scan on ``grid`` points in
+    ln C (default 61 for the recursion, 13 otherwise), then a bounded Brent search around the
+    best. The scan matters: in the under-damped range T(C) is a sawtooth (each tooth one
+    overshoot fewer through the flattest point), and the optimum sits at the edge of a tooth,
+    slightly under-damped. ``method``: ``"recursion"`` (default,
+    fast), ``"closure"`` or ``"sde"`` (the right one at gamma >= 2/3 with one normal mode;
+    fixed sample paths and one Euler step for the whole search, so T(C) is smooth). ``setup``
+    supplies eta, gamma (its ``exponent``, required) and the rest.
+
+    Returns:
+        (C_opt, T(C_opt) in steps).
+    """
+    if setup.exponent is None:
+        raise ValueError("exponent=None is invalid for optimal_constant; allowed: a Setup given "
+                         "by (exponent, constant)")
+    c_star = timescales(setup)["optimal_constant"]
+    c_max = setup.step_size ** (-setup.exponent)  # beta = 0
+    lo, hi = bounds if bounds is not None else (c_star / 8.0, min(8.0 * c_star, c_max))
+    if method in ("sde", "closure") and options.get("dt") is None:
+        options["dt"] = min(default_sde_dt(dataclasses.replace(setup, constant=c))
+                            for c in (lo, hi))
+
+    def cost(log_c):
+        return time_to_target(dataclasses.replace(setup, constant=math.exp(log_c)), target,
+                              method=method, **options)
+
+    grid = (61 if method == "recursion" else 13) if grid is None else int(grid)
+    x, t = _minimise_log(cost, math.log(lo), math.log(hi), grid)
+    return float(math.exp(x)), t
+
+
+def optimal_momentum(setup: LabelNoiseMomentum, target: float = 0.1, *, method: str = "recursion",
+                     bounds: tuple[float, float] | None = None, grid: int | None = None,
+                     **options) -> tuple[float, float]:
+    """1 - beta minimising the time-to-target at the Setup's eta (no scaling assumed), from
+    the reduced equations: the same search as `optimal_constant` over ln(1 - beta) in
+    ``bounds`` (default [eta^{2/3} C*/8, min(1, 8 eta^{2/3} C*)]). Returns (1 - beta_opt, T)."""
+    eta = setup.step_size
+    centre = timescales(setup)["optimal_constant"] * eta ** CRITICAL_EXPONENT
+    lo, hi = bounds if bounds is not None else (centre / 8.0, min(1.0, 8.0 * centre))
+
+    def trial(gap):
+        return dataclasses.replace(setup, exponent=None, constant=None, momentum=1.0 - gap)
+
+    if method in ("sde", "closure") and options.get("dt") is None:
+        options["dt"] = min(default_sde_dt(trial(g)) for g in (lo, hi))
+
+    def cost(log_gap):
+        return time_to_target(trial(math.exp(log_gap)), target, method=method, **options)
+
+    grid = (61 if method == "recursion" else 13) if grid is None else int(grid)
+    x, t = _minimise_log(cost, math.log(lo), math.log(hi), grid)
+    return float(math.exp(x)), t
 
 
 momentum_timescales = timescales

@@ -7,8 +7,11 @@ the theory and the Monte Carlo both import; they never import each other.
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
 from . import _validate as v
 
@@ -160,6 +163,24 @@ def two_parameter_observables(w) -> dict:
 
 
 OBSERVABLES = ("manifold_coordinate", "trace_hessian", "train_loss", "distance_to_flattest")
+
+
+def settling_time(time, values, level) -> float:
+    """The time from which ``values`` stays at or below ``level`` up to the end of the grid
+    (linear interpolation at the last downward crossing); 0 if never above, inf if above at
+    the end. The time-to-target of the theory and of the Monte Carlo (spec §5), made robust
+    to the overshoot of under-damped runs: a first crossing would reward a run that swings
+    through the flattest point and out again."""
+    values = np.asarray(values, dtype=float)
+    above = np.nonzero(~(values <= level))[0]
+    if above.size == 0:
+        return float(time[0])
+    i = int(above[-1])
+    if i == values.size - 1:
+        return math.inf
+    v0, v1 = values[i], values[i + 1]
+    frac = (v0 - level) / (v0 - v1) if np.isfinite(v0) and v0 != v1 else 1.0
+    return float(time[i] + frac * (time[i + 1] - time[i]))
 
 
 # ----------------------------------------------------------------- command line and demo
