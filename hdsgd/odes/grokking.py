@@ -28,6 +28,7 @@ All theory is float64.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -419,6 +420,11 @@ class LazySpectrum(NamedTuple):
     nu_atom_w: np.ndarray
 
 
+@functools.lru_cache(maxsize=8)
+def _leggauss(n: int):
+    return np.polynomial.legendre.leggauss(n)
+
+
 def _mp_edges(kappa: float):
     return (math.sqrt(kappa) - 1.0) ** 2, (math.sqrt(kappa) + 1.0) ** 2
 
@@ -455,7 +461,7 @@ def lazy_spectrum(kappa: float, eps: float, n_quad: int = 400) -> LazySpectrum:
     c = eps**2 * kappa
     null = max(0.0, 1.0 - 1.0 / kappa)
     # Gauss-Legendre in the angle s = mid - half cos(theta): resolves the square-root edges
-    theta, wt = np.polynomial.legendre.leggauss(n_quad)
+    theta, wt = _leggauss(n_quad)
     theta = 0.5 * np.pi * (theta + 1.0)
     wt = 0.5 * np.pi * wt
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
