@@ -21,7 +21,8 @@ import numpy as np
 from .. import __version__
 from ..api import check_horizon, check_seeds, check_times, simulate, step_grid
 from ..curve import Curve
-from ..setups.momentum import (LabelNoiseMomentum, settling_time, two_parameter_observables,
+from ..setups.momentum import (LabelNoiseMomentum, inner_product_observables,
+                               inner_product_start, settling_time, two_parameter_observables,
                                two_parameter_point)
 from ._loop import run_segments, sticky_divergence
 
@@ -35,7 +36,9 @@ def _noise(key, block, dtype):
 
 
 def two_parameter_steps(state, first_step, n_steps, key, eta, one_minus_beta, delta):
-    """Advance one run of the two-parameter model (f = w_1 w_2, y = 1) by ``n_steps`` steps.
+    """Advance one run of a product model by ``n_steps`` steps: the two-parameter model
+    (w = (w_1, w_2), f = w_1 w_2) or the inner-product model (w = (u, v) of shape (2, d),
+    f = <u, v>); y = 1 in both, and grad f = (w_2, w_1) = w[::-1].
 
     The noise of step k is entry k % NOISE_BLOCK of a block of normals drawn from the key
     folded with k // NOISE_BLOCK, so the result does not depend on how the run is cut.
@@ -44,7 +47,7 @@ def two_parameter_steps(state, first_step, n_steps, key, eta, one_minus_beta, de
 
     def one_step(k, wv, zeta):
         w, vel = wv
-        residual = w[0] * w[1] - 1.0 - delta * zeta[k % NOISE_BLOCK]
+        residual = jnp.sum(w[0] * w[1]) - 1.0 - delta * zeta[k % NOISE_BLOCK]
         grad = residual * w[::-1]
         vel = vel - one_minus_beta * vel - eta * grad
         return w + vel, vel
@@ -91,9 +94,16 @@ def _simulate(setup: LabelNoiseMomentum, horizon: float, *, key, seeds: int = 16
     eta = jnp.asarray(setup.step_size, dtype=dtype)
     omb = jnp.asarray(setup.one_minus_beta, dtype=dtype)
     delta = jnp.asarray(np.sqrt(setup.noise_var), dtype=dtype)
-    w0 = two_parameter_point(jnp.asarray(setup.initial_coordinate, dtype=jnp.float64)).astype(dtype)
+    if setup.model == "two_parameter":
+        w0 = two_parameter_point(jnp.asarray(setup.initial_coordinate, dtype=jnp.float64))
+        observables_of = two_parameter_observables
+    else:
+        w0 = inner_product_start(setup)
+        observables_of = inner_product_observables
+    w0 = w0.astype(dtype)
     keys = jax.random.split(key, seeds)
-    state0 = ((jnp.broadcast_to(w0, (seeds, 2)), jnp.zeros((seeds, 2), dtype)), keys)
+    state0 = ((jnp.broadcast_to(w0, (seeds,) + w0.shape), jnp.zeros((seeds,) + w0.shape, dtype)),
+              keys)
 
     def advance(state, first_step, n_steps):
         wv, k = state
@@ -101,12 +111,12 @@ def _simulate(setup: LabelNoiseMomentum, horizon: float, *, key, seeds: int = 16
 
     def observe(state):
         (w, _), _ = state
-        return two_parameter_observables(w)
+        return observables_of(w)
 
     out, _ = run_segments(advance, observe, state0, steps, progress=progress,
-                          work_per_step=seeds * 20, description="momentum Monte Carlo")
+                          work_per_step=seeds * 20 * setup.dim, description="momentum Monte Carlo")
     out = {k: np.asarray(val, dtype=np.float64) for k, val in out.items()}
-    scale = max(1.0, 2.0 * np.cosh(2.0 * setup.initial_coordinate))
+    scale = max(1.0, float(observables_of(w0.astype(jnp.float64))["trace_hessian"]))
     blown = np.zeros_like(out["train_loss"], dtype=bool)
     for val in out.values():
         blown |= ~np.isfinite(val)

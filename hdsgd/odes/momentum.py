@@ -53,10 +53,13 @@ from .. import __version__
 from ..api import check_horizon, check_times, predict, step_grid
 from ..curve import Curve
 from ..setups._validate import positive as v_positive
-from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, settling_time, two_parameter_normal,
-                               two_parameter_observables, two_parameter_point)
+from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, inner_product_start,
+                               invariant_observables, observable_names, settling_time,
+                               two_parameter_normal, two_parameter_observables,
+                               two_parameter_point)
 
 METHODS = ("recursion", "flow", "sde", "closure")
+INNER_PRODUCT_METHODS = ("flow",)
 CRITICAL_EXPONENT = 2.0 / 3.0
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(12)
 _GH_W = _GH_W / _GH_W.sum()
@@ -143,12 +146,13 @@ def flow_closed_form(setup: LabelNoiseMomentum, steps):
 
 
 def _model_fn(w):
-    return w[0] * w[1]
+    """f(w) of both product models: w_1 w_2 (w of shape (2,)) or <u, v> (w = (u, v), (2, d))."""
+    return jnp.sum(w[0] * w[1])
 
 
 def _trace_hessian_on_manifold(w):
     jac = jax.grad(_model_fn)(w)
-    return jnp.dot(jac, jac)  # (1/n) ||J||_F^2 with n = 1
+    return jnp.vdot(jac, jac)  # (1/n) ||J||_F^2 with n = 1
 
 
 def _flow_field(k, w, args):
@@ -156,9 +160,15 @@ def _flow_field(k, w, args):
     c, alpha = args
     jac = jax.grad(_model_fn)(w)
     grad_tr = jax.grad(_trace_hessian_on_manifold)(w)
-    jj = jnp.dot(jac, jac)
-    tangent = grad_tr - jac * jnp.dot(jac, grad_tr) / jj
+    jj = jnp.vdot(jac, jac)
+    tangent = grad_tr - jac * jnp.vdot(jac, grad_tr) / jj
     return -c * tangent - alpha * jac * (_model_fn(w) - 1.0) / jj
+
+
+def _start(setup: LabelNoiseMomentum):
+    if setup.model == "inner_product":
+        return inner_product_start(setup)
+    return two_parameter_point(jnp.asarray(setup.initial_coordinate, jnp.float64))
 
 
 def flow_ambient(setup: LabelNoiseMomentum, steps, *, rtol: float = 1e-8):
@@ -171,10 +181,10 @@ def flow_ambient(setup: LabelNoiseMomentum, steps, *, rtol: float = 1e-8):
     (w at ``steps``, success flag).
     """
     c = setup.step_size**2 * setup.noise_var / (4.0 * setup.one_minus_beta**2)
-    rate = 4.0 * c * 2.0 * math.cosh(2.0 * setup.initial_coordinate)
+    w0 = _start(setup)
+    rate = 4.0 * c * float(_trace_hessian_on_manifold(w0))
     alpha = 10.0 * max(rate, 1e-12)
     steps = jnp.asarray(steps, dtype=jnp.float64)
-    w0 = two_parameter_point(jnp.asarray(setup.initial_coordinate, jnp.float64))
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_flow_field), diffrax.Tsit5(), t0=0.0, t1=steps[-1], dt0=None, y0=w0,
         args=(c, alpha), saveat=diffrax.SaveAt(ts=steps),
@@ -184,7 +194,7 @@ def flow_ambient(setup: LabelNoiseMomentum, steps, *, rtol: float = 1e-8):
 
     def retract(w):
         jac = jax.grad(_model_fn)(w)
-        return w - jac * (_model_fn(w) - 1.0) / jnp.dot(jac, jac)
+        return w - jac * (_model_fn(w) - 1.0) / jnp.vdot(jac, jac)
 
     w = jax.vmap(retract)(sol.ys)
     return w, sol.result == diffrax.RESULTS.successful
@@ -329,20 +339,55 @@ def _gaussian_observables(s, mean, var):
     return {k: jnp.sum(v * weights, axis=-1) for k, v in obs.items()}
 
 
+# ----------------------------------------------------------------- section 6b: inner product
+def invariants_flow(setup: LabelNoiseMomentum, steps):
+    """(P, Q, R) of the first-order flow (§3a) on the inner-product model, closed form (§6b).
+
+    With r = eta^2 delta^2 / (4 (1-beta)^2): dP/dk = -r (4P - 8R^2/(P+Q)), dQ/dk = -r (4Q -
+    8R^2/(P+Q)), dR/dk = 0, solved by (P+Q)^2 - 4R^2 = ((P_0+Q_0)^2 - 4R^2) e^{-8rk} and
+    P - Q = (P_0 - Q_0) e^{-4rk}. Returns three arrays shaped like ``steps``.
+    """
+    rate = setup.step_size**2 * setup.noise_var / (4.0 * setup.one_minus_beta**2)
+    w0 = np.asarray(inner_product_start(setup))
+    p0, q0, r0 = float(w0[0] @ w0[0]), float(w0[1] @ w0[1]), float(w0[0] @ w0[1])
+    k = np.asarray(steps, dtype=float)
+    total = np.sqrt(4 * r0**2 + ((p0 + q0) ** 2 - 4 * r0**2) * np.exp(-8 * rate * k))
+    diff = (p0 - q0) * np.exp(-4 * rate * k)
+    return 0.5 * (total + diff), 0.5 * (total - diff), np.full_like(k, r0)
+
+
+def _inner_product_gaussian(p, q, r, var):
+    """E obs of (u, v) + x (v, u)/sqrt(lambda), x ~ N(m, var), lambda = P + Q, with the mean
+    normal offset m = -3 var / lambda^{3/2} (`normal_offset`: along the normal f = R +
+    sqrt(lambda) x + R x^2/lambda, as for the two-parameter model); Gauss-Hermite."""
+    lam = p + q
+    mean = -3.0 * var / lam**1.5
+    x = mean[..., None] + _GH_X * np.sqrt(np.maximum(var, 0.0))[..., None]
+    p_, q_, r_, l_ = (a[..., None] for a in (p, q, r, lam))
+    pp = p_ + 2 * x * r_ / np.sqrt(l_) + x * x * q_ / l_
+    qq = q_ + 2 * x * r_ / np.sqrt(l_) + x * x * p_ / l_
+    rr = r_ + x * np.sqrt(l_) + x * x * r_ / l_
+    return {k: np.sum(np.asarray(v) * _GH_W, axis=-1)
+            for k, v in invariant_observables(pp, qq, rr).items()}
+
+
 # ----------------------------------------------------------------- predict
 @predict.register
 def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: str | None = None,
              key=None, paths: int = 1000, dt: float | None = None, **options) -> Curve:
-    """Predict label-noise SGD with momentum on the two-parameter model.
+    """Predict label-noise SGD with momentum (two-parameter or inner-product model).
 
     Args:
         setup: a `LabelNoiseMomentum`.
         horizon: final time in steps.
         times: output steps; default: every early step, then log-spaced (about 100 points).
-        method: ``"recursion"`` (default; §3c, any exponent), ``"flow"`` (§3a, separated
-            timescales, gamma < 2/3), ``"sde"`` (§3b reduced SDE averaged over sample paths;
-            critical and ballistic regimes with one normal mode) or ``"closure"`` (§3b
-            without the energy noise).
+        method: two-parameter model: ``"recursion"`` (default; §3c, any exponent),
+            ``"flow"`` (§3a, separated timescales, gamma < 2/3), ``"sde"`` (§3b reduced SDE
+            averaged over sample paths; critical and ballistic regimes with one normal mode)
+            or ``"closure"`` (§3b without the energy noise). Inner-product model: ``"flow"``
+            only (§6b: the invariants P, Q, R of the first-order flow in closed form, with the
+            stationary normal fluctuation S(P + Q) and its mean offset added by Gauss-Hermite;
+            separated regime gamma < 2/3).
         key: ``"sde"`` only: PRNG key of the sample paths (default ``PRNGKey(0)``).
         paths: ``"sde"`` only: number of sample paths (default 1000).
         dt: ``"sde"``/``"closure"`` only: Euler step in steps (default `default_sde_dt`).
@@ -353,9 +398,10 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
     """
     if options:
         raise TypeError(f"unknown option(s) for LabelNoiseMomentum: {sorted(options)}")
-    method = "recursion" if method is None else method
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
+    allowed = METHODS if setup.model == "two_parameter" else INNER_PRODUCT_METHODS
+    method = allowed[0] if method is None else method
+    if method not in allowed:
+        raise ValueError(f"method={method!r} is invalid for model={setup.model!r}; allowed: {allowed}")
     horizon = check_horizon(horizon)
     horizon_steps = max(1, int(round(horizon)))
     if times is None:
@@ -369,7 +415,12 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
     eta, beta, d2 = setup.step_size, setup.momentum, setup.noise_var
     extra = {}
 
-    if method == "recursion":
+    if setup.model == "inner_product":
+        p, q, r = invariants_flow(setup, steps)
+        var = np.asarray(stationary_variance(eta, beta, d2, p + q))
+        var = np.where(steps > 0, var, 0.0)  # the run starts with no fluctuation
+        obs = _inner_product_gaussian(p, q, r, var)
+    elif method == "recursion":
         n_scan = 1 << max(8, int(steps.max()).bit_length())  # few lengths, few compilations
         s_all, mx_all, var_all = _recursion_path_jit(setup.initial_coordinate, eta, beta, d2,
                                                      n_scan)
@@ -404,7 +455,7 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
     obs = {k: np.where(diverged, np.inf, v) for k, v in obs.items()}
     return Curve(
         time=steps.astype(np.float64),
-        observables={k: obs[k] for k in OBSERVABLES},
+        observables={k: obs[k] for k in observable_names(setup)},
         time_unit="step",
         samples=steps * setup.batch_size,
         seeds=None,

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _validate as v
 
-MODELS = ("two_parameter",)
+MODELS = ("two_parameter", "inner_product")
 
 
 class LabelNoiseMomentum(eqx.Module):
@@ -35,6 +35,14 @@ class LabelNoiseMomentum(eqx.Module):
     w = (1, 1) (s = 0). The run starts on the manifold at s_0 = ``initial_coordinate`` with
     zero velocity.
 
+    Model ``"inner_product"`` (spec §6b): f(u, v) = <u, v> with u, v in R^d (``dim`` = d), one
+    datum y = 1, L = 1/2 (<u, v> - 1)^2. Invariants P = ||u||^2, Q = ||v||^2, R = <u, v>
+    (R = 1 on the manifold); tr Hess L = P + Q exactly at every point; flattest minimisers:
+    u = v, ||u|| = 1. Start: u_0 = e^{s_0} a / sqrt(rho), v_0 = e^{-s_0} b / sqrt(rho) with unit
+    vectors of overlap <a, b> = rho = ``initial_overlap`` (so R_0 = 1, P_0 = e^{2 s_0}/rho,
+    Q_0 = e^{-2 s_0}/rho). The updates stay in span(a, b): d sets the size of the simulated
+    problem, not its law (the invariants test checks exactly this).
+
     Momentum is given either directly (``momentum`` = beta) or through the scaling family
     1 - beta = ``constant`` * ``step_size`` ** ``exponent`` (C, gamma). When ``exponent`` and
     ``constant`` are both set they define beta and a ``momentum`` passed alongside is
@@ -44,11 +52,14 @@ class LabelNoiseMomentum(eqx.Module):
     Time unit: ``"step"`` (iterations); ``Curve.samples = steps * batch_size``.
 
     Observables (Monte Carlo: per seed; theory: the expectation over the SGD noise):
-        manifold_coordinate: s = 1/2 ln(|w_1| / |w_2|).
-        trace_hessian: tr Hess L(w) = w_1^2 + w_2^2 (exact at every w for this model).
-        train_loss: L(w) = 1/2 (w_1 w_2 - 1)^2 (clean label; not twice the loss).
+        manifold_coordinate: s = 1/2 ln(|w_1| / |w_2|) (inner product: 1/4 ln(P / Q)).
+        trace_hessian: tr Hess L(w) = w_1^2 + w_2^2 (inner product: P + Q; exact at every w).
+        train_loss: L(w) = 1/2 (w_1 w_2 - 1)^2 (inner product: 1/2 (R - 1)^2; clean label, not
+            twice the loss).
         distance_to_flattest: min_{+-} ||w -+ (1, 1)||_2 / ||(1, 1)||_2 (relative distance to
-            the nearer flattest minimiser).
+            the nearer flattest minimiser; inner product: min over unit m of
+            ||(u, v) - (m, m)|| / sqrt(2) = sqrt((P + Q + 2 - 2 sqrt(P + Q + 2R)) / 2)).
+        u_norm_sq, v_norm_sq, inner_product: P, Q, R (``"inner_product"`` model only).
 
     Attributes:
         model: ``"two_parameter"``.
@@ -59,6 +70,9 @@ class LabelNoiseMomentum(eqx.Module):
         label_noise: delta_0 >= 0, standard deviation of the label noise of one sample.
         batch_size: B >= 1 noisy draws averaged per step.
         initial_coordinate: s_0, start w_0 = (e^{s_0}, e^{-s_0}), |s_0| <= 5.
+        dim: d >= 1 of the inner-product model (1 for the two-parameter model).
+        initial_overlap: rho in (0, 1] of the inner-product start (d >= 2 when rho < 1; 1 for
+            the two-parameter model).
     """
 
     model: str
@@ -69,11 +83,14 @@ class LabelNoiseMomentum(eqx.Module):
     label_noise: float
     batch_size: int
     initial_coordinate: float
+    dim: int
+    initial_overlap: float
 
     def __init__(self, model: str = "two_parameter", step_size: float = 0.01,
                  momentum: float | None = None, exponent: float | None = None,
                  constant: float | None = None, label_noise: float = 1.0, batch_size: int = 1,
-                 initial_coordinate: float = 1.0):
+                 initial_coordinate: float = 1.0, dim: int | None = None,
+                 initial_overlap: float = 1.0):
         self.model = v.choice("model", model, MODELS)
         self.step_size = v.positive("step_size", step_size)
         if (exponent is None) != (constant is None):
@@ -99,6 +116,21 @@ class LabelNoiseMomentum(eqx.Module):
         self.label_noise = v.nonnegative("label_noise", label_noise)
         self.batch_size = v.integer("batch_size", batch_size, low=1)
         self.initial_coordinate = v.real("initial_coordinate", initial_coordinate, low=-5.0, high=5.0)
+        if self.model == "two_parameter":
+            if dim not in (None, 1):
+                raise ValueError(f"dim={dim!r} is invalid for model='two_parameter'; allowed: 1 or None")
+            if initial_overlap != 1.0:
+                raise ValueError(f"initial_overlap={initial_overlap!r} is invalid for "
+                                 "model='two_parameter'; allowed: 1")
+            self.dim = 1
+            self.initial_overlap = 1.0
+        else:
+            self.dim = v.integer("dim", 32 if dim is None else dim, low=1, high=1_000_000)
+            self.initial_overlap = v.real("initial_overlap", initial_overlap, low=0.0,
+                                          low_open=True, high=1.0)
+            if self.initial_overlap < 1.0 and self.dim < 2:
+                raise ValueError(f"initial_overlap={initial_overlap!r} is invalid with dim=1; "
+                                 "allowed: 1 (or dim >= 2)")
 
     # ------------------------------------------------------------------ derived numbers
     @property
@@ -130,6 +162,8 @@ class LabelNoiseMomentum(eqx.Module):
             "label_noise": self.label_noise,
             "batch_size": self.batch_size,
             "initial_coordinate": self.initial_coordinate,
+            "dim": self.dim,
+            "initial_overlap": self.initial_overlap,
         }
 
 
@@ -164,6 +198,48 @@ def two_parameter_observables(w) -> dict:
 
 OBSERVABLES = ("manifold_coordinate", "trace_hessian", "train_loss", "distance_to_flattest")
 
+INNER_PRODUCT_EXTRA = ("u_norm_sq", "v_norm_sq", "inner_product")
+
+
+def inner_product_start(setup: LabelNoiseMomentum, dtype=jnp.float64):
+    """The start (u_0, v_0) of the inner-product model, shape (2, d): u_0 = e^{s_0} e_1 / sqrt(rho),
+    v_0 = e^{-s_0} (rho e_1 + sqrt(1 - rho^2) e_2) / sqrt(rho)."""
+    rho, s0, d = setup.initial_overlap, setup.initial_coordinate, setup.dim
+    a = np.zeros(d)
+    a[0] = 1.0
+    b = np.zeros(d)
+    b[0] = rho
+    if d > 1:
+        b[1] = math.sqrt(max(0.0, 1.0 - rho * rho))
+    scale = 1.0 / math.sqrt(rho)
+    return jnp.asarray(np.stack([math.exp(s0) * scale * a, math.exp(-s0) * scale * b]), dtype=dtype)
+
+
+def invariant_observables(p, q, r) -> dict:
+    """The observables of the inner-product model from its invariants P, Q, R (any shape)."""
+    return {
+        "manifold_coordinate": 0.25 * jnp.log(p / q),
+        "trace_hessian": p + q,
+        "train_loss": 0.5 * (r - 1.0) ** 2,
+        "distance_to_flattest": jnp.sqrt(jnp.maximum(
+            0.5 * (p + q + 2.0 - 2.0 * jnp.sqrt(jnp.maximum(p + q + 2.0 * r, 0.0))), 0.0)),
+        "u_norm_sq": p,
+        "v_norm_sq": q,
+        "inner_product": r,
+    }
+
+
+def inner_product_observables(w) -> dict:
+    """The observables of one weight array w = (u, v) of shape (..., 2, d)."""
+    u, v = w[..., 0, :], w[..., 1, :]
+    return invariant_observables(jnp.sum(u * u, -1), jnp.sum(v * v, -1), jnp.sum(u * v, -1))
+
+
+def observable_names(setup: LabelNoiseMomentum) -> tuple:
+    """The observables a Curve of this Setup carries."""
+    return OBSERVABLES + (INNER_PRODUCT_EXTRA if setup.model == "inner_product" else ())
+
+
 
 def settling_time(time, values, level) -> float:
     """The time from which ``values`` stays at or below ``level`` up to the end of the grid
@@ -187,13 +263,15 @@ def settling_time(time, values, level) -> float:
 def build_from_options(*, model: str = "two_parameter", step_size: float = 1e-3,
                        momentum: float = 0.9, exponent: float | None = None,
                        constant: float | None = None, label_noise: float = 0.3,
-                       batch_size: int = 1, initial_coordinate: float = 1.0
+                       batch_size: int = 1, initial_coordinate: float = 1.0,
+                       dim: int | None = None, initial_overlap: float = 1.0
                        ) -> LabelNoiseMomentum:
     """A `LabelNoiseMomentum` from the CLI's options (``--exponent`` and ``--constant``
     together replace ``--momentum``)."""
     return LabelNoiseMomentum(model=model, step_size=step_size, momentum=momentum,
                               exponent=exponent, constant=constant, label_noise=label_noise,
-                              batch_size=batch_size, initial_coordinate=initial_coordinate)
+                              batch_size=batch_size, initial_coordinate=initial_coordinate,
+                              dim=dim, initial_overlap=initial_overlap)
 
 
 def _demo(out_dir, key) -> str:
@@ -229,6 +307,8 @@ def _register():
             Option("label_noise", float, 0.3, "label-noise standard deviation delta_0 >= 0"),
             Option("batch_size", int, 1, "B >= 1 noisy draws averaged per step (delta^2 = delta_0^2/B)"),
             Option("initial_coordinate", float, 1.0, "s_0: start at w = (e^s0, e^-s0), |s0| <= 5"),
+            Option("dim", int, None, "d of the inner-product model (default 32)"),
+            Option("initial_overlap", float, 1.0, "rho in (0, 1]: overlap of the inner-product start"),
         ),
         build=build_from_options,
         default_horizon=3000.0,
