@@ -32,6 +32,7 @@ import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optimistix as optx
 import scipy.optimize
 
 from .. import __version__
@@ -48,6 +49,7 @@ from ..setups.spiked import (
 
 METHODS = ("ode",)
 BLOWUP = 1e12
+MAX_STEPS = 1 << 21  # a bound only: the solve stops at the horizon, an event or a blow-up
 
 
 # ----------------------------------------------------------------- Gaussian functionals
@@ -176,12 +178,6 @@ def _to_overlaps(setup: SpikedSingleIndex, ys):
     return a / math.sqrt(1.0 + setup.spike), 1.0 - a * a
 
 
-def _rate_scale(setup: SpikedSingleIndex) -> float:
-    c, th = setup.step_size, setup.spike
-    p = max(setup.degree, 1)
-    return (c * (1.0 + th) + c * c * (1.0 + setup.label_noise)) * (1.0 + th) ** (p / 2.0) * p * p
-
-
 def solve(setup: SpikedSingleIndex, t_out, *, kappa: float = 1.0, rtol: float = 1e-8,
           atol: float = 1e-11, max_steps: int | None = None):
     """Integrate the limit ODE of ``setup`` (diffrax Tsit5) and return (states (T, n), ok).
@@ -192,8 +188,7 @@ def solve(setup: SpikedSingleIndex, t_out, *, kappa: float = 1.0, rtol: float = 
     """
     t_out = jnp.asarray(t_out, dtype=jnp.float64)
     if max_steps is None:
-        max_steps = int(min(2_000_000, 4096 + 64 * _rate_scale(setup) * float(t_out[-1])))
-    max_steps = 1 << 16 if max_steps <= 1 << 16 else 1 << 21  # two compilations at most
+        max_steps = MAX_STEPS  # one compilation per link/student/loss/normalisation
     run = _solver(*_key(setup), float(rtol), float(atol), max_steps)
     args = (jnp.float64(setup.step_size), jnp.float64(setup.spike), jnp.float64(setup.label_noise),
             jnp.float64(kappa))
@@ -370,24 +365,71 @@ def escape_time(setup: SpikedSingleIndex, threshold: float = 0.5, observable: st
     """Time t = samples/d at which the limit ODE from the Setup's start first reaches
     |observable| >= threshold (inf if it does not by ``horizon``).
 
-    From ``initial_overlap="random"`` this uses m0 = 1/sqrt(d) and ignores the stochastic
-    search phase (spec §5: compare with the chain in distribution, not with this).
+    Solved with a diffrax event at |observable| = threshold (located by a Newton root find),
+    so the cost is that of the path up to the escape, not of the horizon. From
+    ``initial_overlap="random"`` this uses m0 = 1/sqrt(d) and ignores the stochastic search
+    phase (spec §5: compare with the chain in distribution, not with this).
     """
-    if observable not in ("overlap", "covariance_overlap", "cosine", "correlation"):
-        raise ValueError(f"observable={observable!r} is invalid; allowed: 'overlap', "
-                         "'covariance_overlap', 'cosine', 'correlation'")
-    t = np.concatenate([[0.0], np.geomspace(1e-4, horizon, 4000)])
-    ys, _ = solve(setup, t)
-    ys = np.asarray(ys)
-    ok = np.all(np.isfinite(ys), axis=1)
-    m, q = (np.asarray(z) for z in _to_overlaps(setup, np.where(ok[:, None], ys, 0.0)))
-    val = np.abs(np.asarray(observables_from_overlaps(setup, m, q)[observable]))
-    val = np.where(ok, val, 0.0)
-    hit = np.flatnonzero(val >= threshold)
-    if hit.size == 0:
-        return math.inf
-    i = hit[0]
-    if i == 0:
+    if observable not in _ESCAPE_OBSERVABLES:
+        raise ValueError(f"observable={observable!r} is invalid; allowed: {_ESCAPE_OBSERVABLES}")
+    if not 0.0 < float(threshold):
+        raise ValueError(f"threshold={threshold!r} is invalid; allowed: (0, inf)")
+    y0 = jnp.asarray(_state0(setup))
+    theta = jnp.float64(setup.spike)
+    if float(_escape_stat(setup.normalization, observable, y0, theta)) >= threshold:
         return 0.0
-    frac = (threshold - val[i - 1]) / (val[i] - val[i - 1])
-    return float(t[i - 1] + frac * (t[i] - t[i - 1]))
+    run = _escape_solver(*_key(setup), observable)
+    args = (jnp.float64(setup.step_size), theta, jnp.float64(setup.label_noise), jnp.float64(1.0))
+    t_hit, hit = run(y0, args, jnp.float64(threshold), jnp.float64(horizon))
+    return float(t_hit) if bool(hit) else math.inf
+
+
+_ESCAPE_OBSERVABLES = ("overlap", "covariance_overlap", "cosine", "correlation")
+
+
+def _escape_stat(norm: str, observable: str, y, theta):
+    """|observable| from the ODE state (pure JAX)."""
+    sq = jnp.sqrt(1.0 + theta)
+    if norm == "none":
+        m, q = y[0], jnp.maximum(y[1], 0.0)
+    elif norm == "sphere":
+        m = y[0]
+        q = jnp.maximum(1.0 - m * m, 0.0)
+    else:
+        m = y[0] / sq
+        q = jnp.maximum(1.0 - y[0] * y[0], 0.0)
+    a = sq * m
+    value = {"overlap": m, "covariance_overlap": a, "cosine": m / jnp.sqrt(m * m + q),
+             "correlation": a / jnp.sqrt(a * a + q)}[observable]
+    return jnp.abs(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _escape_solver(link, student, square, norm, observable):
+    fun = _functionals(link, student, square)
+
+    def field(t, y, args):
+        c, theta, noise, kap = args[0]
+        return _drift(fun, norm, y, c, theta, noise, kap)
+
+    def crossing(t, y, args, **kw):
+        return _escape_stat(norm, observable, y, args[0][1]) - args[1]
+
+    def blown(t, y, args, **kw):
+        return jnp.max(jnp.abs(y)) > BLOWUP
+
+    @jax.jit
+    def run(y0, args, threshold, t_max):
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=t_max, dt0=None, y0=y0,
+            args=(args, threshold),
+            saveat=diffrax.SaveAt(t1=True),
+            stepsize_controller=diffrax.PIDController(rtol=1e-8, atol=1e-11),
+            max_steps=1 << 20, throw=False,
+            event=diffrax.Event((crossing, blown), root_finder=optx.Newton(rtol=1e-10, atol=1e-12)),
+        )
+        t_end = sol.ts[-1]
+        hit = (sol.result == diffrax.RESULTS.event_occurred) & jnp.asarray(sol.event_mask[0])
+        return t_end, hit
+
+    return run
