@@ -224,6 +224,9 @@ def test_grokking_time_reference_table():
     assert g.too_lazy and g.tau_onset == np.inf
     assert 10.0 < g.alpha_threshold < 16.0
     assert abs(g.lambda_inf - 2 * 4.5 / (16 * 0.25)) < 0.15 * g.lambda_inf
+    g = hdsgd.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=1024.0,
+                                             centered=True))
+    assert g.too_lazy and g.tau_onset == np.inf   # alpha eps > D: no onset, not tau_g = 0
 
 
 # ----------------------------------------------------------------- the Curve and validation

@@ -1,6 +1,6 @@
 r"""Deterministic equivalents of grokking in the two-layer quadratic network (spec grokking.md).
 
-Two methods of ``predict`` (plus the onset heuristic `grokking_time`):
+Three methods of ``predict`` (plus the onset heuristic `grokking_time`):
 
 * ``"reduced"`` (spec §2.4, exact at any D and N for a given training set): every neuron follows
   the same affine map, so the first-layer mean ``w_bar`` and second moment ``M`` close:
@@ -18,6 +18,14 @@ Two methods of ``predict`` (plus the onset heuristic `grokking_time`):
   N enters only through the initial condition: ``w_bar_0 = 0, M_0 = I`` (the N = inf law, the
   default) or the statistics of one finite-N draw (``init_key=``: then the prediction is the
   trajectory of that very network, to round-off).
+
+  ``form="P"`` (default when P < D) runs the same exact dynamics in P-space (spec §2.4,
+  consequence 2): each neuron is ``w = w_0 + X^T (V X w_0 + v)`` with (V, v) common to all
+  neurons, updated by ``V <- V - (c eps/P) diag(Delta)(I + K V)``,
+  ``v <- v - (c/P) Delta (1 + eps K v)`` (K = X X^T); every observable is a trace of P x P
+  products (`sample_observables`), O(P^3) per step instead of O(P D^2 + D^3).
+
+* ``"dmft"`` (spec §3.3, finite N, D, P -> inf at kappa fixed): `hdsgd.odes.grokking_dmft`.
 
 * ``"lazy"`` (spec §3.1, alpha -> inf, centred, D, P -> inf with kappa = P/D): kernel gradient
   flow with the initial NTK, in closed form from the Marchenko-Pastur law of the Gram matrix
@@ -587,7 +595,8 @@ class GrokkingTime(NamedTuple):
         tau_onset_small_alpha: alpha ln(D/(alpha eps)) / (2 eps (1 - 1/kappa)).
         lambda_inf: Lambda(inf), the total log-growth of the teacher overlap S.
         log_target: ln(D/(alpha eps)).
-        too_lazy: lambda_inf < log_target (no generalisation predicted).
+        too_lazy: lambda_inf < log_target (no generalisation predicted), or alpha eps >= D
+            (the heuristic's target is below S(0); the lazy side).
         alpha_threshold: the smallest alpha at which lambda_inf = log_target ("too lazy" above
             it; nan if there is none below D/eps).
     """
@@ -636,7 +645,9 @@ def grokking_time(setup: GrokkingTwoLayer, n_quad: int = 400) -> GrokkingTime:
 
     target = math.log(d / (alpha * eps)) if d > alpha * eps else 0.0
     lam_inf = lam_total(alpha)
-    too_lazy = not lam_inf > target
+    # alpha eps >= D: the target overlap 1/(alpha eps) is below S(0) = 1/D, where the
+    # heuristic has no onset to predict; this is the lazy side (Lambda(inf) ~ 1/alpha -> 0)
+    too_lazy = not (lam_inf > target and d > alpha * eps)
     if too_lazy:
         tau_g = math.inf
     else:
@@ -722,8 +733,9 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
         setup: a `GrokkingTwoLayer`.
         horizon: final time in GD steps (tau = 2 eta0 steps / D).
         times: output times in steps; default: 0, then ~100 log-spaced whole steps.
-        method: ``"reduced"`` (default; exact (w_bar, M) dynamics) or ``"lazy"`` (alpha -> inf
-            closed form in the proportional limit; requires ``centered=True``).
+        method: ``"reduced"`` (default; exact (w_bar, M) dynamics), ``"lazy"`` (alpha -> inf
+            closed form in the proportional limit; requires ``centered=True``) or ``"dmft"``
+            (finite-width DMFT in the proportional limit).
         solver: ``"reduced"`` only: ``"scan"`` (the exact GD map, whole steps) or ``"ode"``
             (gradient flow in tau, diffrax).
         form: ``"reduced"`` only: ``"D"`` (the (w_bar, M) map, O(P D^2 + D^3) per step),
