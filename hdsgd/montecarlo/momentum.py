@@ -22,7 +22,8 @@ from .. import __version__
 from ..api import check_horizon, check_seeds, check_times, simulate, step_grid
 from ..curve import Curve
 from ..setups.momentum import (LabelNoiseMomentum, inner_product_observables,
-                               inner_product_start, settling_time, two_parameter_observables,
+                               inner_product_start, matrix_sensing_problem, sensing_observables,
+                               sensing_values, settling_time, two_parameter_observables,
                                two_parameter_point)
 from ._loop import run_segments, sticky_divergence
 
@@ -63,6 +64,28 @@ def two_parameter_steps(state, first_step, n_steps, key, eta, one_minus_beta, de
     return jax.lax.fori_loop(b_first, b_last, block, state)
 
 
+def sensing_steps(state, first_step, n_steps, key, eta, one_minus_beta, delta0, a, y,
+                  batch: int):
+    """Advance one matrix-sensing run (U, velocity) by ``n_steps`` steps of label-noise SGD
+    with momentum; the noise and the batch of step k come from ``fold_in(key, k)``."""
+    n = a.shape[0]
+
+    def one_step(k, uv):
+        u, vel = uv
+        kz, kb = jax.random.split(jax.random.fold_in(key, k))
+        res = sensing_values(u, a) - y - delta0 * jax.random.normal(kz, (n,), u.dtype)
+        if batch < n:
+            chosen = jax.random.permutation(kb, n)[:batch]
+            weights = jnp.zeros((n,), u.dtype).at[chosen].set(1.0 / batch)
+        else:
+            weights = jnp.full((n,), 1.0 / n, u.dtype)
+        grad = 2.0 * jnp.einsum("n,nab,bk->ak", weights * res, a, u)
+        vel = vel - one_minus_beta * vel - eta * grad
+        return u + vel, vel
+
+    return jax.lax.fori_loop(first_step, first_step + n_steps, one_step, state)
+
+
 @simulate.register
 def _simulate(setup: LabelNoiseMomentum, horizon: float, *, key, seeds: int = 16, times=None,
               dtype=jnp.float32, progress: bool | None = None) -> Curve:
@@ -97,6 +120,15 @@ def _simulate(setup: LabelNoiseMomentum, horizon: float, *, key, seeds: int = 16
     if setup.model == "two_parameter":
         w0 = two_parameter_point(jnp.asarray(setup.initial_coordinate, dtype=jnp.float64))
         observables_of = two_parameter_observables
+    elif setup.model == "matrix_sensing":
+        problem = matrix_sensing_problem(setup)
+        a, y, x_star = (jnp.asarray(problem[k], dtype) for k in ("a", "y", "x_star"))
+        w0 = jnp.asarray(problem["u0"])
+        delta0 = jnp.asarray(setup.label_noise, dtype=dtype)
+
+        def observables_of(w):
+            return sensing_observables(w, a.astype(w.dtype), y.astype(w.dtype),
+                                       x_star.astype(w.dtype))
     else:
         w0 = inner_product_start(setup)
         observables_of = inner_product_observables
@@ -107,6 +139,9 @@ def _simulate(setup: LabelNoiseMomentum, horizon: float, *, key, seeds: int = 16
 
     def advance(state, first_step, n_steps):
         wv, k = state
+        if setup.model == "matrix_sensing":
+            return sensing_steps(wv, first_step, n_steps, k, eta, omb, delta0, a, y,
+                                 setup.batch_size), k
         return two_parameter_steps(wv, first_step, n_steps, k, eta, omb, delta), k
 
     def observe(state):
@@ -114,7 +149,8 @@ def _simulate(setup: LabelNoiseMomentum, horizon: float, *, key, seeds: int = 16
         return observables_of(w)
 
     out, _ = run_segments(advance, observe, state0, steps, progress=progress,
-                          work_per_step=seeds * 20 * setup.dim, description="momentum Monte Carlo")
+                          work_per_step=seeds * 20 * setup.dim * (setup.n_samples or 1),
+                          description="momentum Monte Carlo")
     out = {k: np.asarray(val, dtype=np.float64) for k, val in out.items()}
     scale = max(1.0, float(observables_of(w0.astype(jnp.float64))["trace_hessian"]))
     blown = np.zeros_like(out["train_loss"], dtype=bool)

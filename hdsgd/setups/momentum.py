@@ -7,6 +7,7 @@ the theory and the Monte Carlo both import; they never import each other.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
@@ -15,7 +16,7 @@ import numpy as np
 
 from . import _validate as v
 
-MODELS = ("two_parameter", "inner_product")
+MODELS = ("two_parameter", "inner_product", "matrix_sensing")
 
 
 class LabelNoiseMomentum(eqx.Module):
@@ -43,6 +44,16 @@ class LabelNoiseMomentum(eqx.Module):
     Q_0 = e^{-2 s_0}/rho). The updates stay in span(a, b): d sets the size of the simulated
     problem, not its law (the invariants test checks exactly this).
 
+    Model ``"matrix_sensing"`` (spec §6c): U in R^{d x d} (full width, ``dim`` = d), X* = U* U*^T
+    of rank r (``rank``; U* = the first r columns of a random orthogonal matrix, so
+    ||X*||_F^2 = ||X*||_* = r), measurements y_i = <A_i, X*>, i = 1..n (``n_samples``),
+    A_i = (G_i + G_i^T) / (2 sqrt(d)) with G_i iid standard Gaussian; f_i(U) = <A_i, U U^T>,
+    L = (1/2n) sum_i (f_i - y_i)^2. Label noise on a batch B of ``batch_size`` samples drawn
+    without replacement each step (default: all n): g = (1/b) sum_{i in B} (f_i - y_i -
+    delta_0 zeta_i) grad f_i. Start: U_0 = the Gauss-Newton projection onto the interpolating
+    manifold of ``init_scale`` * G / sqrt(d) (G standard Gaussian), not low rank; the data and
+    U_0 come from numpy's generator with ``data_seed`` (`matrix_sensing_problem`).
+
     Momentum is given either directly (``momentum`` = beta) or through the scaling family
     1 - beta = ``constant`` * ``step_size`` ** ``exponent`` (C, gamma). When ``exponent`` and
     ``constant`` are both set they define beta and a ``momentum`` passed alongside is
@@ -60,6 +71,10 @@ class LabelNoiseMomentum(eqx.Module):
             the nearer flattest minimiser; inner product: min over unit m of
             ||(u, v) - (m, m)|| / sqrt(2) = sqrt((P + Q + 2 - 2 sqrt(P + Q + 2R)) / 2)).
         u_norm_sq, v_norm_sq, inner_product: P, Q, R (``"inner_product"`` model only).
+        Matrix sensing: manifold_coordinate = ln(||U||_F^2 / ||X*||_*) (the log excess nuclear
+        norm of U U^T over X*, the implicit bias's target); trace_hessian = tr Hess L(U) =
+        (1/n) sum_i (4 ||A_i U||_F^2 + 2 d (f_i - y_i) tr A_i); train_loss = L(U) (clean
+        labels); distance_to_flattest = ||U U^T - X*||_F / ||X*||_F.
 
     Attributes:
         model: ``"two_parameter"``.
@@ -73,6 +88,8 @@ class LabelNoiseMomentum(eqx.Module):
         dim: d >= 1 of the inner-product model (1 for the two-parameter model).
         initial_overlap: rho in (0, 1] of the inner-product start (d >= 2 when rho < 1; 1 for
             the two-parameter model).
+        rank, n_samples, init_scale, data_seed: matrix sensing only (None otherwise): r in
+            [1, d], n in [1, d(d+1)/2 - 1], alpha > 0, a seed >= 0.
     """
 
     model: str
@@ -85,12 +102,18 @@ class LabelNoiseMomentum(eqx.Module):
     initial_coordinate: float
     dim: int
     initial_overlap: float
+    rank: int | None
+    n_samples: int | None
+    init_scale: float | None
+    data_seed: int | None
 
     def __init__(self, model: str = "two_parameter", step_size: float = 0.01,
                  momentum: float | None = None, exponent: float | None = None,
-                 constant: float | None = None, label_noise: float = 1.0, batch_size: int = 1,
-                 initial_coordinate: float = 1.0, dim: int | None = None,
-                 initial_overlap: float = 1.0):
+                 constant: float | None = None, label_noise: float = 1.0,
+                 batch_size: int | None = None, initial_coordinate: float = 1.0,
+                 dim: int | None = None, initial_overlap: float = 1.0, rank: int | None = None,
+                 n_samples: int | None = None, init_scale: float | None = None,
+                 data_seed: int | None = None):
         self.model = v.choice("model", model, MODELS)
         self.step_size = v.positive("step_size", step_size)
         if (exponent is None) != (constant is None):
@@ -114,9 +137,31 @@ class LabelNoiseMomentum(eqx.Module):
             self.momentum = 0.0 if momentum is None else v.real(
                 "momentum", momentum, low=0.0, high=1.0, high_open=True)
         self.label_noise = v.nonnegative("label_noise", label_noise)
-        self.batch_size = v.integer("batch_size", batch_size, low=1)
         self.initial_coordinate = v.real("initial_coordinate", initial_coordinate, low=-5.0, high=5.0)
-        if self.model == "two_parameter":
+        sensing = (rank, n_samples, init_scale, data_seed)
+        if self.model != "matrix_sensing":
+            self.batch_size = v.integer("batch_size", 1 if batch_size is None else batch_size, low=1)
+            for name, value in zip(("rank", "n_samples", "init_scale", "data_seed"), sensing):
+                if value is not None:
+                    raise ValueError(f"{name}={value!r} is invalid for model={self.model!r}; "
+                                     "allowed: None (matrix sensing only)")
+            self.rank = self.n_samples = self.init_scale = self.data_seed = None
+        if self.model == "matrix_sensing":
+            self.dim = v.integer("dim", 8 if dim is None else dim, low=2, high=64)
+            self.rank = v.integer("rank", 1 if rank is None else rank, low=1, high=self.dim)
+            most = self.dim * (self.dim + 1) // 2 - 1
+            default_n = min(most, 4 * self.dim * self.rank)
+            self.n_samples = v.integer("n_samples", default_n if n_samples is None else n_samples,
+                                       low=1, high=most)
+            self.batch_size = v.integer("batch_size", self.n_samples if batch_size is None
+                                        else batch_size, low=1, high=self.n_samples)
+            self.init_scale = v.positive("init_scale", 1.0 if init_scale is None else init_scale)
+            self.data_seed = v.integer("data_seed", 0 if data_seed is None else data_seed, low=0)
+            if initial_overlap != 1.0:
+                raise ValueError(f"initial_overlap={initial_overlap!r} is invalid for "
+                                 "model='matrix_sensing'; allowed: 1")
+            self.initial_overlap = 1.0
+        elif self.model == "two_parameter":
             if dim not in (None, 1):
                 raise ValueError(f"dim={dim!r} is invalid for model='two_parameter'; allowed: 1 or None")
             if initial_overlap != 1.0:
@@ -164,6 +209,10 @@ class LabelNoiseMomentum(eqx.Module):
             "initial_coordinate": self.initial_coordinate,
             "dim": self.dim,
             "initial_overlap": self.initial_overlap,
+            "rank": self.rank,
+            "n_samples": self.n_samples,
+            "init_scale": self.init_scale,
+            "data_seed": self.data_seed,
         }
 
 
@@ -233,6 +282,72 @@ def inner_product_observables(w) -> dict:
     """The observables of one weight array w = (u, v) of shape (..., 2, d)."""
     u, v = w[..., 0, :], w[..., 1, :]
     return invariant_observables(jnp.sum(u * u, -1), jnp.sum(v * v, -1), jnp.sum(u * v, -1))
+
+
+# ----------------------------------------------------------------- matrix sensing (spec §6c)
+def sensing_values(u, a):
+    """f_i(U) = <A_i, U U^T> for all i (a: (n, d, d), u: (..., d, d)) -> (..., n)."""
+    return jnp.einsum("nab,...ak,...bk->...n", a, u, u)
+
+
+def sensing_loss(u, a, y):
+    """L(U) = (1/2n) sum_i (f_i(U) - y_i)^2."""
+    return 0.5 * jnp.mean((sensing_values(u, a) - y) ** 2, axis=-1)
+
+
+def sensing_observables(u, a, y, x_star) -> dict:
+    """The four observables of U (shape (..., d, d)) for matrix sensing (see the Setup)."""
+    d = u.shape[-1]
+    res = sensing_values(u, a) - y
+    au = jnp.einsum("nab,...bk->...nak", a, u)
+    trace_h = jnp.mean(4.0 * jnp.sum(au * au, axis=(-1, -2))
+                       + 2.0 * d * res * jnp.trace(a, axis1=-2, axis2=-1), axis=-1)
+    norm_sq = jnp.sum(u * u, axis=(-1, -2))
+    nuclear = jnp.trace(x_star)
+    gap = jnp.einsum("...ak,...bk->...ab", u, u) - x_star
+    return {
+        "manifold_coordinate": jnp.log(norm_sq / nuclear),
+        "trace_hessian": trace_h,
+        "train_loss": 0.5 * jnp.mean(res * res, axis=-1),
+        "distance_to_flattest": jnp.sqrt(jnp.sum(gap * gap, axis=(-1, -2))
+                                         / jnp.sum(x_star * x_star)),
+    }
+
+
+def _project_to_interpolants(u, a, y, iterations: int = 30):
+    """Gauss-Newton projection onto {U : f_i(U) = y_i}: U <- U - J^+ (f(U) - y), J = (2 A_i U)_i."""
+    n = a.shape[0]
+    for _ in range(iterations):
+        jac = 2.0 * np.einsum("nab,bk->nak", a, u).reshape(n, -1)
+        res = np.einsum("nab,ak,bk->n", a, u, u) - y
+        step, *_ = np.linalg.lstsq(jac, res, rcond=None)
+        u = u - step.reshape(u.shape)
+        if np.max(np.abs(res)) < 1e-13:
+            break
+    return u
+
+
+def matrix_sensing_problem(setup: LabelNoiseMomentum) -> dict:
+    """The data of a matrix-sensing Setup (numpy float64; same seed, same problem): ``a``
+    (n, d, d) symmetric sensing matrices, ``y`` (n,), ``x_star`` (d, d) and ``u0`` (d, d) the
+    interpolating start (see `LabelNoiseMomentum`)."""
+    return _problem(setup.dim, setup.rank, setup.n_samples, setup.init_scale, setup.data_seed)
+
+
+@functools.lru_cache(maxsize=32)
+def _problem(d: int, r: int, n: int, scale: float, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    u_star = q[:, :r]
+    x_star = u_star @ u_star.T
+    g = rng.standard_normal((n, d, d))
+    a = (g + np.transpose(g, (0, 2, 1))) / (2.0 * math.sqrt(d))
+    y = np.einsum("nab,ab->n", a, x_star)
+    u0 = _project_to_interpolants(scale * rng.standard_normal((d, d)) / math.sqrt(d), a, y)
+    out = {"a": a, "y": y, "x_star": x_star, "u0": u0}
+    for value in out.values():
+        value.setflags(write=False)
+    return out
 
 
 def observable_names(setup: LabelNoiseMomentum) -> tuple:
