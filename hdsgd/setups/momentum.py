@@ -378,15 +378,18 @@ def settling_time(time, values, level) -> float:
 def build_from_options(*, model: str = "two_parameter", step_size: float = 1e-3,
                        momentum: float = 0.9, exponent: float | None = None,
                        constant: float | None = None, label_noise: float = 0.3,
-                       batch_size: int = 1, initial_coordinate: float = 1.0,
-                       dim: int | None = None, initial_overlap: float = 1.0
+                       batch_size: int | None = None, initial_coordinate: float = 1.0,
+                       dim: int | None = None, initial_overlap: float = 1.0,
+                       rank: int | None = None, n_samples: int | None = None,
+                       init_scale: float | None = None, data_seed: int | None = None
                        ) -> LabelNoiseMomentum:
     """A `LabelNoiseMomentum` from the CLI's options (``--exponent`` and ``--constant``
     together replace ``--momentum``)."""
     return LabelNoiseMomentum(model=model, step_size=step_size, momentum=momentum,
                               exponent=exponent, constant=constant, label_noise=label_noise,
                               batch_size=batch_size, initial_coordinate=initial_coordinate,
-                              dim=dim, initial_overlap=initial_overlap)
+                              dim=dim, initial_overlap=initial_overlap, rank=rank,
+                              n_samples=n_samples, init_scale=init_scale, data_seed=data_seed)
 
 
 def _demo(out_dir, key) -> str:
@@ -420,15 +423,20 @@ def _register():
             Option("exponent", float, None, "gamma > 0 of 1 - beta = C eta^gamma (with --constant)"),
             Option("constant", float, None, "C > 0 of 1 - beta = C eta^gamma (with --exponent)"),
             Option("label_noise", float, 0.3, "label-noise standard deviation delta_0 >= 0"),
-            Option("batch_size", int, 1, "B >= 1 noisy draws averaged per step (delta^2 = delta_0^2/B)"),
+            Option("batch_size", int, None, "B >= 1 noisy draws (samples, matrix sensing) per step; "
+                   "delta^2 = delta_0^2/B (default 1; matrix sensing: all n)"),
             Option("initial_coordinate", float, 1.0, "s_0: start at w = (e^s0, e^-s0), |s0| <= 5"),
             Option("dim", int, None, "d of the inner-product model (default 32)"),
             Option("initial_overlap", float, 1.0, "rho in (0, 1]: overlap of the inner-product start"),
+            Option("rank", int, None, "matrix sensing: rank r of X* (default 1)"),
+            Option("n_samples", int, None, "matrix sensing: measurements n (default min(4dr, d(d+1)/2-1))"),
+            Option("init_scale", float, None, "matrix sensing: scale alpha of the start before projection (1)"),
+            Option("data_seed", int, None, "matrix sensing: seed of A_i, X* and U_0 (0)"),
         ),
         build=build_from_options,
         default_horizon=3000.0,
         time_unit="step",
-        methods=("recursion", "flow", "sde", "closure"),
+        methods=("recursion", "flow", "sde", "closure"),  # per model: see predict
         demo=_demo,
     ))
 
