@@ -269,12 +269,13 @@ def test_bad_options(small):
 def _dmft_gaps(dims, taus, paths, seeds):
     """DMFT vs Monte Carlo over initialisations and training sets, one Agreement per D."""
     out = []
-    for dim in dims:
+    seeds = (seeds,) * len(dims) if isinstance(seeds, int) else seeds
+    for dim, n_seeds in zip(dims, seeds):
         setup = GrokkingTwoLayer(dim=dim, n_samples=3 * dim, width=2, learning_rate=2.0)
         steps = np.round(setup.steps(np.asarray(taus)))
         pred = hdsgd.predict(setup, steps[-1], times=steps, method="dmft", paths=paths)
         assert pred.meta["fixed_point_residual"] < 1e-5
-        mc = hdsgd.simulate(setup, steps[-1], key=jax.random.key(1), seeds=seeds, times=steps,
+        mc = hdsgd.simulate(setup, steps[-1], key=jax.random.key(1), seeds=n_seeds, times=steps,
                             vary_data=True, progress=False)
         out.append(hdsgd.compare(pred, mc, ("train_loss", "test_loss")))
     return out
@@ -302,3 +303,27 @@ def test_dmft_vs_monte_carlo_large_dim():
     (agreement,) = _dmft_gaps((640,), [0.0, 0.5, 1.0, 2.0], paths=16384, seeds=64)
     assert agreement.ok(sem_tol=3.0)
     assert agreement["test_loss"].max_rel_gap < 0.02
+
+
+@pytest.mark.slow
+def test_dmft_approaches_infinite_width_reduced_dynamics_as_one_over_n():
+    """Two independent theories meet: the finite-N DMFT (D -> inf first) at N = 2, 4 and the
+    exact N = inf reduced dynamics at D = 400 (3 training sets). The DMFT's N-dependence is
+    1/N at tau = O(1), so the extrapolation 2 L(4) - L(2) must equal the N = inf train loss."""
+    taus = np.array([0.0, 0.25, 0.5])
+    reduced = []
+    for seed in range(3):
+        s = GrokkingTwoLayer(dim=400, n_samples=1200, width=None, learning_rate=2.0,
+                             data_seed=seed)
+        steps = np.round(s.steps(taus))
+        reduced.append(hdsgd.predict(s, steps[-1], times=steps)["train_loss"])
+    reduced = np.mean(reduced, axis=0)
+    dmft = {}
+    for n in (2, 4):
+        s = GrokkingTwoLayer(dim=400, n_samples=1200, width=n, learning_rate=2.0)
+        steps = np.round(s.steps(taus))
+        dmft[n] = hdsgd.predict(s, steps[-1], times=steps, method="dmft", paths=4096,
+                                response_paths=128)["train_loss"]
+    extrapolated = 2.0 * dmft[4] - dmft[2]
+    assert np.max(np.abs(extrapolated - reduced)) < 0.02
+    assert np.min(dmft[2] - reduced) > 0.1          # the finite-N offset is resolved
