@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import itertools
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import equinox as eqx
 import numpy as np

@@ -18,9 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import __version__
-from ..api import check_horizon, check_seeds, check_times, simulate, step_grid
+from ..api import check_horizon, check_seeds, simulate
 from ..curve import Curve
-from ..odes.lstsq import critical_step_size
 from ..setups.lstsq import StreamingLeastSquares
 from ._loop import run_segments, sticky_divergence
 
@@ -66,11 +65,7 @@ def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int =
     horizon = check_horizon(horizon)
     seeds = check_seeds(seeds)
     d = setup.dim
-    horizon_steps = max(1, int(round(horizon * d)))
-    if times is None:
-        steps = step_grid(horizon_steps)
-    else:
-        steps = np.round(check_times(times, horizon) * d).astype(np.int64)
+    steps = setup.output_steps(horizon, times)
     dtype = jnp.dtype(dtype)
     sqrt_lam = jnp.sqrt(jnp.asarray(setup.eigenvalues, dtype=dtype))
     lam = jnp.asarray(setup.eigenvalues, dtype=dtype)
@@ -104,5 +99,5 @@ def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int =
         seeds=seeds,
         diverged=diverged,
         meta={**setup.fields(), "method": "monte_carlo", "dtype": str(dtype),
-              "critical_step_size": critical_step_size(setup), "version": __version__, "time_label": "t = steps / d"},
+              "version": __version__, "time_label": "t = steps / d"},
     )

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import __version__
-from ..api import check_horizon, check_seeds, check_times, step_grid
+from ..api import check_horizon, check_seeds
 from ..curve import Curve
 from ..setups.lstsq import StreamingLeastSquares
 from ._loop import run_segments, sticky_divergence
@@ -96,11 +96,7 @@ def simulate_momentum(setup: StreamingLeastSquares, horizon: float, *, key, seed
     horizon = check_horizon(horizon)
     seeds = check_seeds(seeds)
     d = setup.dim
-    horizon_steps = max(1, int(round(horizon * d)))
-    if times is None:
-        steps = step_grid(horizon_steps)
-    else:
-        steps = np.round(check_times(times, horizon) * d).astype(np.int64)
+    steps = setup.output_steps(horizon, times)
     dtype = jnp.dtype(dtype)
     lam = jnp.asarray(setup.eigenvalues, dtype=dtype)
     sqrt_lam = jnp.sqrt(lam)

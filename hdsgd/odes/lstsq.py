@@ -45,7 +45,7 @@ from jaxtyping import Array, Float
 
 from .. import __version__
 from ..api import check_horizon, check_times, predict, step_grid
-from ..autotune import _replace, predict_grid
+from ..autotune import grid_setups, predict_grid
 from ..curve import Curve
 from ..setups.lstsq import StreamingLeastSquares
 
@@ -359,16 +359,19 @@ def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method
 
 
 def _risk_curve(setup: StreamingLeastSquares, t_out, risk, method: str, extra: dict) -> Curve:
-    """Wrap a predicted risk into a Curve, flagging divergence (beyond gamma_c or blown up)."""
+    """Wrap a predicted risk into a Curve, flagging divergence (at or beyond gamma_c, which
+    depends on the momentum when there is one, or blown up)."""
     gamma_c = critical_step_size(setup)
     supercritical = setup.step_size >= gamma_c
+    risk = np.asarray(risk, dtype=np.float64)
     blown = ~np.isfinite(risk) | (risk > 1e30)
     risk = np.where(blown, np.inf, risk)
     diverged = np.maximum.accumulate(blown) | (supercritical & (t_out > 0))
     extra = dict(extra)
     if supercritical:
+        at_beta = f" for momentum={setup.momentum}" if setup.momentum != 0.0 else ""
         extra["warning"] = (f"step_size={setup.step_size} is at or beyond the critical step size "
-                            f"{gamma_c:.6g}: the risk diverges")
+                            f"{gamma_c:.6g}{at_beta}: the risk diverges")
     return Curve(
         time=t_out,
         observables={"risk": risk, "excess_risk": risk - 0.5 * setup.noise_std**2},
@@ -399,15 +402,8 @@ def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=N
                                              executor=executor, **options)
     horizon = check_horizon(horizon)
     d = setup.dim
-    steps = step_grid(max(1, int(round(horizon * d)))) if times is None else \
-        np.round(check_times(times, horizon) * d).astype(np.int64)
-    n = len(next(iter(grid.values())))
-    setups = []
-    for g in range(n):
-        try:
-            setups.append(_replace(setup, **{k: v[g] for k, v in grid.items()}))
-        except ValueError:
-            setups.append(None)
+    steps = setup.output_steps(horizon, times)
+    setups = grid_setups(setup, grid)
     valid = [s for s in setups if s is not None]
     if not valid:
         return setups

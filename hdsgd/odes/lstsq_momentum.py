@@ -71,8 +71,7 @@ import numpy as np
 import scipy.optimize
 from jaxtyping import Array, Float
 
-from .. import __version__
-from ..api import check_horizon, check_times, step_grid
+from ..api import check_horizon
 from ..curve import Curve
 from ..setups.lstsq import StreamingLeastSquares
 
@@ -377,11 +376,7 @@ def predict_momentum(setup: StreamingLeastSquares, horizon: float, *, times=None
         raise ValueError(f"method={method!r} is invalid with momentum={setup.momentum}; allowed: {METHODS}")
     horizon = check_horizon(horizon)
     d = setup.dim
-    horizon_steps = max(1, int(round(horizon * d)))
-    if times is None:
-        steps = step_grid(horizon_steps)
-    else:
-        steps = np.round(check_times(times, horizon) * d).astype(np.int64)
+    steps = setup.output_steps(horizon, times)
     n = int(steps.max())
     lam = jnp.asarray(setup.eigenvalues)
     rho0 = jnp.asarray(setup.initial_error)
@@ -398,25 +393,9 @@ def predict_momentum(setup: StreamingLeastSquares, horizon: float, *, times=None
 
 
 def momentum_risk_curve(setup: StreamingLeastSquares, t_out, risk, method: str) -> Curve:
-    """Wrap a predicted risk into a Curve, flagging divergence (at or past gamma_c(beta), or blown up)."""
-    gamma_c = critical_step_size(setup)
-    supercritical = setup.step_size >= gamma_c
-    risk = np.asarray(risk, dtype=np.float64)
-    blown = ~np.isfinite(risk) | (risk > 1e30)
-    risk = np.where(blown, np.inf, risk)
-    diverged = np.maximum.accumulate(blown) | (supercritical & (t_out > 0))
-    extra = {}
-    if supercritical:
-        extra["warning"] = (f"step_size={setup.step_size} is at or beyond the critical step size "
-                            f"{gamma_c:.6g} for momentum={setup.momentum}: the risk diverges")
-    return Curve(
-        time=t_out,
-        observables={"risk": risk, "excess_risk": risk - 0.5 * setup.noise_std**2},
-        time_unit="t",
-        samples=np.round(t_out * setup.dim) * setup.batch_size,
-        seeds=None,
-        diverged=diverged,
-        meta={**setup.fields(), "method": method, "critical_step_size": gamma_c,
-              "effective_step_size": effective_step_size(setup), "version": __version__,
-              "time_label": "t = steps / d", **extra},
-    )
+    """Wrap a predicted risk into a Curve, flagging divergence (at or past gamma_c(beta), or
+    blown up); ``meta`` also records the effective step gamma / (1 - beta)."""
+    from .lstsq import _risk_curve  # odes.lstsq hands off to this module, so import late
+
+    return _risk_curve(setup, t_out, risk, method,
+                       {"effective_step_size": effective_step_size(setup)})

@@ -76,6 +76,17 @@ class StreamingLeastSquares(eqx.Module):
         """R(w_0) = sigma^2/2 + 1/2 sum_i lambda_i rho_i(0)."""
         return 0.5 * self.noise_std**2 + 0.5 * float(np.dot(self.eigenvalues, self.initial_error))
 
+    def output_steps(self, horizon: float, times=None) -> np.ndarray:
+        """The whole SGD steps k = round(t d) at which theory and Monte Carlo report: the given
+        ``times`` (in t, checked against ``horizon``), or by default step 0 and ~100 log-spaced
+        steps up to the horizon (at least one step)."""
+        from ..api import check_horizon, check_times, step_grid
+
+        horizon = check_horizon(horizon)
+        if times is None:
+            return step_grid(max(1, int(round(horizon * self.dim))))
+        return np.round(check_times(times, horizon) * self.dim).astype(np.int64)
+
     def fields(self) -> dict:
         """The Setup as plain data (stored in ``Curve.meta``)."""
         return {
