@@ -679,6 +679,34 @@ def time_to_target(setup: LabelNoiseMomentum, target: float = 0.1, *, method: st
     return settling_time(steps, msq, target**2)
 
 
+def sensing_time_to_target(setup: LabelNoiseMomentum, target: float = 0.5, *,
+                           horizon: float | None = None, points: int = 200) -> float:
+    """Matrix sensing: the step from which the closure's distance_to_flattest
+    ||U U^T - X*||_F / ||X*||_F stays at or below ``target`` (`settling_time` on a grid of
+    ``points`` steps up to ``horizon``; default 4 (1-beta)^2 / (eta^2 delta^2) + 50/(1-beta),
+    doubled up to three times while not settled). inf if never within 8 x the default (for
+    instance when the noise floor of the distance, ~ sqrt(eta delta^2 / (1-beta)), is above
+    the target)."""
+    if setup.model != "matrix_sensing":
+        raise ValueError(f"model={setup.model!r} is invalid for sensing_time_to_target; "
+                         "allowed: 'matrix_sensing' (see time_to_target)")
+    target = v_positive("target", target)
+    omb = setup.one_minus_beta
+    tries = 1 if horizon is not None else 4
+    if horizon is None:
+        horizon = 4.0 * omb**2 / (setup.step_size**2 * max(setup.noise_var, 1e-300)) + 50.0 / omb
+    horizon = check_horizon(horizon)
+    found = math.inf
+    for _ in range(tries):
+        steps = np.unique(np.round(np.linspace(0, horizon, int(points) + 1))).astype(np.int64)
+        dist = sensing_closure(setup, steps)["distance_to_flattest"]
+        found = settling_time(steps.astype(float), dist, target)
+        if math.isfinite(found):
+            return found
+        horizon *= 2.0
+    return found
+
+
 def _minimise_log(cost, lo: float, hi: float, grid: int) -> tuple[float, float]:
     """Minimise cost(x) over [lo, hi]: a scan on ``grid`` points, then a bounded Brent search
     between the neighbours of the best point (T(C) need not be unimodal over a wide range)."""
