@@ -159,33 +159,52 @@ def test_lazy_spectral_measure_is_a_probability():
 
 
 def _lazy_gap(dim, seeds):
-    """Gaps between the closed form and kernel flow averaged over training sets. The labels are
-    heavy-tailed (y = z^2/2), so the train loss is compared relative to its start and the test
-    loss as its change from the start; the finite-sample label moments cancel."""
+    """Gaps between the closed form and kernel gradient flow with the initial (N = inf) NTK on
+    ``seeds`` input sets, each averaged exactly over the teacher: the labels y = z^2/2 are
+    heavy-tailed, and without that average the teacher's draw alone scatters the linear power
+    by ~0.07 at D = 160, more than the gap being tested."""
     taus = np.array([0.0, 0.5, 1.0, 2.0, 5.0, 20.0, 100.0])
     lazy = th.lazy_curves(taus, 3.0, 0.25)
     flows = [th.kernel_flow(GrokkingTwoLayer(dim=dim, n_samples=3 * dim, centered=True,
-                                             data_seed=s), taus) for s in range(seeds)]
-    train = np.mean([f["train_loss"] / f["train_loss"][0] for f in flows], axis=0)
-    test = np.mean([f["test_loss"] - f["test_loss"][0] for f in flows], axis=0)
-    lin = np.mean([f["linear_power"] for f in flows], axis=0)
-    return {"train_loss": np.max(np.abs(train - lazy["train_loss"] / lazy["train_loss"][0])),
-            "test_loss": np.max(np.abs(test - (lazy["test_loss"] - lazy["test_loss"][0]))),
-            "linear_power": np.max(np.abs(lin - lazy["linear_power"]))}
+                                             data_seed=s), taus, average_teacher=True)
+             for s in range(seeds)]
+    return {k: np.max(np.abs(np.mean([f[k] for f in flows], axis=0) - lazy[k]))
+            for k in ("train_loss", "test_loss", "linear_power", "variance_error")}
+
+
+def test_kernel_flow_teacher_average_is_the_mean_over_teachers():
+    """The exact teacher average of `kernel_flow` against 200 sampled teachers on one input set
+    (mean within 4 standard errors): guards the fourth-moment algebra."""
+    taus = np.array([0.0, 2.0, 20.0])
+    base = GrokkingTwoLayer(dim=10, n_samples=30, centered=True)
+    avg = th.kernel_flow(base, taus, average_teacher=True)
+    x = np.asarray(th.training_set(base)[0])
+    rng = np.random.default_rng(0)
+    draws = {k: [] for k in avg}
+    for _ in range(200):
+        beta = rng.standard_normal(10)
+        one = th._kernel_flow_arrays(x, beta, 0.5 * (x @ beta) ** 2, 3.0, 0.25, taus)
+        for k in draws:
+            draws[k].append(one[k])
+    for k, v in draws.items():
+        v = np.asarray(v)
+        sem = v.std(axis=0, ddof=1) / np.sqrt(len(v)) + 1e-12
+        assert np.all(np.abs(v.mean(axis=0) - avg[k]) < 4.0 * sem), k
 
 
 def test_lazy_closed_form_vs_kernel_flow_gap_shrinks_with_dim():
-    small_d, large_d = _lazy_gap(40, 4), _lazy_gap(160, 4)
+    small_d, large_d = _lazy_gap(40, 2), _lazy_gap(160, 2)
     for k in small_d:
         assert large_d[k] < 0.5 * small_d[k], k
-    assert large_d["train_loss"] < 0.015 and large_d["test_loss"] < 0.03
-    assert large_d["linear_power"] < 0.05
+    assert large_d["train_loss"] < 0.03 and large_d["test_loss"] < 0.025
+    assert large_d["linear_power"] < 0.012
 
 
 @pytest.mark.slow
 def test_lazy_closed_form_vs_kernel_flow_large_dim():
     gap = _lazy_gap(640, 2)
-    assert gap["train_loss"] < 0.008 and gap["test_loss"] < 0.015
+    assert gap["test_loss"] < 0.01 and gap["linear_power"] < 0.005
+    assert gap["train_loss"] < 0.015
 
 
 def test_reduced_dynamics_becomes_kernel_flow_as_alpha_grows():
@@ -232,9 +251,9 @@ def test_grokking_time_reference_table():
 # ----------------------------------------------------------------- the Curve and validation
 def test_divergence_is_flagged(small):
     setup = dataclasses.replace(small, learning_rate=200.0)
-    pred = hdsgd.predict(setup, 200)
+    pred = hdsgd.predict(setup, 300)   # the exactness test's grid: the compiled map is reused
     assert pred.any_diverged and np.all(np.isinf(pred["train_loss"][pred.diverged]))
-    mc = hdsgd.simulate(setup, 200, key=jax.random.key(0), seeds=2, progress=False)
+    mc = hdsgd.simulate(setup, 300, key=jax.random.key(0), seeds=2, progress=False)
     assert mc.any_diverged and not np.any(np.isnan(mc["train_loss"]))
 
 
