@@ -54,6 +54,7 @@ def test_inner_product_dimension_sets_size_not_law():
         np.testing.assert_allclose(large[name], small[name], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_ambient_flow_reproduces_invariants_closed_form():
     """§3a with diffrax and a Gauss-Newton retraction in 2d = 12 ambient dimensions gives the
     closed form of §6b: (P+Q)^2 - 4 ~ e^{-8rk}, P - Q ~ e^{-4rk}, R = 1."""
@@ -71,6 +72,7 @@ def test_ambient_flow_reproduces_invariants_closed_form():
     np.testing.assert_allclose((p - q) / (p[0] - q[0]), np.exp(-4 * rate * steps), rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_inner_product_with_parallel_start_is_the_two_parameter_model():
     """rho = 1 puts u and v on one line: the Monte Carlo equals the two-parameter run."""
     common = dict(step_size=1e-2, momentum=0.9, label_noise=1.0, initial_coordinate=0.7)
@@ -130,7 +132,8 @@ def test_matrix_sensing_closure_matches_monte_carlo():
     on U U^T (d = 8, n = 20): U U^T moves from ||UU^T - X*|| / ||X*|| = 1.77 to ~0.5 and the
     closure follows within a few standard errors; doubling delta^2 is rejected."""
     setup = LabelNoiseMomentum(**SENSING)
-    times = np.unique(np.concatenate([[0, 10], np.geomspace(30, 2000, 12).round()]))
+    times = np.unique(np.concatenate([[0, 10], np.geomspace(30, 2000, 12).round(),
+                                      np.arange(500, 2001, 50)]))
     mc = simulate(setup, 2000, key=jax.random.PRNGKey(34), seeds=48, times=times, progress=False)
     theory = predict(setup, 2000, times=times)
     assert theory.meta["method"] == "closure"
@@ -141,6 +144,16 @@ def test_matrix_sensing_closure_matches_monte_carlo():
                     times=times)
     bad = compare(wrong, mc, ("trace_hessian", "distance_to_flattest"), t_min=1)
     assert bad["distance_to_flattest"].max_sem_gap > 12, bad.summary()
+    # time-to-target (distance <= 0.6) from the closure vs the Monte Carlo's (bootstrap error)
+    from hdsgd.setups.momentum import settling_time
+
+    dist = mc["distance_to_flattest"]
+    t_mc = settling_time(mc.time, dist.mean(axis=0), 0.6)
+    rng = np.random.default_rng(0)
+    err = np.std([settling_time(mc.time, dist[rng.integers(0, 48, 48)].mean(axis=0), 0.6)
+                  for _ in range(200)], ddof=1)
+    t_th = th.sensing_time_to_target(setup, 0.6, horizon=2000, points=400)
+    assert abs(t_th - t_mc) < 4 * err + 10, (t_th, t_mc, err)
 
 
 @pytest.mark.slow
