@@ -22,15 +22,36 @@ CASES = {
 }
 
 
+# the other variant/exponent pairs (slow: one more ODE and Monte Carlo compilation each)
+MORE_CASES = {
+    "S_he3": dict(spike=4.0, link="he3", loss="correlation", normalization="sphere",
+                  step_size=0.05, initial_overlap=0.3, horizon=2.0),
+    "N_he2": dict(spike=1.0, link="he2", loss="correlation", normalization="covariance",
+                  step_size=0.5, initial_overlap=0.2, horizon=1.0),
+    "P_he3": dict(spike=1.0, link="he3", loss="square", normalization="none",
+                  step_size=0.04, label_noise=0.1, initial_overlap=0.6, horizon=1.0),
+}
+
+
 def _setup(name, dim):
-    kw = dict(CASES[name])
+    kw = dict({**CASES, **MORE_CASES}[name])
     horizon = kw.pop("horizon")
     return SpikedSingleIndex(dim=dim, **kw), horizon
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_ode_matches_full_monte_carlo(name):
-    setup, horizon = _setup(name, 800)
+    _check_agreement(name, 800)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CASES) + list(MORE_CASES))
+def test_ode_matches_full_monte_carlo_larger_d(name):
+    _check_agreement(name, 3200)
+
+
+def _check_agreement(name, dim):
+    setup, horizon = _setup(name, dim)
     theory = hdsgd.predict(setup, horizon)
     mc = hdsgd.simulate(setup, horizon, key=jax.random.key(1), seeds=24, progress=False)
     agreement = hdsgd.compare(theory, mc, ("overlap", "orthogonal_norm_sq", "risk"), t_min=0.05)
@@ -42,6 +63,25 @@ def test_ode_matches_full_monte_carlo(name):
         assert max(a.max_sem_gap for a in bad.observables.values()) > 10.0, bad.summary()
     # the prediction moves: a constant curve would not pass
     assert max(abs(theory[k][-1] - theory[k][0]) for k in ("overlap", "orthogonal_norm_sq")) > 0.1
+
+
+def test_blow_up_is_flagged_not_nan():
+    # (P), square loss, He2, c = 1: dq/dt ~ c^2 E[G^2] grows like q^3, a finite-time blow-up
+    # (near t = 0.05 in the ODE); the prediction stops there (rate event) and both curves
+    # report it through `diverged`, with inf (never NaN) values from then on.
+    setup = SpikedSingleIndex(dim=400, spike=1.0, link="he2", loss="square", normalization="none",
+                              step_size=1.0, label_noise=0.1, initial_overlap=0.3)
+    theory = hdsgd.predict(setup, 0.5)
+    mc = hdsgd.simulate(setup, 0.5, key=jax.random.key(0), seeds=8, progress=False)
+    for curve in (theory, mc):
+        assert curve.diverged[..., -1].all()
+        assert not np.isnan(curve["risk"]).any()
+        assert np.isinf(curve["risk"][curve.diverged]).all()
+        assert np.isfinite(curve["risk"][~curve.diverged]).all()
+    first = theory.time[theory.diverged.argmax()]
+    assert 0.02 < first < 0.1, first
+    # the same setup at a small step is stable (no false alarm)
+    assert not hdsgd.predict(dataclasses.replace(setup, step_size=0.2), 0.5).diverged.any()
 
 
 def test_bad_input_names_the_field():
