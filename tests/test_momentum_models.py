@@ -178,3 +178,19 @@ def test_matrix_sensing_fields_checked(kwargs, field):
         LabelNoiseMomentum(**{**SENSING, **kwargs})
     with pytest.raises(ValueError, match="rank"):
         LabelNoiseMomentum(rank=2)  # a matrix-sensing field on the two-parameter model
+
+
+@pytest.mark.slow
+def test_matrix_sensing_closure_gap_shrinks_with_more_normal_modes():
+    """At gamma = 2/3 the deterministic closure leaves out the energy noise, which self-averages
+    only over many normal modes (spec §3b): its relative gap on the distance to X* shrinks from
+    d = 4 (n = 6 modes) to d = 8 (n = 20 modes). Measured: 0.22 -> 0.065 at 128 seeds."""
+    gaps = []
+    for dim, n in ((4, 6), (8, 20)):
+        setup = LabelNoiseMomentum(model="matrix_sensing", dim=dim, n_samples=n, step_size=1e-2,
+                                   exponent=2 / 3, constant=0.5, label_noise=0.5)
+        times = np.unique(np.concatenate([[0, 10], np.geomspace(50, 2400, 12).round()]))
+        mc = simulate(setup, 2400, key=jax.random.PRNGKey(36), seeds=128, times=times, progress=False)
+        agreement = compare(predict(setup, 2400, times=times), mc, "distance_to_flattest", t_min=1)
+        gaps.append(agreement["distance_to_flattest"].max_rel_gap)
+    assert gaps[1] < 0.5 * gaps[0], gaps
