@@ -72,8 +72,15 @@ from .setups import LabelNoiseMomentum  # noqa: E402
 from .odes import momentum as _momentum_theory  # noqa: E402,F401
 from .montecarlo import momentum as _momentum_mc  # noqa: E402,F401
 from .odes.momentum import momentum_timescales, momentum_regime  # noqa: E402
+from .odes.momentum import optimal_constant as momentum_optimal_constant  # noqa: E402
+from .odes.momentum import optimal_momentum as momentum_optimal_momentum  # noqa: E402
+from .odes.momentum import time_to_target as momentum_time_to_target  # noqa: E402
+from .odes.momentum import sensing_time_to_target as momentum_sensing_time_to_target  # noqa: E402
+from .montecarlo.momentum import measured_time_to_target as momentum_measured_time_to_target  # noqa: E402
 
-__all__ += ["LabelNoiseMomentum", "momentum_timescales", "momentum_regime"]  # noqa: E402
+__all__ += ["LabelNoiseMomentum", "momentum_timescales", "momentum_regime",  # noqa: E402
+            "momentum_optimal_constant", "momentum_optimal_momentum", "momentum_time_to_target",
+            "momentum_sensing_time_to_target", "momentum_measured_time_to_target"]
 
 # spiked single-index model (issue 4)
 from .setups import SpikedSingleIndex  # noqa: E402

@@ -57,19 +57,24 @@ class Agreement(eqx.Module):
 
         A point passes the standard-error test when its gap is at most
         ``sem_tol * sem`` *or* at most ``abs_tol`` (when ``abs_tol`` is given), so that points
-        where the Monte Carlo has no spread do not fail on round-off.
+        where the Monte Carlo has no spread do not fail on round-off. A non-finite gap or
+        standard error (a diverged run or prediction) always fails: the comparisons are
+        written as ``not (gap <= allowed)`` so that NaN and inf cannot pass.
         """
+        def exceeds(gap, allowed):
+            return bool(np.any(~(gap <= allowed)))
+
         for a in self.observables.values():
             gap = np.abs(a.gap)
             if sem_tol is not None:
                 allowed = sem_tol * a.sem
                 if abs_tol is not None:
                     allowed = np.maximum(allowed, abs_tol)
-                if np.any(gap > allowed):
+                if exceeds(gap, allowed):
                     return False
-            elif abs_tol is not None and np.any(gap > abs_tol):
+            elif abs_tol is not None and exceeds(gap, abs_tol):
                 return False
-            if rel_tol is not None and np.any(gap > rel_tol * np.abs(a.theory)):
+            if rel_tol is not None and exceeds(gap, rel_tol * np.abs(a.theory)):
                 return False
         return True
 

@@ -65,6 +65,15 @@ def test_compare_measures_gaps_in_standard_errors():
     bad = hdsgd.compare(shifted, mc)
     assert not bad.ok(sem_tol=4.0) and bad["risk"].max_sem_gap > 8.0
     assert abs(bad["risk"].max_abs_gap - 0.05) < 0.03
+    # a diverged Monte Carlo run (inf) never passes, whatever the tolerances
+    blown = np.array(mc["risk"])
+    blown[3, 5:] = np.inf
+    diverged_mc = Curve(time=mc.time, observables={"risk": blown}, time_unit="t",
+                        samples=mc.samples, seeds=mc.seeds)
+    with np.errstate(invalid="ignore"):  # inf - inf in the seed spread, on purpose
+        broken = hdsgd.compare(exact, diverged_mc)
+    assert not broken.ok(sem_tol=4.0)
+    assert not broken.ok(sem_tol=None, abs_tol=1e9) and not broken.ok(sem_tol=None, rel_tol=1e9)
     with pytest.raises(ValueError, match="seed"):
         hdsgd.compare(exact, exact)
     with pytest.raises(ValueError, match="observable"):
