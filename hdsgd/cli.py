@@ -37,6 +37,14 @@ def _add_run_options(parser, system, *, theory: bool, mc: bool) -> None:
     if mc:
         parser.add_argument("--seeds", type=int, default=16, help="Monte Carlo runs (default: 16)")
         parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+        if system.simulate_methods:
+            parser.add_argument("--mc-method", choices=system.simulate_methods,
+                                default=system.simulate_methods[0],
+                                help=f"Monte Carlo variant (default: {system.simulate_methods[0]})")
+    if theory and mc:
+        parser.add_argument("--t-min", type=float, default=None,
+                            help="compare only times >= this (early points, where a few seeds "
+                                 "give an unreliable standard error, are skipped)")
     parser.add_argument("--out", type=Path, default=None, help="write the curve(s) to this .npz")
     parser.add_argument("--plot", type=Path, default=None, help="write a figure to this .png")
 
@@ -117,13 +125,15 @@ def _run_system(args, system) -> int:
             print(f"# warning: {theory.meta['warning']}")
     if args.command in ("simulate", "compare"):
         start = time.perf_counter()
-        mc = simulate(setup, args.horizon, key=jax.random.key(args.seed), seeds=args.seeds)
+        variant = {"method": args.mc_method} if getattr(args, "mc_method", None) else {}
+        mc = simulate(setup, args.horizon, key=jax.random.key(args.seed), seeds=args.seeds,
+                      **variant)
         print(f"# {system.name} Monte Carlo, {args.seeds} seeds, {time.perf_counter() - start:.2f} s")
         print(mc.table())
     if mc is not None and mc.any_diverged:
         print("# the Monte Carlo diverged in some runs (marked 'diverged')")
     if theory is not None and mc is not None:
-        print(compare(theory, mc).summary())
+        print(compare(theory, mc, t_min=args.t_min).summary())
     if args.out is not None:
         stem = args.out.with_suffix("")
         if theory is not None and mc is not None:

@@ -51,6 +51,8 @@ class System:
         demo: ``demo(out_dir: Path, key) -> str``: runs a small theory-vs-Monte-Carlo
             comparison, writes its figures under ``out_dir`` and returns a summary line.
         tune: optional ``tune(setup, args) -> str`` behind ``hdsgd NAME tune``.
+        simulate_methods: the Monte Carlo variants ``simulate(..., method=...)`` accepts (the
+            first being the default), exposed as ``--mc-method``; empty when there is one.
     """
 
     name: str
@@ -63,6 +65,7 @@ class System:
     methods: tuple[str, ...]
     demo: Callable[[Path, Any], str]
     tune: Callable[..., str] | None = None
+    simulate_methods: tuple[str, ...] = ()
 
 
 SYSTEMS: dict[str, System] = {}

@@ -326,6 +326,7 @@ def _register():
         default_horizon=2.0,
         time_unit="t",
         methods=("ode",),
+        simulate_methods=("full", "chain"),
         demo=_demo,
     ))
 
