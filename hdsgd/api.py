@@ -89,6 +89,16 @@ def step_grid(horizon_steps: int, points: int = 100) -> np.ndarray:
     return np.concatenate([[0], grid])
 
 
+def output_steps(horizon: float, times=None, *, steps_per_unit: float = 1.0) -> np.ndarray:
+    """The whole steps at which a curve is reported: ``round(times * steps_per_unit)`` for
+    explicit ``times`` (checked against ``horizon``), else `step_grid` up to
+    ``round(horizon * steps_per_unit)`` (at least one step). ``steps_per_unit`` is 1 for
+    systems timed in steps and d for systems timed in t = steps / d."""
+    if times is None:
+        return step_grid(max(1, int(round(horizon * steps_per_unit))))
+    return np.round(check_times(times, horizon) * steps_per_unit).astype(np.int64)
+
+
 def check_times(times, horizon: float) -> np.ndarray:
     """Validate an explicit output grid: finite, non-negative, non-decreasing, <= horizon."""
     arr = np.asarray(times, dtype=np.float64)

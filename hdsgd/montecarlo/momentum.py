@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import __version__
-from ..api import check_horizon, check_seeds, check_times, simulate, step_grid
+from ..api import check_horizon, check_seeds, output_steps, simulate
 from ..curve import Curve
 from ..setups.momentum import (LabelNoiseMomentum, inner_product_observables,
                                inner_product_start, matrix_sensing_problem, sensing_observables,
@@ -108,11 +108,7 @@ def _simulate(setup: LabelNoiseMomentum, horizon: float, *, key, seeds: int = 16
     """
     horizon = check_horizon(horizon)
     seeds = check_seeds(seeds)
-    horizon_steps = max(1, int(round(horizon)))
-    if times is None:
-        steps = step_grid(horizon_steps)
-    else:
-        steps = np.round(check_times(times, horizon)).astype(np.int64)
+    steps = output_steps(horizon, times)
     dtype = jnp.dtype(dtype)
     eta = jnp.asarray(setup.step_size, dtype=dtype)
     omb = jnp.asarray(setup.one_minus_beta, dtype=dtype)

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import __version__
-from ..api import check_horizon, check_seeds, check_times, simulate, step_grid
+from ..api import check_horizon, check_seeds, output_steps, simulate
 from ..curve import Curve
 from ..setups.proxlinear import ProxLinearSensing
 from ._loop import run_segments, sticky_divergence
@@ -91,11 +91,7 @@ def _simulate(setup: ProxLinearSensing, horizon: float, *, key, seeds: int = 16,
     d1, d2, m = setup.dim_left, setup.dim_right, setup.batch_size
     if form == "auto":
         form = "kernel" if m < d1 + d2 else "primal"
-    horizon_steps = max(1, int(round(horizon)))
-    if times is None:
-        steps = step_grid(horizon_steps)
-    else:
-        steps = np.round(check_times(times, horizon)).astype(np.int64)
+    steps = output_steps(horizon, times)
     dtype = jnp.dtype(dtype)
     a1, b1, a2, b2 = setup.initial_state
     dmu0 = jnp.zeros(d1, dtype).at[0].set(a1 - 1.0).at[1].set(b1)

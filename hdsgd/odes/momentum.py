@@ -50,7 +50,7 @@ import numpy as np
 import scipy.optimize
 
 from .. import __version__
-from ..api import check_horizon, check_times, predict, step_grid
+from ..api import check_horizon, output_steps, predict
 from ..curve import Curve
 from ..setups._validate import positive as v_positive
 from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, inner_product_start,
@@ -532,11 +532,7 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
     if method not in allowed:
         raise ValueError(f"method={method!r} is invalid for model={setup.model!r}; allowed: {allowed}")
     horizon = check_horizon(horizon)
-    horizon_steps = max(1, int(round(horizon)))
-    if times is None:
-        steps = step_grid(horizon_steps)
-    else:
-        steps = np.round(check_times(times, horizon)).astype(np.int64)
+    steps = output_steps(horizon, times)
     if isinstance(paths, bool) or int(paths) != paths or paths < 1:
         raise ValueError(f"paths={paths!r} is invalid; allowed: an integer >= 1")
     if dt is not None and not (np.isfinite(dt) and dt > 0):

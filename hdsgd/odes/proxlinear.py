@@ -56,7 +56,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .. import __version__
-from ..api import check_horizon, check_times, predict, step_grid
+from ..api import check_horizon, output_steps, predict, step_grid
 from ..curve import Curve
 from ..setups import _validate as v
 from ..setups.proxlinear import ProxLinearSensing
@@ -500,11 +500,7 @@ def _finish(setup, steps, states, ok, method, extra) -> Curve:
 
 
 def _steps(setup, horizon, times):
-    horizon = check_horizon(horizon)
-    horizon_steps = max(1, int(round(horizon)))
-    if times is None:
-        return step_grid(horizon_steps)
-    return np.round(check_times(times, horizon)).astype(np.int64)
+    return output_steps(check_horizon(horizon), times)
 
 
 @predict.register

@@ -80,12 +80,9 @@ class StreamingLeastSquares(eqx.Module):
         """The whole SGD steps k = round(t d) at which theory and Monte Carlo report: the given
         ``times`` (in t, checked against ``horizon``), or by default step 0 and ~100 log-spaced
         steps up to the horizon (at least one step)."""
-        from ..api import check_horizon, check_times, step_grid
+        from ..api import check_horizon, output_steps
 
-        horizon = check_horizon(horizon)
-        if times is None:
-            return step_grid(max(1, int(round(horizon * self.dim))))
-        return np.round(check_times(times, horizon) * self.dim).astype(np.int64)
+        return output_steps(check_horizon(horizon), times, steps_per_unit=self.dim)
 
     def fields(self) -> dict:
         """The Setup as plain data (stored in ``Curve.meta``)."""
