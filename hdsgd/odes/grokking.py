@@ -25,7 +25,7 @@ Three methods of ``predict`` (plus the onset heuristic `grokking_time`):
   ``v <- v - (c/P) Delta (1 + eps K v)`` (K = X X^T); every observable is a trace of P x P
   products (`sample_observables`), O(P^3) per step instead of O(P D^2 + D^3).
 
-* ``"dmft"`` (spec §3.3, finite N, D, P -> inf at kappa fixed): `hdsgd.odes.grokking_dmft`.
+* ``"dmft"`` (spec §3.3, finite N, D, P -> inf at kappa fixed): `hdsgd.odes._grokking_dmft`.
 
 * ``"lazy"`` (spec §3.1, alpha -> inf, centred, D, P -> inf with kappa = P/D): kernel gradient
   flow with the initial NTK, in closed form from the Marchenko-Pastur law of the Gram matrix
@@ -719,7 +719,7 @@ def grokking_time(setup: GrokkingTwoLayer, n_quad: int = 400) -> GrokkingTime:
 # ----------------------------------------------------------------- finite-N DMFT (spec §3.3)
 def _predict_dmft(setup: GrokkingTwoLayer, steps, *, dt, paths, response_paths, z_nodes,
                   iterations, damping, key, initial_overlap):
-    from . import grokking_dmft as dm
+    from . import _grokking_dmft as dm
 
     if setup.width is None:
         raise ValueError("method='dmft' is the finite-width DMFT; got width=None (allowed: an "
@@ -789,7 +789,7 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
         rtol: ``solver="ode"`` relative tolerance.
         n_quad: ``"lazy"`` quadrature nodes on the Marchenko-Pastur bulk.
         dt, paths, response_paths, z_nodes, iterations, damping, dmft_key: ``"dmft"`` (finite
-            width, proportional limit; see `hdsgd.odes.grokking_dmft`): Euler step in tau,
+            width, proportional limit; see `hdsgd.odes._grokking_dmft`): Euler step in tau,
             chi sample paths (antithetic), paths used for the response R_F, Gauss-Hermite nodes
             in z, fixed-point iterations, damping, and the key of the path noise
             (default ``jax.random.key(0)``).

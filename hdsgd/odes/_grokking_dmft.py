@@ -30,6 +30,11 @@ Initial condition (spec §3.2: the overlaps must stay finite): C(0, 0) = I_N and
 m(0) = sqrt(N/D) e_1 by default. The observables are even in m(0) and symmetric under neuron
 permutations, so while m is small this single direction gives the average over the Gaussian
 initial overlaps m(0) ~ N(0, I_N/D) of a random initialisation (E|m(0)|^2 = N/D).
+
+This is a solver of the grokking system, not a system of its own: it is reached as
+``predict(GrokkingTwoLayer(...), method="dmft")`` (`hdsgd.odes.grokking`), and its Monte Carlo
+twin is the grokking network itself, ``simulate(setup, ..., vary_data=True)``
+(`hdsgd.montecarlo.grokking`), tested in tests/test_grokking.py (gap shrinking with D).
 """
 
 from __future__ import annotations
