@@ -15,33 +15,22 @@ Usage: python benchmarks/lstsq.py [--quick]
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import numpy as np
 
 import hdsgd
+from _timing import device_line, timed  # benchmarks/_timing.py (the script folder is on sys.path)
 from hdsgd import spectra
 
 
-def timed(fn, repeat=1):
-    """(first call seconds including compilation, best of `repeat` later calls)."""
-    start = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - start
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return out, first, best
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     args = parser.parse_args(argv)
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}")
+    print(device_line())
 
     # 1. prediction vs Monte Carlo
     d = 1024 if args.quick else 4096

@@ -14,26 +14,15 @@ Usage: python benchmarks/momentum.py [--seeds 1000] [--paths 1000] [--repeat 2]
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import numpy as np
 
 import hdsgd
+from _timing import timed  # benchmarks/_timing.py (the script folder is on sys.path)
 from hdsgd.odes import momentum as th
 
 
-def timed(fn, repeat=1):
-    """(result, first call seconds including compilation, best of ``repeat`` later calls)."""
-    start = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - start
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return out, first, best
 
 
 def main(argv=None):

@@ -15,27 +15,16 @@ Usage: python benchmarks/proxlinear.py [--quick]
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import hdsgd
+from _timing import device_line, timed  # benchmarks/_timing.py (the script folder is on sys.path)
 from hdsgd.odes import proxlinear as P
 
 
-def timed(fn, repeat=1):
-    """(result, first call seconds including compilation, best of ``repeat`` later calls)."""
-    start = time.perf_counter()
-    out = fn()
-    first = time.perf_counter() - start
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return out, first, best
 
 
 def main(argv=None):
@@ -48,7 +37,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.dim, args.steps, args.repeat = 200, 16, 1
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}")
+    print(device_line())
     d, T = args.dim, args.steps
 
     # 1. one map step
