@@ -724,12 +724,10 @@ def _predict_dmft(setup: GrokkingTwoLayer, steps, *, dt, paths, response_paths, 
     if setup.width is None:
         raise ValueError("method='dmft' is the finite-width DMFT; got width=None (allowed: an "
                          "integer >= 1; the infinite-width proportional closure is not derived)")
-    checks = {"dt": (dt, 0.0), "damping": (damping, None)}
     if not (np.isfinite(dt) and dt > 0):
         raise ValueError(f"dt={dt!r} is invalid; allowed: a number > 0")
     if not 0.0 <= damping < 1.0:
         raise ValueError(f"damping={damping!r} is invalid; allowed: [0, 1)")
-    del checks
     for name, value, low in (("paths", paths, 2), ("response_paths", response_paths, 1),
                              ("z_nodes", z_nodes, 1), ("iterations", iterations, 1)):
         if int(value) != value or value < low:
