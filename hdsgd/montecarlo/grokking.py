@@ -23,7 +23,7 @@ from .. import __version__
 from ..api import check_horizon, check_seeds, check_times, simulate, step_grid
 from ..curve import Curve
 from ..setups.grokking import (GrokkingTwoLayer, draw_training_set, initial_weights,
-                               training_set)
+                               kernel_alignment, training_set)
 from ._loop import run_segments, sticky_divergence
 
 
@@ -86,9 +86,6 @@ def observe_network(w, w0, x, beta, y, f0, xt, yt, alpha, eps, centered: bool) -
     # NTK on the training set up to alpha^2/N: (x.x') (1/N) sum_i phi'(h_i) phi'(h_i)'
     dphi = 1.0 + eps * h
     k = (x @ x.T) * (dphi.T @ dphi) / n
-    yc = y - jnp.mean(y)
-    kc = k - jnp.mean(k, axis=0, keepdims=True)
-    kc = kc - jnp.mean(kc, axis=1, keepdims=True)
     return {
         "train_loss": jnp.mean(delta**2),
         "test_loss": variance + mis + lin,
@@ -100,7 +97,7 @@ def observe_network(w, w0, x, beta, y, f0, xt, yt, alpha, eps, centered: bool) -
         "F": f_raw / d**2,
         "ell": w_bar @ w_bar / d,
         "weight_norm": jnp.sqrt(tr_m),
-        "alignment": (yc @ k @ yc) / (jnp.sqrt(jnp.sum(kc * kc)) * (yc @ yc)),
+        "alignment": kernel_alignment(k, y),
         "test_loss_sampled": jnp.mean((ft - ft0 - yt) ** 2),
     }
 

@@ -50,7 +50,7 @@ import scipy.optimize
 from .. import __version__
 from ..api import check_horizon, check_times, predict, step_grid
 from ..curve import Curve
-from ..setups.grokking import GrokkingTwoLayer, initial_weights, training_set
+from ..setups.grokking import GrokkingTwoLayer, initial_weights, kernel_alignment, training_set
 
 METHODS = ("reduced", "lazy", "dmft")
 SOLVERS = ("scan", "ode")
@@ -156,24 +156,24 @@ def observables(state: State, state0: State, problem: Problem, params: Params,
     }
 
 
-def kernel_alignment(k, y):
-    """CKA y_c^T K y_c / (||H K H||_F |y_c|^2) with y_c = y - mean(y), H = I - 11^T/P."""
-    yc = y - jnp.mean(y)
-    kc = k - jnp.mean(k, axis=0, keepdims=True)
-    kc = kc - jnp.mean(kc, axis=1, keepdims=True)
-    return (yc @ k @ yc) / (jnp.sqrt(jnp.sum(kc * kc)) * (yc @ yc))
-
-
 # ----------------------------------------------------------------- the reduced dynamics
 def reduced_gd(state0: State, problem: Problem, params: Params, steps, centered: bool) -> dict:
     """Observables at the (sorted, integer) ``steps`` of the exact GD map (pure JAX, jit/vmap-able)."""
+    return observed_at_steps(lambda s: gd_step(s, problem, params),
+                             lambda s: observables(s, state0, problem, params, centered),
+                             state0, steps)
+
+
+def observed_at_steps(step, observe, state0, steps) -> dict:
+    """``observe(state_k)`` for each k in the sorted integer ``steps``, where state_{k+1} =
+    ``step(state_k)``: one ``fori_loop`` per gap between output steps, inside a ``scan``."""
     steps = jnp.asarray(steps)
     starts = jnp.concatenate([jnp.zeros(1, steps.dtype), steps[:-1]])
 
     def segment(state, bounds):
         lo, hi = bounds
-        state = jax.lax.fori_loop(lo, hi, lambda _, s: gd_step(s, problem, params), state)
-        return state, observables(state, state0, problem, params, centered)
+        state = jax.lax.fori_loop(lo, hi, lambda _, s: step(s), state)
+        return state, observe(state)
 
     _, obs = jax.lax.scan(segment, state0, (starts, steps))
     return obs
@@ -349,19 +349,11 @@ def sample_observables(state: SampleState, init: InitMoments, problem: Problem, 
 
 def samples_gd(init: InitMoments, problem: Problem, params: Params, steps, centered: bool) -> dict:
     """Observables at the (sorted, integer) ``steps`` of the exact GD map in P-space."""
-    steps = jnp.asarray(steps)
-    starts = jnp.concatenate([jnp.zeros(1, steps.dtype), steps[:-1]])
     p = init.gram.shape[0]
     state0 = SampleState(jnp.zeros((p, p)), jnp.zeros(p))
-
-    def segment(state, bounds):
-        lo, hi = bounds
-        state = jax.lax.fori_loop(lo, hi, lambda _, s: sample_gd_step(s, init, problem, params),
-                                  state)
-        return state, sample_observables(state, init, problem, params, centered)
-
-    _, obs = jax.lax.scan(segment, state0, (starts, steps))
-    return obs
+    return observed_at_steps(lambda s: sample_gd_step(s, init, problem, params),
+                             lambda s: sample_observables(s, init, problem, params, centered),
+                             state0, steps)
 
 
 _samples_gd_jit = jax.jit(samples_gd, static_argnames=("centered",))

@@ -147,6 +147,15 @@ def initial_weights(setup: GrokkingTwoLayer, key, dtype=jnp.float64):
 
 
 # ----------------------------------------------------------------- command line and demo
+def kernel_alignment(k, y):
+    """Kernel-task alignment (CKA) y_c^T K y_c / (||H K H||_F |y_c|^2), y_c = y - mean(y),
+    H = I - 11^T/P; shared by the theory and the Monte Carlo (the `alignment` observable)."""
+    yc = y - jnp.mean(y)
+    kc = k - jnp.mean(k, axis=0, keepdims=True)
+    kc = kc - jnp.mean(kc, axis=1, keepdims=True)
+    return (yc @ k @ yc) / (jnp.sqrt(jnp.sum(kc * kc)) * (yc @ yc))
+
+
 def build_from_options(*, dim: int = 100, n_samples: int = 550, width: int = 500,
                        output_scale: float = 1.0, quadratic_strength: float = 0.25,
                        learning_rate: float = 1.0, centered: str = "no",
