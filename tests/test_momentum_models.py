@@ -102,7 +102,7 @@ def test_model_fields_checked(kwargs, field):
 def test_inner_product_methods():
     setup = LabelNoiseMomentum(**INNER)
     with pytest.raises(ValueError, match="method"):
-        predict(setup, 10, method="sde")
+        predict(setup, 10, method="recursion")  # sde and closure: test_momentum_inner_product
     assert setup.fields()["dim"] == 8 and setup.fields()["initial_overlap"] == 0.5
 
 

@@ -53,6 +53,7 @@ from .. import __version__
 from ..api import check_horizon, output_steps, predict
 from ..curve import Curve
 from ..setups._validate import positive as v_positive
+from . import _momentum_inner_product as _inner
 from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, inner_product_start,
                                matrix_sensing_problem, sensing_observables,
                                invariant_observables, observable_names, settling_time,
@@ -60,7 +61,7 @@ from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, inner_product_st
                                two_parameter_point)
 
 METHODS = ("recursion", "flow", "sde", "closure")
-INNER_PRODUCT_METHODS = ("flow",)
+INNER_PRODUCT_METHODS = ("flow", "sde", "closure")
 SENSING_METHODS = ("closure",)
 CRITICAL_EXPONENT = 2.0 / 3.0
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(12)
@@ -511,14 +512,21 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
             ``"flow"`` (§3a, separated timescales, gamma < 2/3), ``"sde"`` (§3b reduced SDE
             averaged over sample paths; critical and ballistic regimes with one normal mode)
             or ``"closure"`` (§3b without the energy noise). Inner-product model: ``"flow"``
-            only (§6b: the invariants P, Q, R of the first-order flow in closed form, with the
-            stationary normal fluctuation S(P + Q) and its mean offset added by Gauss-Hermite;
-            separated regime gamma < 2/3). Matrix sensing: ``"closure"`` only (the Gaussian
-            moment closure of `sensing_closure_step`: mean weights and velocity plus the full
-            covariance of all normal modes, no energy noise; meant for many normal modes).
+            (default; §6b: the invariants P, Q, R of the first-order flow in closed form, with
+            the stationary normal fluctuation S(P + Q) and its mean offset added by
+            Gauss-Hermite; separated regime gamma < 2/3), ``"sde"`` (§3b in the ambient
+            coordinates of span(u_0, v_0) = R^2 x R^2: manifold point, tangential velocity and
+            the normal variance S with its energy noise, Euler-Maruyama with a Gauss-Newton
+            retraction, averaged over sample paths; `hdsgd.odes._momentum_inner_product`; the
+            right equation at gamma >= 2/3, one normal mode) or ``"closure"`` (the same
+            without the energy noise, one path, Euler step dt/4). Matrix sensing:
+            ``"closure"`` only (the Gaussian moment closure of `sensing_closure_step`: mean
+            weights and velocity plus the full covariance of all normal modes, no energy
+            noise; meant for many normal modes).
         key: ``"sde"`` only: PRNG key of the sample paths (default ``PRNGKey(0)``).
         paths: ``"sde"`` only: number of sample paths (default 1000).
-        dt: ``"sde"``/``"closure"`` only: Euler step in steps (default `default_sde_dt`).
+        dt: ``"sde"``/``"closure"`` only: Euler step in steps (default `default_sde_dt`;
+            inner product: `hdsgd.odes._momentum_inner_product.default_dt`).
 
     Returns:
         A theory `Curve` (time unit ``"step"``). ``diverged`` is True from the first time the
@@ -542,11 +550,17 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
 
     if setup.model == "matrix_sensing":
         obs = sensing_closure(setup, steps)
-    elif setup.model == "inner_product":
+    elif setup.model == "inner_product" and method == "flow":
         p, q, r = invariants_flow(setup, steps)
         var = np.asarray(stationary_variance(eta, beta, d2, p + q))
         var = np.where(steps > 0, var, 0.0)  # the run starts with no fluctuation
         obs = _inner_product_gaussian(p, q, r, var)
+    elif setup.model == "inner_product":
+        step = _inner.default_dt(setup, method) if dt is None else float(dt)
+        key = jax.random.PRNGKey(0) if key is None else key
+        obs, ok = _inner.expected_observables(setup, steps, key=key, paths=int(paths), dt=step,
+                                              noise=(method == "sde"))
+        extra.update(solver_ok=ok, dt=step, paths=int(paths) if method == "sde" else 1)
     elif method == "recursion":
         n_scan = 1 << max(8, int(steps.max()).bit_length())  # few lengths, few compilations
         s_all, mx_all, var_all = _recursion_path_jit(setup.initial_coordinate, eta, beta, d2,
@@ -621,12 +635,15 @@ def time_to_target(setup: LabelNoiseMomentum, target: float = 0.1, *, method: st
     average of s^2).
 
     Args:
-        setup: a `LabelNoiseMomentum` on the two-parameter model.
+        setup: a `LabelNoiseMomentum` on the two-parameter or the inner-product model
+            (s = 1/4 ln(P/Q) there; ``"sde"``, ``"closure"`` or ``"flow"``, see
+            `hdsgd.odes._momentum_inner_product`; E[s^2] includes the normal fluctuation).
         target: the threshold on sqrt(E s^2) (distance to the flattest point along s), > 0.
         method: ``"sde"`` (default; §3b averaged over ``paths`` sample paths, the right
             reduced equation with one normal mode at gamma >= 2/3), ``"closure"`` (§3b without
-            the energy noise), ``"recursion"`` (§3c, every step) or ``"flow"`` (§3a closed
-            form, T = (1-beta)^2/(eta^2 delta^2) ln[sinh 2|s_0| / sinh 2 target]).
+            the energy noise), ``"recursion"`` (§3c, every step; two-parameter model only) or
+            ``"flow"`` (§3a closed form, T = (1-beta)^2/(eta^2 delta^2) ln[sinh 2|s_0| /
+            sinh 2 target]; inner product: `flow_time_to_target`).
         horizon: steps to search (default `default_target_horizon`, and 4 times it if T is
             not found within it).
         key, paths, dt, points: ``"sde"``/``"closure"`` only: PRNG key of the paths (default
@@ -650,9 +667,14 @@ def time_to_target(setup: LabelNoiseMomentum, target: float = 0.1, *, method: st
         raise ValueError(f"method={method!r} is invalid; allowed: ('sde', 'closure', 'recursion', 'flow')")
     if method not in ("sde", "closure") and (key is not None or dt is not None or paths != 1000):
         raise TypeError(f"key, paths and dt are options of method='sde'/'closure', not {method!r}")
+    if setup.model == "inner_product" and method == "recursion":
+        raise ValueError("method='recursion' is invalid for model='inner_product'; allowed: "
+                         "('sde', 'closure', 'flow')")
     if abs(setup.initial_coordinate) <= target:
         return 0.0
     horizon = check_horizon(horizon)
+    if method == "flow" and setup.model == "inner_product":
+        return _inner.flow_time_to_target(setup, target)
     if method == "flow":
         rate = setup.step_size**2 * setup.noise_var / setup.one_minus_beta**2
         s0 = abs(setup.initial_coordinate)
@@ -666,9 +688,14 @@ def time_to_target(setup: LabelNoiseMomentum, target: float = 0.1, *, method: st
         return settling_time(np.arange(n_steps + 1, dtype=float), msq, target**2)
     if isinstance(paths, bool) or int(paths) != paths or paths < 1:
         raise ValueError(f"paths={paths!r} is invalid; allowed: an integer >= 1")
-    step = default_sde_dt(setup) if dt is None else v_positive("dt", dt)
     key = jax.random.PRNGKey(0) if key is None else key
     steps = np.linspace(0.0, horizon, int(points) + 1)
+    if setup.model == "inner_product":
+        step = _inner.default_dt(setup, method) if dt is None else v_positive("dt", dt)
+        obs, _ = _inner.expected_observables(setup, steps, key=key, paths=int(paths), dt=step,
+                                             noise=(method == "sde"))
+        return settling_time(steps, obs["manifold_coordinate_sq"], target**2)
+    step = default_sde_dt(setup) if dt is None else v_positive("dt", dt)
     ys, _ = reduced_paths(setup, steps, key=key, paths=int(paths), dt=step,
                           noise=(method == "sde"))
     msq = np.asarray(jnp.mean(ys[..., 0] ** 2, axis=0))
