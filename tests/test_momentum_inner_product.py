@@ -56,7 +56,7 @@ def test_slowest_curvature_at_the_flattest_point():
         w = ip.retract(w_star + jnp.tensordot(c, basis, axes=1), iterations=8)
         return jnp.sum(w * w)
 
-    hess = np.asarray(jax.hessian(trace_h)(jnp.zeros(3)))
+    hess = np.asarray(jax.jit(jax.hessian(trace_h))(jnp.zeros(3)))
     eig = np.sort(np.linalg.eigvalsh(hess))
     np.testing.assert_allclose(eig, [0.0, KAPPA, KAPPA], atol=1e-8)
     assert ip.SLOW_CURVATURE == KAPPA == th.flattest_curvature(LabelNoiseMomentum(**CRITICAL))[1]
@@ -86,8 +86,9 @@ def test_observables_equal_two_parameter_ones_when_parallel():
     w = jnp.stack([jnp.stack([jnp.exp(s), 0 * s], -1), jnp.stack([jnp.exp(-s), 0 * s], -1)], -2)
     q = jnp.stack([jnp.stack([jnp.exp(s), 0 * s], -1), jnp.stack([-jnp.exp(-s), 0 * s], -1)],
                   -2) * sdot[:, None, None]
-    mine = ip.gaussian_observables(w, q, var, eta)
-    theirs = th._gaussian_observables(s, th.normal_offset(s, var, sdot, eta), var)
+    mine = jax.jit(ip.gaussian_observables)(w, q, var, eta)
+    theirs = jax.jit(lambda s, var, sdot: th._gaussian_observables(
+        s, th.normal_offset(s, var, sdot, eta), var))(s, var, sdot)
     for name in ("manifold_coordinate", "trace_hessian", "train_loss", "distance_to_flattest"):
         np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-12, atol=1e-15)
 
@@ -157,17 +158,21 @@ def test_critical_regime_sde_matches_monte_carlo_and_closure_does_not():
         bad.summary()
 
     t_mc, err = measured_time_to_target(mc, TARGET)
-    t_sde = th.time_to_target(setup, TARGET, method="sde", horizon=3500, paths=2000,
-                              key=jax.random.PRNGKey(12))
+    # (the same grid size as above: the compiled solvers are reused)
+    t_sde = th.time_to_target(setup, TARGET, method="sde", horizon=3500, paths=4000,
+                              key=jax.random.PRNGKey(13), points=140)
     assert abs(t_sde - t_mc) < 4 * err, (t_sde, t_mc, err)
-    t_closure = th.time_to_target(setup, TARGET, method="closure", horizon=3500)
+    t_closure = th.time_to_target(setup, TARGET, method="closure", horizon=3500, points=140)
     assert abs(t_closure - t_mc) > 8 * err, (t_closure, t_mc, err)
     # the first-order flow (separated-regime law) is not the answer here either
     assert abs(th.time_to_target(setup, TARGET, method="flow") - t_mc) > 8 * err
 
 
-def _critical_gap(eta, seeds, paths, key):
-    """Largest |SDE - Monte Carlo| of the distance to the flattest minimisers over
+GAP_OBS = ("distance_to_flattest", "trace_hessian", "manifold_coordinate")
+
+
+def _critical_gaps(eta, seeds, paths, key):
+    """Largest |SDE - Monte Carlo| of the distance to the flattest minimisers, tr H and s over
     t = k eta^{2/3} in [0.5, 12], delta = 1, C = C* = 4^{1/3}, rho = 1/2."""
     setup = LabelNoiseMomentum(model="inner_product", dim=2, initial_overlap=0.5, step_size=eta,
                                exponent=2.0 / 3.0, constant=4.0 ** (1.0 / 3.0), label_noise=1.0)
@@ -176,25 +181,38 @@ def _critical_gap(eta, seeds, paths, key):
                   progress=False)
     sde = predict(setup, times[-1], times=times, method="sde", paths=paths,
                   key=jax.random.PRNGKey(key + 1))
-    return compare(sde, mc, "distance_to_flattest")["distance_to_flattest"]
+    return compare(sde, mc, GAP_OBS)
+
+
+def _abs_gaps(agreement):
+    return np.array([agreement[name].max_abs_gap for name in GAP_OBS])
 
 
 def test_critical_gap_shrinks_as_step_size_decreases():
-    """The small parameter at gamma = 2/3 is eta (the normal fluctuation sqrt(S) ~ eta^{1/6}):
-    with large label noise (delta = 1, sqrt(S) = 0.26 at eta = 1e-2) the SDE is visibly off,
-    and the gap shrinks at eta = 1e-3. Measured (2000 seeds): 0.037 -> 0.020."""
-    gaps = [_critical_gap(eta, 2000, 3000, 40).max_abs_gap for eta in (1e-2, 1e-3)]
-    assert gaps[1] < 0.75 * gaps[0], gaps
+    """The small parameter at gamma = 2/3 is eta (the normal fluctuation sqrt(S) ~ eta^{1/6};
+    what the SDE leaves out, e.g. the tangential jitter that the normal kicks cause on the
+    curved manifold, is higher order in it). With large label noise (delta = 1; sqrt(S) = 0.31
+    at eta = 3e-2) the SDE is visibly off, much less at eta = 1e-3 (sqrt(S) = 0.18).
+    Measured (4000 seeds, three keys): distance 0.049 -> 0.0175, tr H 0.12-0.22 -> 0.06-0.10."""
+    gaps = [_abs_gaps(_critical_gaps(eta, 4000, 4000, 40)) for eta in (3e-2, 1e-3)]
+    assert gaps[1][0] < 0.5 * gaps[0][0] and gaps[1][1] < 0.75 * gaps[0][1], gaps
 
 
 @pytest.mark.slow
 def test_critical_gap_shrinks_as_step_size_decreases_slow():
-    """Two decades of eta at 8000 seeds: the gap falls roughly as sqrt(S) ~ eta^{1/6}
-    (measured at 2000 seeds: 0.037, 0.020, 0.016 for eta = 1e-2, 1e-3, 1e-4), and at
-    eta = 1e-4 the SDE is within a few standard errors."""
-    found = [_critical_gap(eta, 8000, 8000, 50) for eta in (1e-2, 1e-3, 1e-4)]
-    gaps = [a.max_abs_gap for a in found]
-    assert gaps[2] < gaps[1] < gaps[0] and gaps[2] < 0.6 * gaps[0], gaps
+    """Over eta = 3e-2, 1e-2, 1e-3, 1e-4 at 8000 seeds the gap on the distance falls steadily
+    (measured: 0.049, 0.034, 0.015, 0.0086), on tr H too (0.11, 0.081, 0.071, 0.056); the
+    gap on s is at the noise level from eta = 1e-3 on (0.018 ... 0.011). At eta = 1e-4, tr H
+    and s are within 4 s.e.; the distance is still 7 s.e. (7%) low at the end, where it is
+    set by the fluctuations around the flattest point and the tangential jitter the SDE leaves
+    out counts (at eta = 3e-2 it is 20% low)."""
+    found = [_critical_gaps(eta, 8000, 8000, 50) for eta in (3e-2, 1e-2, 1e-3, 1e-4)]
+    gaps = np.array([_abs_gaps(a) for a in found])
+    assert np.all(np.diff(gaps[:, 0]) < 0) and gaps[3, 0] < 0.3 * gaps[0, 0], gaps
+    assert gaps[3, 1] < 0.7 * gaps[0, 1], gaps
+    last = found[-1]
+    assert last["trace_hessian"].max_sem_gap < 4 and last["manifold_coordinate"].max_sem_gap < 4
+    assert last["distance_to_flattest"].max_rel_gap < 0.1, last.summary()
 
 
 # ----------------------------------------------------------------- gamma < 2/3
@@ -221,7 +239,8 @@ def test_separated_regime_sde_and_closure_agree_with_flow_and_monte_carlo():
     assert compare(wrong, mc, "trace_hessian", t_min=400)["trace_hessian"].max_sem_gap > 10
     # time-to-target: the flow's closed form and the SDE's settling time agree
     t_flow = th.time_to_target(setup, TARGET, method="flow")
-    t_sde = th.time_to_target(setup, TARGET, method="sde", horizon=12000, paths=200)
+    t_sde = th.time_to_target(setup, TARGET, method="sde", horizon=9000, paths=500,
+                              points=31)  # the grid size of the curves above: no recompilation
     assert abs(t_sde / t_flow - 1.0) < 0.05, (t_sde, t_flow)
 
 

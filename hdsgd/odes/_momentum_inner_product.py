@@ -189,16 +189,19 @@ def reduced_paths(setup: LabelNoiseMomentum, steps, *, key, paths: int, dt: floa
     (u_0, v_0) at rest with no fluctuation (S = 0), as the Monte Carlo."""
     steps = np.asarray(steps, dtype=np.float64)
     n = int(paths) if noise else 1
-    edges = np.concatenate([[0.0], steps])
-    widths = np.diff(edges)
+    widths = np.diff(np.concatenate([[0.0], steps]))
     counts = np.ceil(widths / dt - 1e-9).astype(np.int32)
     sizes = widths / np.maximum(counts, 1)
+    # pad the grid with empty intervals to a power of two: few lengths, few compilations
+    padded = 1 << max(4, (steps.size - 1).bit_length())
+    counts = np.concatenate([counts, np.zeros(padded - steps.size, np.int32)])
+    sizes = np.concatenate([sizes, np.zeros(padded - steps.size)])
     w0 = jnp.broadcast_to(jnp.asarray(reduced_start(setup)), (n, 2, 2))
     state0 = (w0, jnp.zeros((n, 2, 2)), jnp.zeros((n,)))
     args = tuple(jnp.asarray(a, jnp.float64) for a in (
         setup.step_size, setup.momentum, setup.one_minus_beta, setup.noise_var))
     w, q, var = _solve(state0, jnp.asarray(counts), jnp.asarray(sizes), key, args, noise=noise)
-    return tuple(jnp.swapaxes(a, 0, 1) for a in (w, q, var))
+    return tuple(jnp.swapaxes(a[: steps.size], 0, 1) for a in (w, q, var))
 
 
 def normal_offset(w, q, var, step_size):
@@ -241,6 +244,11 @@ def expected_observables(setup: LabelNoiseMomentum, steps, *, key, paths: int, d
     """Observables of the reduced equations at ``steps`` (numpy, shape (T,)): the path average
     of `gaussian_observables`; and whether every path stayed finite."""
     w, q, var = reduced_paths(setup, steps, key=key, paths=paths, dt=dt, noise=noise)
-    out = {k: np.asarray(val) for k, val in _path_means(w, q, var, setup.step_size).items()}
+    size = np.asarray(steps).size
+    padded = 1 << max(4, (size - 1).bit_length())  # as in reduced_paths: few compilations
+    pad = lambda a: jnp.concatenate(  # noqa: E731
+        [a, jnp.broadcast_to(a[:, -1:], (a.shape[0], padded - size) + a.shape[2:])], axis=1)
+    means = _path_means(pad(w), pad(q), pad(var), setup.step_size)
+    out = {k: np.asarray(val)[:size] for k, val in means.items()}
     finite = bool(np.all(np.isfinite(np.asarray(var))) and np.all(np.isfinite(np.asarray(w))))
     return out, finite
