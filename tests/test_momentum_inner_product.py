@@ -78,7 +78,11 @@ def test_reduced_step_stays_on_the_manifold():
 # ----------------------------------------------------------------- rho = 1: the two-parameter model
 def test_observables_equal_two_parameter_ones_when_parallel():
     """For u || v the Gaussian observables over the normal fluctuation, with the mean normal
-    offset, are the two-parameter ones exactly (same (s, sdot, S))."""
+    offset, are the two-parameter ones exactly (same (s, sdot, S)). The random-phase law used
+    for the SDE's paths has the same E x^2 (tr H identical) but puts less mass near x = 0:
+    at the flattest point the distance, |x|/sqrt(2), is larger by (2 sqrt 2/pi)/sqrt(2/pi)
+    = 2/sqrt(pi) = 1.128 than for a Gaussian, and its 12 phases get it within 0.5% (12-point
+    Gauss-Hermite overestimates E|x| of a Gaussian by 3.5%: the kink)."""
     s = jnp.asarray([0.9, 0.3, -0.2, 0.0])
     sdot = jnp.asarray([-2e-3, -1e-3, 4e-4, 0.0])
     var = jnp.asarray([3e-3, 6e-3, 7e-3, 6.5e-3])
@@ -86,11 +90,21 @@ def test_observables_equal_two_parameter_ones_when_parallel():
     w = jnp.stack([jnp.stack([jnp.exp(s), 0 * s], -1), jnp.stack([jnp.exp(-s), 0 * s], -1)], -2)
     q = jnp.stack([jnp.stack([jnp.exp(s), 0 * s], -1), jnp.stack([-jnp.exp(-s), 0 * s], -1)],
                   -2) * sdot[:, None, None]
-    mine = jax.jit(ip.gaussian_observables)(w, q, var, eta)
+    observe = jax.jit(ip.fluctuation_observables, static_argnames="phase")
+    gauss, phase = observe(w, q, var, eta, phase=False), observe(w, q, var, eta, phase=True)
     theirs = jax.jit(lambda s, var, sdot: th._gaussian_observables(
         s, th.normal_offset(s, var, sdot, eta), var))(s, var, sdot)
     for name in ("manifold_coordinate", "trace_hessian", "train_loss", "distance_to_flattest"):
-        np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(gauss[name], theirs[name], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(phase["trace_hessian"], gauss["trace_hessian"], rtol=1e-12)
+    # at s = 0, sdot = 0 the distance is |x|/sqrt(2): E over the phase, finely resolved
+    m = -3.0 * float(var[-1]) / 2.0**1.5
+    phi = (np.arange(200_000) + 0.5) * np.pi / 200_000
+    exact = np.mean(np.abs(m + np.sqrt(2.0 * float(var[-1])) * np.cos(phi))) / np.sqrt(2.0)
+    assert abs(float(phase["distance_to_flattest"][-1]) / exact - 1.0) < 0.005
+    gauss_exact = np.sqrt(float(var[-1]) / np.pi)  # E|x|/sqrt(2), x ~ N(0, S) (m is tiny)
+    ratio = float(phase["distance_to_flattest"][-1]) / gauss_exact
+    assert abs(ratio - 2.0 / np.sqrt(np.pi)) < 0.01, ratio  # (2 sqrt 2/pi) / sqrt(2/pi)
 
 
 def test_parallel_start_reproduces_two_parameter_sde():
@@ -139,9 +153,9 @@ def test_critical_regime_sde_matches_monte_carlo_and_closure_does_not():
     seeds) on the manifold coordinate, tr H and the distance to the flattest minimisers, and
     gives its settling time E[s^2] <= 0.1^2 (measured: 2496 +- 48 vs 2512); the deterministic
     closure (no energy noise) is ~13 s.e. off on tr H and ~16 s.e. early on the time.
-    In the tail the SDE's E[s] decays a little slower (0.004 vs 0.0014 at k = 3500, 2.5 s.e.
-    with 8000 paths; a higher-order effect that shrinks with eta, see the gap test), hence
-    5 s.e. on the manifold coordinate, 4 on the rest."""
+    Measured: s 3.6 s.e., tr H 2.7, distance 1.9, loss 2.9. In the tail the SDE's E[s] decays
+    a little slower (0.004 vs 0.0014 at k = 3500, 2.5 s.e. with 8000 paths; a finite-eta
+    effect that shrinks with eta, see the gap tests), hence 5 s.e. on s, 4 on the rest."""
     setup = LabelNoiseMomentum(**CRITICAL)
     mc = _mc("CRITICAL", 3500, 500, 11)
     sde = predict(setup, 3500, times=mc.time, method="sde", paths=4000,
@@ -193,26 +207,24 @@ def test_critical_gap_shrinks_as_step_size_decreases():
     what the SDE leaves out, e.g. the tangential jitter that the normal kicks cause on the
     curved manifold, is higher order in it). With large label noise (delta = 1; sqrt(S) = 0.31
     at eta = 3e-2) the SDE is visibly off, much less at eta = 1e-3 (sqrt(S) = 0.18).
-    Measured (4000 seeds, three keys): distance 0.049 -> 0.0175, tr H 0.12-0.22 -> 0.06-0.10."""
+    Measured (8000 seeds): distance 0.038 -> 0.009, tr H 0.11 -> 0.07."""
     gaps = [_abs_gaps(_critical_gaps(eta, 4000, 4000, 40)) for eta in (3e-2, 1e-3)]
     assert gaps[1][0] < 0.5 * gaps[0][0] and gaps[1][1] < 0.75 * gaps[0][1], gaps
 
 
 @pytest.mark.slow
 def test_critical_gap_shrinks_as_step_size_decreases_slow():
-    """Over eta = 3e-2, 1e-2, 1e-3, 1e-4 at 8000 seeds the gap on the distance falls steadily
-    (measured: 0.049, 0.034, 0.015, 0.0086), on tr H too (0.11, 0.081, 0.071, 0.056); the
-    gap on s is at the noise level from eta = 1e-3 on (0.018 ... 0.011). At eta = 1e-4, tr H
-    and s are within 4 s.e.; the distance is still 7 s.e. (7%) low at the end, where it is
-    set by the fluctuations around the flattest point and the tangential jitter the SDE leaves
-    out counts (at eta = 3e-2 it is 20% low)."""
+    """Over eta = 3e-2, 1e-2, 1e-3, 1e-4 at 8000 seeds the gap on the distance falls
+    (measured: 0.038, 0.026, 0.0089, 0.0085 = 16.7, 12.9, 5.9, 3.6 s.e.), on tr H too (0.11,
+    0.081, 0.071, 0.056); on s the relative gap in the tail falls (0.31, 0.31, 0.23, 0.13).
+    At eta = 1e-4 every observable is within 4.5 s.e. (measured 3.6, 3.6, 3.5)."""
     found = [_critical_gaps(eta, 8000, 8000, 50) for eta in (3e-2, 1e-2, 1e-3, 1e-4)]
     gaps = np.array([_abs_gaps(a) for a in found])
-    assert np.all(np.diff(gaps[:, 0]) < 0) and gaps[3, 0] < 0.3 * gaps[0, 0], gaps
-    assert gaps[3, 1] < 0.7 * gaps[0, 1], gaps
-    last = found[-1]
-    assert last["trace_hessian"].max_sem_gap < 4 and last["manifold_coordinate"].max_sem_gap < 4
-    assert last["distance_to_flattest"].max_rel_gap < 0.1, last.summary()
+    assert gaps[1, 0] < gaps[0, 0] and gaps[2, 0] < gaps[1, 0], gaps
+    assert gaps[3, 0] < 0.3 * gaps[0, 0] and gaps[3, 1] < 0.7 * gaps[0, 1], gaps
+    rel = [a["manifold_coordinate"].max_rel_gap for a in found]
+    assert rel[3] < 0.6 * rel[0], rel
+    assert found[-1].ok(sem_tol=4.5), found[-1].summary()
 
 
 # ----------------------------------------------------------------- gamma < 2/3

@@ -32,8 +32,10 @@ diffrax: the retraction and the velocity re-projection are maps applied after ea
 terms of a vector field, and diffrax's solvers have no such hook (a Baumgarte-stabilised
 vector field would put a stiff artificial rate into an explicit Euler scheme).
 
-Observables (`gaussian_observables`): per path, the Gaussian expectation over the normal
-fluctuation w + x n, x ~ N(m, S), by Gauss-Hermite quadrature, with the mean normal offset
+Observables (`fluctuation_observables`): per path, the expectation over the normal
+fluctuation w + x n with x = m + sqrt(2 S) cos(phi), phi a uniform phase (an oscillation of
+energy ~ S: S is the phase-averaged variance of the path, not a Gaussian's; the closure, one
+mean-field path, uses x ~ N(m, S)), by quadrature, with the mean normal offset
 
     m = -(3 S - 2 <q_u, q_v>/eta) / lambda^{3/2}
 
@@ -67,6 +69,10 @@ from ..setups.momentum import LabelNoiseMomentum, inner_product_start, invariant
 SLOW_CURVATURE = 4.0  # kappa = d^2 tr H / dl^2 at the flattest points (see the module docstring)
 _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(12)
 _GH_W = _GH_W / _GH_W.sum()
+# x = sqrt(2) cos(phi) at the Gauss-Chebyshev phases, equal weights: E g(sqrt(2 S) cos phi)
+# over a uniform phase, exact for polynomials of degree < 24 (unit variance, like _GH_X)
+_PHASE_X = math.sqrt(2.0) * np.cos((2.0 * np.arange(1, 13) - 1.0) * math.pi / 24.0)
+_PHASE_W = np.full(12, 1.0 / 12.0)
 
 
 def reduced_start(setup: LabelNoiseMomentum) -> np.ndarray:
@@ -210,31 +216,46 @@ def normal_offset(w, q, var, step_size):
     return -(3.0 * var - 2.0 * jnp.sum(q[..., 0, :] * q[..., 1, :], -1) / step_size) / lam**1.5
 
 
-def gaussian_observables(w, q, var, step_size) -> dict:
-    """E obs(w + x n), x ~ N(m, S), n = (v, u)/sqrt(lambda), for each path and time (any
-    leading shape): the observables of `LabelNoiseMomentum` plus ``manifold_coordinate_sq``
-    (E s^2, for the time-to-target), by 12-point Gauss-Hermite quadrature."""
+def fluctuation_observables(w, q, var, step_size, *, phase: bool) -> dict:
+    """E obs(w + x n), n = (v, u)/sqrt(lambda), over the normal fluctuation x of mean m
+    (`normal_offset`) and variance S, for each path and time (any leading shape): the
+    observables of `LabelNoiseMomentum` plus ``manifold_coordinate_sq`` (E s^2, for the
+    time-to-target).
+
+    ``phase=True`` (the SDE's sample paths): x = m + sqrt(2 S) cos(phi) with a uniform phase
+    phi, the law of an oscillation of given energy (§3b averages over the fast phase; the
+    energy, i.e. S, is what varies from path to path), 12 Gauss-Chebyshev phases.
+    ``phase=False`` (the deterministic closure, and the ensemble): x ~ N(m, S), 12-point
+    Gauss-Hermite. Both have the same E x^2, so tr H and the loss (quadratic in x) agree;
+    observables with a kink at the flattest point do not: over paths with exponentially
+    distributed energies (the stationary law of the energy SDE) the random-phase law mixes into
+    the Gaussian, while Gaussians of exponentially distributed variance do not (they put too
+    much mass near x = 0). [Derived here; with Gaussians per path the SDE's distance to the
+    flattest minimisers is ~10% low near the fluctuation floor, E|x| = sqrt(2/pi) sqrt(S)
+    instead of (2 sqrt 2/pi) sqrt(S) per path.]"""
     var = jnp.maximum(var, 0.0)
     u, v = w[..., 0, :], w[..., 1, :]
     p, qq, r = jnp.sum(u * u, -1), jnp.sum(v * v, -1), jnp.sum(u * v, -1)
     lam = p + qq
+    nodes, weights = (_PHASE_X, _PHASE_W) if phase else (_GH_X, _GH_W)
     x = (normal_offset(w, q, var, step_size)[..., None]
-         + jnp.asarray(_GH_X) * jnp.sqrt(var)[..., None])
+         + jnp.asarray(nodes) * jnp.sqrt(var)[..., None])
     p_, q_, r_, l_ = (a[..., None] for a in (p, qq, r, lam))
     root = jnp.sqrt(l_)
     obs = invariant_observables(p_ + 2 * x * r_ / root + x * x * q_ / l_,
                                 q_ + 2 * x * r_ / root + x * x * p_ / l_,
                                 r_ + x * root + x * x * r_ / l_)
     obs["manifold_coordinate_sq"] = obs["manifold_coordinate"] ** 2
-    weights = jnp.asarray(_GH_W)
+    weights = jnp.asarray(weights)
     return {k: jnp.sum(val * weights, axis=-1) for k, val in obs.items()}
 
 
-@jax.jit
-def _path_means(w, q, var, step_size):
-    """Path averages of `gaussian_observables`, one time at a time (memory: paths x nodes)."""
+@functools.partial(jax.jit, static_argnames=("phase",))
+def _path_means(w, q, var, step_size, *, phase: bool):
+    """Path averages of `fluctuation_observables`, one time at a time (memory: paths x nodes)."""
     per_time = jax.lax.map(lambda a: jax.tree_util.tree_map(
-        lambda o: jnp.mean(o, axis=0), gaussian_observables(a[0], a[1], a[2], step_size)),
+        lambda o: jnp.mean(o, axis=0),
+        fluctuation_observables(a[0], a[1], a[2], step_size, phase=phase)),
         (jnp.swapaxes(w, 0, 1), jnp.swapaxes(q, 0, 1), jnp.swapaxes(var, 0, 1)))
     return per_time
 
@@ -242,13 +263,14 @@ def _path_means(w, q, var, step_size):
 def expected_observables(setup: LabelNoiseMomentum, steps, *, key, paths: int, dt: float,
                          noise: bool) -> tuple[dict, bool]:
     """Observables of the reduced equations at ``steps`` (numpy, shape (T,)): the path average
-    of `gaussian_observables`; and whether every path stayed finite."""
+    of `fluctuation_observables` (random-phase law for the SDE's paths, Gaussian for the
+    closure); and whether every path stayed finite."""
     w, q, var = reduced_paths(setup, steps, key=key, paths=paths, dt=dt, noise=noise)
     size = np.asarray(steps).size
     padded = 1 << max(4, (size - 1).bit_length())  # as in reduced_paths: few compilations
     pad = lambda a: jnp.concatenate(  # noqa: E731
         [a, jnp.broadcast_to(a[:, -1:], (a.shape[0], padded - size) + a.shape[2:])], axis=1)
-    means = _path_means(pad(w), pad(q), pad(var), setup.step_size)
+    means = _path_means(pad(w), pad(q), pad(var), setup.step_size, phase=noise)
     out = {k: np.asarray(val)[:size] for k, val in means.items()}
     finite = bool(np.all(np.isfinite(np.asarray(var))) and np.all(np.isfinite(np.asarray(w))))
     return out, finite
