@@ -46,11 +46,13 @@ def main(argv=None):
     parser.add_argument("--out", default="figures", help="output folder (default: figures)")
     parser.add_argument("--step-size", type=float, default=1e-3, help="eta (default 1e-3)")
     parser.add_argument("--label-noise", type=float, default=0.3, help="delta_0 (default 0.3)")
-    parser.add_argument("--dim", type=int, default=4, help="d (default 4; the law does not depend on it)")
+    parser.add_argument("--dim", type=int, default=4,
+                        help="d (default 4; the law does not depend on it)")
     parser.add_argument("--overlap", type=float, default=0.5, help="rho of the start (default 0.5)")
     parser.add_argument("--seeds", type=int, default=500, help="Monte Carlo seeds (default 500)")
     parser.add_argument("--paths", type=int, default=2000, help="SDE sample paths (default 2000)")
-    parser.add_argument("--target", type=float, default=0.1, help="target on sqrt(E s^2) (default 0.1)")
+    parser.add_argument("--target", type=float, default=0.1,
+                        help="target on sqrt(E s^2) (default 0.1)")
     parser.add_argument("--horizon", type=float, default=3500, help="steps (default 3500)")
     args = parser.parse_args(argv)
     out = Path(args.out)

@@ -110,8 +110,8 @@ def test_observables_equal_two_parameter_ones_when_parallel():
 def test_parallel_start_reproduces_two_parameter_sde():
     """rho = 1: the ambient reduced equations are the two-parameter ones of §3b/§6a. The
     deterministic closure (Euler + retraction) matches the two-parameter closure (Tsit5 in
-    (s, p, S)) to the Euler error, 7e-4 at dt = 1 and a quarter of it at dt = 1/4; the SDE gives the same
-    statistics of s and S (2000 paths each, within 4 standard errors)."""
+    (s, p, S)) to the Euler error, 7e-4 at dt = 1 and a quarter of it at dt = 1/4; the SDE
+    gives the same statistics of s and S (2000 paths each, within 4 standard errors)."""
     common = {k: v for k, v in CRITICAL.items() if k not in ("model", "dim", "initial_overlap")}
     two = LabelNoiseMomentum(**common)
     inner = LabelNoiseMomentum(model="inner_product", dim=2, **common)
