@@ -73,7 +73,8 @@ def test_critical_regime_sde_matches_and_closure_does_not():
     too fast in the tail (spec §7b)."""
     mc = _mc("CRITICAL", 3000, 2000, 2)
     sde = _theory("CRITICAL", 3000, "sde", paths=2000, key=jax.random.PRNGKey(7))
-    agreement = compare(sde, mc, ("manifold_coordinate", "trace_hessian", "train_loss"), t_min=300)
+    agreement = compare(sde, mc, ("manifold_coordinate", "trace_hessian", "train_loss",
+                                  "distance_to_flattest"), t_min=300)
     assert agreement.ok(sem_tol=5.0), agreement.summary()
     for method in ("closure", "recursion"):
         gap = compare(_theory("CRITICAL", 3000, method), mc, "manifold_coordinate", t_min=300)
@@ -83,7 +84,8 @@ def test_critical_regime_sde_matches_and_closure_does_not():
 def test_ballistic_regime_sde_matches_monte_carlo():
     mc = _mc("BALLISTIC", 3000, 2000, 3)
     sde = _theory("BALLISTIC", 3000, "sde", paths=2000, key=jax.random.PRNGKey(8))
-    agreement = compare(sde, mc, ("manifold_coordinate", "trace_hessian", "train_loss"), t_min=400)
+    agreement = compare(sde, mc, ("manifold_coordinate", "trace_hessian", "train_loss",
+                                  "distance_to_flattest"), t_min=400)
     assert agreement.ok(sem_tol=5.0), agreement.summary()
     gap = compare(_theory("BALLISTIC", 3000, "recursion"), mc, "manifold_coordinate", t_min=400)
     assert gap["manifold_coordinate"].max_sem_gap > 8

@@ -64,29 +64,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._momentum_fluctuation import GAUSS, PHASE, stationary_variance
 from ..setups.momentum import LabelNoiseMomentum, inner_product_start, invariant_observables
 
 SLOW_CURVATURE = 4.0  # kappa = d^2 tr H / dl^2 at the flattest points (see the module docstring)
-_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(12)
-_GH_W = _GH_W / _GH_W.sum()
-# x = sqrt(2) cos(phi) at the Gauss-Chebyshev phases, equal weights: E g(sqrt(2 S) cos phi)
-# over a uniform phase, exact for polynomials of degree < 24 (unit variance, like _GH_X)
-_PHASE_X = math.sqrt(2.0) * np.cos((2.0 * np.arange(1, 13) - 1.0) * math.pi / 24.0)
-_PHASE_W = np.full(12, 1.0 / 12.0)
 
 
 def reduced_start(setup: LabelNoiseMomentum) -> np.ndarray:
     """(u_0, v_0) in the coordinates (e_1, e_2) of their span, shape (2, 2) (float64)."""
     return np.asarray(inner_product_start(dataclasses.replace(setup, dim=2)), dtype=np.float64)
-
-
-def equilibrium_variance(step_size, momentum, noise_var, curvature):
-    """S_eq(lambda) = eta delta^2 (1 + beta) / [(1 - beta)(2(1 + beta) - eta lambda)] (§2; the
-    same formula as `hdsgd.odes.momentum.stationary_variance`); inf past the stability edge."""
-    denom = (1.0 - momentum) * (2.0 * (1.0 + momentum) - step_size * curvature)
-    ok = denom > 0
-    return jnp.where(ok, step_size * noise_var * (1.0 + momentum) / jnp.where(ok, denom, 1.0),
-                     jnp.inf)
 
 
 def _grad_f(w):
@@ -122,7 +108,7 @@ def reduced_step(state, h, z, args):
     lam = _dot(w, w)
     var_pos = jnp.maximum(var, 0.0)
     dlnlam = 2.0 * _dot(w, q) / lam
-    s_eq = equilibrium_variance(eta, beta, noise_var, lam)
+    s_eq = stationary_variance(eta, beta, noise_var, lam)
     var_new = (var + h * (-omb * (var - s_eq) - 0.5 * var_pos * dlnlam)
                + jnp.sqrt(eta * noise_var * var_pos * h) * z)
     force = -eta * var_pos[..., None, None] * tangent_projection(w, w)  # -eta (S/2) P_T (2w)
@@ -163,7 +149,7 @@ def default_dt(setup: LabelNoiseMomentum, method: str = "sde") -> float:
     `hdsgd.odes.momentum.default_sde_dt`, with lambda_0 = P_0 + Q_0 of the inner-product start);
     a quarter of that for ``method="closure"`` (one path: a finer step costs little)."""
     lam0 = float(np.sum(reduced_start(setup) ** 2))
-    s_eq = float(equilibrium_variance(setup.step_size, setup.momentum, setup.noise_var, 2.0))
+    s_eq = float(stationary_variance(setup.step_size, setup.momentum, setup.noise_var, 2.0))
     omega = math.sqrt(max(setup.step_size * s_eq * lam0, 1e-300))
     step = max(1.0, 0.05 * min(1.0 / setup.one_minus_beta, 1.0 / omega))
     return step / 4.0 if method == "closure" else step
@@ -237,7 +223,7 @@ def fluctuation_observables(w, q, var, step_size, *, phase: bool) -> dict:
     u, v = w[..., 0, :], w[..., 1, :]
     p, qq, r = jnp.sum(u * u, -1), jnp.sum(v * v, -1), jnp.sum(u * v, -1)
     lam = p + qq
-    nodes, weights = (_PHASE_X, _PHASE_W) if phase else (_GH_X, _GH_W)
+    nodes, weights = PHASE if phase else GAUSS
     x = (normal_offset(w, q, var, step_size)[..., None]
          + jnp.asarray(nodes) * jnp.sqrt(var)[..., None])
     p_, q_, r_, l_ = (a[..., None] for a in (p, qq, r, lam))

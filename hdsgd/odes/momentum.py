@@ -53,6 +53,7 @@ from .. import __version__
 from ..api import check_horizon, output_steps, predict
 from ..curve import Curve
 from ..setups._validate import positive as v_positive
+from ._momentum_fluctuation import GAUSS, PHASE, stationary_variance
 from . import _momentum_inner_product as _inner
 from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, inner_product_start,
                                matrix_sensing_problem, sensing_observables,
@@ -64,23 +65,10 @@ METHODS = ("recursion", "flow", "sde", "closure")
 INNER_PRODUCT_METHODS = ("flow", "sde", "closure")
 SENSING_METHODS = ("closure",)
 CRITICAL_EXPONENT = 2.0 / 3.0
-_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(12)
-_GH_W = _GH_W / _GH_W.sum()
+_GH_X, _GH_W = GAUSS
 
 
 # ----------------------------------------------------------------- section 2: scales
-def stationary_variance(step_size, momentum, noise_var, curvature):
-    """Exact stationary variance S(lambda) of one normal mode (spec §2).
-
-    S = eta delta^2 (1+beta) / [(1-beta)(2(1+beta) - eta lambda)] ~ eta delta^2 / (2(1-beta));
-    inf beyond the stability edge eta lambda >= 2(1+beta). Units: length^2.
-    """
-    eta, beta, lam = step_size, momentum, curvature
-    denom = (1.0 - beta) * (2.0 * (1.0 + beta) - eta * lam)
-    return jnp.where(denom > 0, eta * noise_var * (1.0 + beta) / jnp.where(denom > 0, denom, 1.0),
-                     jnp.inf)
-
-
 def stationary_train_loss(setup: LabelNoiseMomentum, s: float = 0.0) -> float:
     """E[L] at the manifold point s in the stationary state: 1/2 lambda S(lambda) (spec §6a).
 
@@ -329,16 +317,20 @@ def normal_offset(s, var, sdot, step_size):
     return -(3.0 * var + 2.0 * sdot**2 / step_size) / lam**1.5
 
 
-def _gaussian_observables(s, mean, var):
-    """E obs(phi(s) + x n(s)), x ~ N(mean, var), by Gauss-Hermite quadrature (any shape)."""
+def _gaussian_observables(s, mean, var, *, phase: bool = False):
+    """E obs(phi(s) + x n(s)) over the normal fluctuation x of the given mean and variance, by
+    quadrature (any shape): x ~ N(mean, var) (``phase=False``: an ensemble, or the recursion
+    and closure) or x = mean + sqrt(2 var) cos(phi) with a uniform phase (``phase=True``: one
+    path of the reduced SDE, an oscillation of given energy; see `_momentum_fluctuation`)."""
     s = jnp.asarray(s)
     sd = jnp.sqrt(jnp.maximum(var, 0.0))
     phi = two_parameter_point(s)
     nrm = two_parameter_normal(s)
-    x = jnp.asarray(mean)[..., None] + jnp.asarray(_GH_X)[(None,) * s.ndim + (slice(None),)] * sd[..., None]
+    nodes, weights = PHASE if phase else GAUSS
+    x = jnp.asarray(mean)[..., None] + jnp.asarray(nodes)[(None,) * s.ndim + (slice(None),)] * sd[..., None]
     w = phi[..., None, :] + x[..., None] * nrm[..., None, :]  # (..., q, 2)
     obs = two_parameter_observables(w)
-    weights = jnp.asarray(_GH_W)
+    weights = jnp.asarray(weights)
     return {k: jnp.sum(v * weights, axis=-1) for k, v in obs.items()}
 
 
@@ -583,7 +575,7 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
                                noise=(method == "sde"))
         s, var = ys[..., 0], jnp.maximum(ys[..., 2], 0.0)
         mx = normal_offset(s, var, ys[..., 1] / (2.0 * jnp.cosh(2.0 * s)), eta)
-        per_path = _gaussian_observables(s, mx, var)
+        per_path = _gaussian_observables(s, mx, var, phase=(method == "sde"))
         obs = {k: np.asarray(jnp.mean(v, axis=0)) for k, v in per_path.items()}
         extra.update(solver_ok=bool(ok), dt=step, paths=int(paths) if method == "sde" else 1)
 
