@@ -742,28 +742,31 @@ def sensing_time_to_target(setup: LabelNoiseMomentum, target: float = 0.5, *,
                            horizon: float | None = None, points: int = 200) -> float:
     """Matrix sensing: the step from which the closure's distance_to_flattest
     ||U U^T - X*||_F / ||X*||_F stays at or below ``target`` (`settling_time` on a grid of
-    ``points`` steps up to ``horizon``; default 4 (1-beta)^2 / (eta^2 delta^2) + 50/(1-beta),
-    doubled up to three times while not settled). inf if never within 8 x the default (for
-    instance when the noise floor of the distance, ~ sqrt(eta delta^2 / (1-beta)), is above
-    the target)."""
+    ``points`` steps up to ``horizon``); inf if it does not.
+
+    Default horizon: 4 (1-beta)^2 / (eta^2 delta^2) + 8 / (1-beta), doubled (up to five times)
+    until the distance has settled at least 4 / (1-beta) steps before the end (two e-folds of
+    the under-damped envelope, so a later overshoot above the target is ruled out). inf if
+    never, for instance when the noise floor of the distance, ~ sqrt(eta delta^2 / (1-beta))
+    per normal mode, is above the target."""
     if setup.model != "matrix_sensing":
         raise ValueError(f"model={setup.model!r} is invalid for sensing_time_to_target; "
                          "allowed: 'matrix_sensing' (see time_to_target)")
     target = v_positive("target", target)
     omb = setup.one_minus_beta
-    tries = 1 if horizon is not None else 4
+    tries = 1 if horizon is not None else 6
     if horizon is None:
-        horizon = 4.0 * omb**2 / (setup.step_size**2 * max(setup.noise_var, 1e-300)) + 50.0 / omb
+        horizon = 4.0 * omb**2 / (setup.step_size**2 * max(setup.noise_var, 1e-300)) + 8.0 / omb
     horizon = check_horizon(horizon)
     found = math.inf
     for _ in range(tries):
         steps = np.unique(np.round(np.linspace(0, horizon, int(points) + 1))).astype(np.int64)
         dist = sensing_closure(setup, steps)["distance_to_flattest"]
         found = settling_time(steps.astype(float), dist, target)
-        if math.isfinite(found):
+        if tries == 1 or found <= steps[-1] - 4.0 / omb:
             return found
         horizon *= 2.0
-    return found
+    return math.inf
 
 
 def _minimise_log(cost, lo: float, hi: float, grid: int) -> tuple[float, float]:
@@ -825,8 +828,33 @@ def optimal_momentum(setup: LabelNoiseMomentum, target: float = 0.1, *, method: 
                      **options) -> tuple[float, float]:
     """1 - beta minimising the time-to-target at the Setup's eta (no scaling assumed), from
     the reduced equations: the same search as `optimal_constant` over ln(1 - beta) in
-    ``bounds`` (default [eta^{2/3} C*/8, min(1, 8 eta^{2/3} C*)]). Returns (1 - beta_opt, T)."""
+    ``bounds`` (default [eta^{2/3} C*/8, min(1, 8 eta^{2/3} C*)]). Returns (1 - beta_opt, T).
+
+    Matrix sensing: ``method="closure"`` only (the moment closure, many normal modes), T from
+    `sensing_time_to_target` (``target`` is then the distance ||UU^T - X*||_F / ||X*||_F;
+    options: ``points``), and ``bounds`` is required (no closed-form C* there: the flattest
+    interpolant U* U*^T = X* is a singular point of the manifold, where the rank of the
+    Jacobian drops from n to d r)."""
     eta = setup.step_size
+    if setup.model == "matrix_sensing":
+        if method != "closure":
+            raise ValueError(f"method={method!r} is invalid for model='matrix_sensing'; "
+                             "allowed: 'closure'")
+        if bounds is None:
+            raise ValueError("bounds=None is invalid for model='matrix_sensing'; allowed: "
+                             "(low, high) of 1 - beta with 0 < low < high <= 1")
+        lo, hi = bounds
+        if not 0.0 < lo < hi <= 1.0:
+            raise ValueError(f"bounds={bounds!r} is invalid; allowed: 0 < low < high <= 1")
+
+        def sensing_cost(log_gap):
+            trial = dataclasses.replace(setup, exponent=None, constant=None,
+                                        momentum=1.0 - math.exp(log_gap))
+            return sensing_time_to_target(trial, target, **options)
+
+        x, t = _minimise_log(sensing_cost, math.log(lo), math.log(hi),
+                             13 if grid is None else int(grid))
+        return float(math.exp(x)), t
     centre = timescales(setup)["optimal_constant"] * eta ** CRITICAL_EXPONENT
     lo, hi = bounds if bounds is not None else (centre / 8.0, min(1.0, 8.0 * centre))
 
