@@ -785,6 +785,14 @@ def _minimise_log(cost, lo: float, hi: float, grid: int) -> tuple[float, float]:
     return float(xs[i]), float(values[i])
 
 
+def _default_dt(setup: LabelNoiseMomentum, method: str) -> float:
+    """The reduced equations' default Euler step for this Setup's model (one fixed step for a
+    whole search, so that T is a smooth function of the searched parameter)."""
+    if setup.model == "inner_product":
+        return _inner.default_dt(setup, method)
+    return default_sde_dt(setup)
+
+
 def optimal_constant(setup: LabelNoiseMomentum, target: float = 0.1, *, method: str = "recursion",
                      bounds: tuple[float, float] | None = None, grid: int | None = None,
                      **options) -> tuple[float, float]:
@@ -811,7 +819,7 @@ def optimal_constant(setup: LabelNoiseMomentum, target: float = 0.1, *, method: 
     c_max = setup.step_size ** (-setup.exponent)  # beta = 0
     lo, hi = bounds if bounds is not None else (c_star / 8.0, min(8.0 * c_star, c_max))
     if method in ("sde", "closure") and options.get("dt") is None:
-        options["dt"] = min(default_sde_dt(dataclasses.replace(setup, constant=c))
+        options["dt"] = min(_default_dt(dataclasses.replace(setup, constant=c), method)
                             for c in (lo, hi))
 
     def cost(log_c):
@@ -862,7 +870,7 @@ def optimal_momentum(setup: LabelNoiseMomentum, target: float = 0.1, *, method: 
         return dataclasses.replace(setup, exponent=None, constant=None, momentum=1.0 - gap)
 
     if method in ("sde", "closure") and options.get("dt") is None:
-        options["dt"] = min(default_sde_dt(trial(g)) for g in (lo, hi))
+        options["dt"] = min(_default_dt(trial(g), method) for g in (lo, hi))
 
     def cost(log_gap):
         return time_to_target(trial(math.exp(log_gap)), target, method=method, **options)
