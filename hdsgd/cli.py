@@ -32,8 +32,9 @@ def _add_run_options(parser, system, *, theory: bool, mc: bool) -> None:
     parser.add_argument("--horizon", type=float, default=system.default_horizon,
                         help=f"final time, in {unit} (default: {system.default_horizon})")
     if theory:
-        parser.add_argument("--method", choices=system.methods, default=system.methods[0],
-                            help=f"deterministic equivalent (default: {system.methods[0]})")
+        parser.add_argument("--method", choices=system.methods, default=None,
+                            help="deterministic equivalent (default: the Setup's own default, "
+                                 f"usually {system.methods[0]}; some models allow only some)")
     if mc:
         parser.add_argument("--seeds", type=int, default=16, help="Monte Carlo runs (default: 16)")
         parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
@@ -119,7 +120,8 @@ def _run_system(args, system) -> int:
     if args.command in ("predict", "compare"):
         start = time.perf_counter()
         theory = predict(setup, args.horizon, method=args.method)
-        print(f"# {system.name} prediction ({args.method}), {time.perf_counter() - start:.2f} s")
+        print(f"# {system.name} prediction ({theory.meta.get('method', args.method)}), "
+              f"{time.perf_counter() - start:.2f} s")
         print(theory.table())
         if "warning" in theory.meta:
             print(f"# warning: {theory.meta['warning']}")

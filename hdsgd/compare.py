@@ -107,8 +107,10 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
         observable: the observable(s) to compare; default: every observable both have.
         sem_floor: lower bound on the standard error used for ``max_sem_gap`` (protects
             points where every seed agrees exactly, such as t = 0).
-        rel_floor: a further lower bound, ``rel_floor * |theory|``: float32 round-off in
-            the Monte Carlo (default 1e-6) is not counted as a gap.
+        rel_floor: a further lower bound, ``rel_floor * max(|theory(t)|, max_t |mc mean|)``:
+            float32 round-off in the Monte Carlo (default 1e-6) is not counted as a gap, also
+            where the observable itself is ~0 (a train loss of 1e-32 at an interpolating
+            start against float32's 1e-15).
         t_min: ignore Monte Carlo times below this.
 
     Returns:
@@ -145,7 +147,9 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
         m_vals = mean.observables[n][keep]
         s_vals = sem.observables[n][keep]
         gap = t_vals - m_vals
-        sem_eff = np.maximum(np.maximum(s_vals, sem_floor), rel_floor * np.abs(t_vals))
+        finite = np.abs(m_vals[np.isfinite(m_vals)])
+        scale = np.maximum(np.abs(t_vals), finite.max() if finite.size else 0.0)
+        sem_eff = np.maximum(np.maximum(s_vals, sem_floor), rel_floor * scale)
         with np.errstate(divide="ignore", invalid="ignore"):
             in_sem = np.where(sem_eff > 0, np.abs(gap) / sem_eff, np.where(gap == 0, 0.0, np.inf))
             rel = np.where(t_vals != 0, np.abs(gap) / np.abs(t_vals), np.where(gap == 0, 0.0, np.inf))

@@ -105,3 +105,16 @@ def test_best_momentum_scales_as_eta_to_the_two_thirds():
         _, t_closure = th.optimal_momentum(_setup(eta, centre), TARGET, method="closure",
                                            bounds=(0.6 * centre, 1.5 * centre), grid=5)
         assert abs(t_closure / t_mc - 1) < 0.15, (eta, t_closure, t_mc)
+
+
+def test_cli_uses_each_models_default_method(capsys):
+    """`hdsgd momentum predict` without --method takes the model's own default (the closure
+    for matrix sensing), and an explicit method the model lacks is a clear error."""
+    from hdsgd.cli import main
+
+    assert main(["momentum", "predict", "--model", "matrix_sensing", "--n-samples", "20",
+                 "--step-size", "0.02", "--momentum", "0.9", "--horizon", "20"]) == 0
+    assert "prediction (closure)" in capsys.readouterr().out
+    assert main(["momentum", "predict", "--model", "matrix_sensing", "--n-samples", "20",
+                 "--method", "sde", "--horizon", "20"]) == 2
+    assert "allowed: ('closure',)" in capsys.readouterr().err
