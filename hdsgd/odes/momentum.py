@@ -303,6 +303,14 @@ def default_sde_dt(setup: LabelNoiseMomentum) -> float:
     return max(1.0, 0.05 * min(1.0 / omb, 1.0 / omega))
 
 
+def _default_dt(setup: LabelNoiseMomentum, method: str) -> float:
+    """The default Euler step (in steps) of the reduced SDE / closure for this Setup's model:
+    `default_sde_dt` (two-parameter) or `_momentum_inner_product.default_dt` (inner product)."""
+    if setup.model == "inner_product":
+        return _inner.default_dt(setup, method)
+    return default_sde_dt(setup)
+
+
 # ----------------------------------------------------------------- observables
 def normal_offset(s, var, sdot, step_size):
     """Quasi-static mean normal offset E[x] of the two-parameter model.
@@ -369,15 +377,12 @@ def _inner_product_gaussian(p, q, r, var):
 # ----------------------------------------------------------------- section 6c: matrix sensing
 def _sensing_pieces(u, a, y):
     """Gradients g_i = 2 A_i U (n, d, d), residuals r_i, and the Gauss-Newton matrix J^T J / n
-    and Hessian H = J^T J / n + (2/n) (sum_i r_i A_i) (x) I (both D x D, D = d^2, U raveled
-    row-major: index (row a, column k))."""
+    (D x D, D = d^2, U raveled row-major: index (row a, column k))."""
     n, d = a.shape[0], a.shape[1]
     grads = 2.0 * jnp.einsum("nab,bk->nak", a, u)
     res = jnp.einsum("nab,ak,bk->n", a, u, u) - y
     jac = grads.reshape(n, d * d)
-    gn = jac.T @ jac / n
-    hess = gn + 2.0 * jnp.kron(jnp.einsum("n,nab->ab", res, a) / n, jnp.eye(d))
-    return grads, res, gn, hess
+    return grads, res, jac.T @ jac / n
 
 
 def _row_trace(cov, d):
@@ -431,7 +436,7 @@ def sensing_closure_step(state, args):
     u, v, sxx, sxv, svv = state
     eta, beta, noise_var, a, y = args
     n, d = a.shape[0], a.shape[1]
-    grads, res, gn, _ = _sensing_pieces(u, a, y)
+    grads, res, gn = _sensing_pieces(u, a, y)
     sg = jnp.einsum("pq,nq->np", sxx, grads.reshape(n, d * d)).reshape(n, d, d)
     traces = 2.0 * jnp.einsum("nab,ba->n", a, _row_trace(sxx, d))  # tr(Hf_i Sxx)
     correction = (jnp.einsum("nab,nbk->ak", 2.0 * a, sg)
@@ -489,7 +494,7 @@ def sensing_expected_observables(u, sxx, a, y, x_star) -> dict:
     ln(E ||U||_F^2 / ||X*||_*)."""
     n, d = a.shape[0], a.shape[1]
     base = sensing_observables(u, a, y, x_star)
-    grads, res, gn, hess = _sensing_pieces(u, a, y)
+    grads, res, _ = _sensing_pieces(u, a, y)
     rows = _row_trace(sxx, d)  # E X X^T
     cols = jnp.einsum("akal->kl", sxx.reshape(d, d, d, d))  # E X^T X
     a_t = jnp.einsum("nab,ba->n", a, rows)
@@ -592,7 +597,7 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
         var = np.where(steps > 0, var, 0.0)  # the run starts with no fluctuation
         obs = _inner_product_gaussian(p, q, r, var)
     elif setup.model == "inner_product":
-        step = _inner.default_dt(setup, method) if dt is None else float(dt)
+        step = _default_dt(setup, method) if dt is None else float(dt)
         key = jax.random.PRNGKey(0) if key is None else key
         obs, ok = _inner.expected_observables(setup, steps, key=key, paths=int(paths), dt=step,
                                               noise=(method == "sde"))
@@ -613,7 +618,7 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
         obs = {k: np.asarray(v) for k, v in _gaussian_observables(s, mx, var).items()}
         extra["solver_ok"] = bool(ok)
     else:
-        step = default_sde_dt(setup) if dt is None else float(dt)
+        step = _default_dt(setup, method) if dt is None else float(dt)
         key = jax.random.PRNGKey(0) if key is None else key
         ys, ok = reduced_paths(setup, steps, key=key, paths=int(paths), dt=step,
                                noise=(method == "sde"))
@@ -726,12 +731,11 @@ def time_to_target(setup: LabelNoiseMomentum, target: float = 0.1, *, method: st
         raise ValueError(f"paths={paths!r} is invalid; allowed: an integer >= 1")
     key = jax.random.PRNGKey(0) if key is None else key
     steps = np.linspace(0.0, horizon, int(points) + 1)
+    step = _default_dt(setup, method) if dt is None else v_positive("dt", dt)
     if setup.model == "inner_product":
-        step = _inner.default_dt(setup, method) if dt is None else v_positive("dt", dt)
         obs, _ = _inner.expected_observables(setup, steps, key=key, paths=int(paths), dt=step,
                                              noise=(method == "sde"))
         return settling_time(steps, obs["manifold_coordinate_sq"], target**2)
-    step = default_sde_dt(setup) if dt is None else v_positive("dt", dt)
     ys, _ = reduced_paths(setup, steps, key=key, paths=int(paths), dt=step,
                           noise=(method == "sde"))
     msq = np.asarray(jnp.mean(ys[..., 0] ** 2, axis=0))
@@ -758,7 +762,6 @@ def sensing_time_to_target(setup: LabelNoiseMomentum, target: float = 0.5, *,
     if horizon is None:
         horizon = 4.0 * omb**2 / (setup.step_size**2 * max(setup.noise_var, 1e-300)) + 8.0 / omb
     horizon = check_horizon(horizon)
-    found = math.inf
     for _ in range(tries):
         steps = np.unique(np.round(np.linspace(0, horizon, int(points) + 1))).astype(np.int64)
         dist = sensing_closure(setup, steps)["distance_to_flattest"]
@@ -783,14 +786,6 @@ def _minimise_log(cost, lo: float, hi: float, grid: int) -> tuple[float, float]:
     if res.fun <= values[i]:
         return float(res.x), float(res.fun)
     return float(xs[i]), float(values[i])
-
-
-def _default_dt(setup: LabelNoiseMomentum, method: str) -> float:
-    """The reduced equations' default Euler step for this Setup's model (one fixed step for a
-    whole search, so that T is a smooth function of the searched parameter)."""
-    if setup.model == "inner_product":
-        return _inner.default_dt(setup, method)
-    return default_sde_dt(setup)
 
 
 def optimal_constant(setup: LabelNoiseMomentum, target: float = 0.1, *, method: str = "recursion",
