@@ -221,12 +221,21 @@ def fluctuation_observables(w, q, var, step_size, *, phase: bool) -> dict:
     instead of (2 sqrt 2/pi) sqrt(S) per path.]"""
     var = jnp.maximum(var, 0.0)
     u, v = w[..., 0, :], w[..., 1, :]
-    p, qq, r = jnp.sum(u * u, -1), jnp.sum(v * v, -1), jnp.sum(u * v, -1)
-    lam = p + qq
-    nodes, weights = PHASE if phase else GAUSS
-    x = (normal_offset(w, q, var, step_size)[..., None]
-         + jnp.asarray(nodes) * jnp.sqrt(var)[..., None])
-    p_, q_, r_, l_ = (a[..., None] for a in (p, qq, r, lam))
+    invariants = (jnp.sum(u * u, -1), jnp.sum(v * v, -1), jnp.sum(u * v, -1))
+    return fluctuation_average(*invariants, normal_offset(w, q, var, step_size), var,
+                               PHASE if phase else GAUSS)
+
+
+def fluctuation_average(p, q, r, mean, var, quadrature) -> dict:
+    """E obs((u, v) + x (v, u)/sqrt(lambda)), lambda = P + Q, for x = mean + sqrt(var) X with X
+    from ``quadrature`` = (nodes, weights) (`GAUSS` or `PHASE`), from the invariants P, Q, R of
+    (u, v) alone: along the normal P -> P + 2xR/sqrt(lambda) + x^2 Q/lambda, Q likewise with
+    P <-> Q, R -> R + x sqrt(lambda) + x^2 R/lambda. Returns the observables of
+    `invariant_observables` plus ``manifold_coordinate_sq`` (E s^2)."""
+    nodes, weights = quadrature
+    x = jnp.asarray(mean)[..., None] + jnp.asarray(nodes) * jnp.sqrt(var)[..., None]
+    p_, q_, r_ = (jnp.asarray(a)[..., None] for a in (p, q, r))
+    l_ = p_ + q_
     root = jnp.sqrt(l_)
     obs = invariant_observables(p_ + 2 * x * r_ / root + x * x * q_ / l_,
                                 q_ + 2 * x * r_ / root + x * x * p_ / l_,

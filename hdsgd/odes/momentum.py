@@ -57,7 +57,7 @@ from ._momentum_fluctuation import GAUSS, PHASE, stationary_variance
 from . import _momentum_inner_product as _inner
 from ..setups.momentum import (LabelNoiseMomentum, OBSERVABLES, inner_product_start,
                                matrix_sensing_problem, sensing_observables,
-                               invariant_observables, observable_names, settling_time,
+                               observable_names, settling_time,
                                two_parameter_normal, two_parameter_observables,
                                two_parameter_point)
 
@@ -65,7 +65,6 @@ METHODS = ("recursion", "flow", "sde", "closure")
 INNER_PRODUCT_METHODS = ("flow", "sde", "closure")
 SENSING_METHODS = ("closure",)
 CRITICAL_EXPONENT = 2.0 / 3.0
-_GH_X, _GH_W = GAUSS
 
 
 # ----------------------------------------------------------------- section 2: scales
@@ -361,17 +360,11 @@ def invariants_flow(setup: LabelNoiseMomentum, steps):
 
 def _inner_product_gaussian(p, q, r, var):
     """E obs of (u, v) + x (v, u)/sqrt(lambda), x ~ N(m, var), lambda = P + Q, with the mean
-    normal offset m = -3 var / lambda^{3/2} (`normal_offset`: along the normal f = R +
-    sqrt(lambda) x + R x^2/lambda, as for the two-parameter model); Gauss-Hermite."""
-    lam = p + q
-    mean = -3.0 * var / lam**1.5
-    x = mean[..., None] + _GH_X * np.sqrt(np.maximum(var, 0.0))[..., None]
-    p_, q_, r_, l_ = (a[..., None] for a in (p, q, r, lam))
-    pp = p_ + 2 * x * r_ / np.sqrt(l_) + x * x * q_ / l_
-    qq = q_ + 2 * x * r_ / np.sqrt(l_) + x * x * p_ / l_
-    rr = r_ + x * np.sqrt(l_) + x * x * r_ / l_
-    return {k: np.sum(np.asarray(v) * _GH_W, axis=-1)
-            for k, v in invariant_observables(pp, qq, rr).items()}
+    normal offset at rest m = -3 var / lambda^{3/2} (`_momentum_inner_product.normal_offset`
+    with zero velocity); Gauss-Hermite."""
+    var = np.maximum(var, 0.0)
+    obs = _inner.fluctuation_average(p, q, r, -3.0 * var / (p + q) ** 1.5, var, GAUSS)
+    return {k: np.asarray(v) for k, v in obs.items()}
 
 
 # ----------------------------------------------------------------- section 6c: matrix sensing
