@@ -41,7 +41,6 @@ import numpy as np  # noqa: E402
 
 import hdsgd  # noqa: E402
 from hdsgd.odes import momentum as th  # noqa: E402
-from hdsgd.setups.momentum import settling_time  # noqa: E402
 
 
 def mc_time(setup, target, t_guess, *, seeds, key):
@@ -49,13 +48,7 @@ def mc_time(setup, target, t_guess, *, seeds, key):
     horizon = float(np.ceil(2.0 * t_guess))
     times = np.unique(np.round(np.linspace(0, horizon, 301)))
     mc = hdsgd.simulate(setup, horizon, key=key, seeds=seeds, times=times, progress=False)
-    dist = mc["distance_to_flattest"]
-    value = settling_time(mc.time, dist.mean(axis=0), target)
-    rng = np.random.default_rng(0)
-    boots = [settling_time(mc.time, dist[rng.integers(0, seeds, seeds)].mean(axis=0), target)
-             for _ in range(100)]
-    boots = np.asarray(boots)
-    error = float(np.std(boots, ddof=1)) if np.isfinite(boots).all() else float("inf")
+    value, error = hdsgd.momentum_measured_time_to_target(mc, target, resamples=100)
     return value, error, mc
 
 

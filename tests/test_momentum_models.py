@@ -145,13 +145,9 @@ def test_matrix_sensing_closure_matches_monte_carlo():
     bad = compare(wrong, mc, ("trace_hessian", "distance_to_flattest"), t_min=1)
     assert bad["distance_to_flattest"].max_sem_gap > 12, bad.summary()
     # time-to-target (distance <= 0.6) from the closure vs the Monte Carlo's (bootstrap error)
-    from hdsgd.setups.momentum import settling_time
+    from hdsgd.montecarlo.momentum import measured_time_to_target
 
-    dist = mc["distance_to_flattest"]
-    t_mc = settling_time(mc.time, dist.mean(axis=0), 0.6)
-    rng = np.random.default_rng(0)
-    err = np.std([settling_time(mc.time, dist[rng.integers(0, 48, 48)].mean(axis=0), 0.6)
-                  for _ in range(200)], ddof=1)
+    t_mc, err = measured_time_to_target(mc, 0.6)
     t_th = th.sensing_time_to_target(setup, 0.6, horizon=2000, points=400)
     assert abs(t_th - t_mc) < 4 * err + 10, (t_th, t_mc, err)
 

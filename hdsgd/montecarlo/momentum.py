@@ -173,17 +173,21 @@ def measured_time_to_target(curve: Curve, target: float = 0.1, *, resamples: int
     average of s^2 (``manifold_coordinate``) stays at or below ``target**2`` (linear
     interpolation on the curve's grid; the same definition as the theory's `time_to_target`),
     and its standard error from a bootstrap over seeds (``resamples`` draws, numpy seed
-    ``seed``). Returns (T, standard error) in steps; T is inf if not settled on the grid."""
+    ``seed``). On matrix sensing (``curve.meta["model"]``) the seed average of
+    ``distance_to_flattest`` against ``target``, as the theory's `sensing_time_to_target`.
+    Returns (T, standard error) in steps; T is inf if not settled on the grid."""
     if not target > 0:
         raise ValueError(f"target={target!r} is invalid; allowed: > 0")
-    sq = np.asarray(curve["manifold_coordinate"], dtype=float) ** 2
-    if sq.ndim != 2 or sq.shape[0] < 2:
+    if curve.meta.get("model") == "matrix_sensing":
+        values, level = np.asarray(curve["distance_to_flattest"], dtype=float), target
+    else:
+        values, level = np.asarray(curve["manifold_coordinate"], dtype=float) ** 2, target**2
+    if values.ndim != 2 or values.shape[0] < 2:
         raise ValueError("curve is invalid; allowed: a Monte Carlo Curve with at least 2 seeds")
-    level = target**2
-    value = settling_time(curve.time, sq.mean(axis=0), level)
+    value = settling_time(curve.time, values.mean(axis=0), level)
     rng = np.random.default_rng(seed)
-    n = sq.shape[0]
-    boots = np.array([settling_time(curve.time, sq[rng.integers(0, n, n)].mean(axis=0), level)
+    n = values.shape[0]
+    boots = np.array([settling_time(curve.time, values[rng.integers(0, n, n)].mean(axis=0), level)
                       for _ in range(resamples)])
     finite = boots[np.isfinite(boots)]
     error = float(finite.std(ddof=1)) if finite.size == boots.size else math.inf
