@@ -1,77 +1,120 @@
-"""`predict` and `simulate`: one generic function each, dispatched on the Setup's type.
+"""`predict`, `simulate` and `predict_grid`: one generic function each, dispatched on the Setup.
 
-Each system registers its own implementation in ``hdsgd/odes/<system>.py`` (theory) and
+Each system registers its own implementation in ``hdsgd/odes/<system>`` (theory) and
 ``hdsgd/montecarlo/<system>.py`` (simulation)::
 
     @hdsgd.api.predict.register
     def _(setup: MySetup, horizon, *, times=None, method=None, **options) -> Curve: ...
 
-so that a new system never edits this file.
+so that a new system never edits this file. The public functions check every argument that
+is not a Setup field at the boundary (a ``ValueError`` naming the argument, its value and what
+is allowed), then run the system's implementation inside hdsgd's scoped 64-bit context
+(`hdsgd._precision`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from typing import Any, Mapping
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from ._precision import scoped_x64
 from .curve import Curve
+from .setups._base import Setup
 
 
-@functools.singledispatch
-def predict(setup, horizon: float, *, times=None, method: str | None = None, **options) -> Curve:
-    """Integrate the system's deterministic equivalent.
-
-    Args:
-        setup: a Setup (``hdsgd.StreamingLeastSquares``, ...).
-        horizon: final time, in the system's time unit (``Curve.time_unit``).
-        times: explicit output grid (same unit); default: log-spaced up to ``horizon``.
-        method: which deterministic equivalent, where a system has several
-            (e.g. ``"recursion"``, ``"ode"``, ``"volterra"``); ``None`` picks the default.
-        **options: system-specific solver options (documented by each system).
-
-    Returns:
-        A theory `Curve` (no seed axis).
-    """
-    raise TypeError(f"hdsgd.predict has no implementation for {type(setup).__name__}")
+# ----------------------------------------------------------------- argument checks
+def check_setup(setup, what: str) -> Setup:
+    if not isinstance(setup, Setup):
+        raise ValueError(f"setup={setup!r} is invalid for {what}; allowed: a Setup "
+                         "(hdsgd.StreamingLeastSquares, hdsgd.SpikedSingleIndex, ...)")
+    return setup
 
 
-@functools.singledispatch
-def simulate(setup, horizon: float, *, key, seeds: int = 16, times=None, **options) -> Curve:
-    """Run the system's finite-dimensional Monte Carlo.
-
-    Args:
-        setup: a Setup.
-        horizon: final time, in the system's time unit.
-        key: a ``jax.random`` key; the same key gives the same numbers.
-        seeds: number of independent runs (batched with ``vmap``).
-        times: explicit output grid; default: log-spaced up to ``horizon``.
-        **options: system-specific options (``dtype=``, ``progress=``, ...).
-
-    Returns:
-        A Monte Carlo `Curve` with a leading seed axis.
-    """
-    raise TypeError(f"hdsgd.simulate has no implementation for {type(setup).__name__}")
-
-
-def check_horizon(horizon: float) -> float:
-    """Validate a horizon: a finite positive number."""
+def check_horizon(horizon: float, setup: Setup | None = None) -> float:
+    """A finite positive number; with a Setup, long enough to cover at least one step."""
     try:
         value = float(horizon)
     except (TypeError, ValueError):
-        raise ValueError(f"horizon={horizon!r} must be a positive finite number") from None
+        raise ValueError(f"horizon={horizon!r} is invalid; allowed: a positive finite number") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"horizon={horizon!r} must be a positive finite number")
+        raise ValueError(f"horizon={horizon!r} is invalid; allowed: a positive finite number")
+    if setup is not None and value * setup.steps_per_unit < 1.0 - 1e-9:
+        one = 1.0 / setup.steps_per_unit
+        raise ValueError(f"horizon={horizon!r} is shorter than one step; allowed: >= {one:.6g} "
+                         f"(one step, in {setup.time_unit!r} units)")
     return value
 
 
-def check_seeds(seeds: int) -> int:
-    if isinstance(seeds, bool) or int(seeds) != seeds or seeds < 1:
-        raise ValueError(f"seeds={seeds!r} must be an integer >= 1")
+def check_seeds(seeds) -> int:
+    """An integer >= 1."""
+    ok = not isinstance(seeds, bool) and isinstance(seeds, (int, float, np.integer, np.floating))
+    if ok:
+        ok = math.isfinite(float(seeds)) and float(seeds) == int(seeds) and int(seeds) >= 1
+    if not ok:
+        raise ValueError(f"seeds={seeds!r} is invalid; allowed: an integer >= 1")
     return int(seeds)
 
 
+def check_key(key):
+    """A JAX PRNG key: a typed key (``jax.random.key(0)``) or a legacy ``uint32[2]`` key."""
+    ok = False
+    if isinstance(key, jax.Array):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            ok = key.shape == ()
+        else:
+            ok = key.dtype == jnp.uint32 and key.shape == (2,)
+    if not ok:
+        raise ValueError(f"key={key!r} is invalid; allowed: a single JAX PRNG key, made with "
+                         "jax.random.key(0) (or jax.random.PRNGKey(0))")
+    return key
+
+
+def check_dtype(dtype, name: str = "dtype"):
+    """A floating-point dtype (float32 or float64), or None for the system's default."""
+    if dtype is None:
+        return None
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or not jnp.issubdtype(dt, jnp.floating) or dt.itemsize < 4:
+        raise ValueError(f"{name}={dtype!r} is invalid; allowed: a float dtype "
+                         "(jnp.float32 or jnp.float64)")
+    return dt
+
+
+def check_times(times, horizon: float) -> np.ndarray:
+    """An explicit output grid: non-empty, finite, >= 0, non-decreasing, <= horizon."""
+    try:
+        arr = np.asarray(times, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"times={times!r} is invalid; allowed: a sorted array of times in "
+                         f"[0, horizon={horizon}]") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"times has shape {arr.shape}; allowed: a non-empty one-dimensional array")
+    if not np.all(np.isfinite(arr)) or arr.min() < 0:
+        raise ValueError("times is invalid; allowed: finite times >= 0")
+    if np.any(np.diff(arr) < 0):
+        raise ValueError("times is invalid; allowed: times sorted in increasing order")
+    if arr.max() > horizon * (1 + 1e-12):
+        raise ValueError(f"times reaches {arr.max()}; allowed: times <= horizon={horizon}")
+    return arr
+
+
+def reject_options(options: Mapping[str, Any], setup, allowed=()) -> None:
+    """Raise ValueError for keyword options a system does not know (naming them)."""
+    if options:
+        names = ", ".join(sorted(options))
+        known = ", ".join(allowed) if allowed else "none"
+        raise ValueError(f"unknown option(s) {names} for {type(setup).__name__}; allowed: {known}")
+
+
+# ----------------------------------------------------------------- time grids
 def log_time_grid(horizon: float, points: int = 100, first: float | None = None) -> np.ndarray:
     """``0`` followed by ``points`` log-spaced times from ``first`` to ``horizon``."""
     horizon = check_horizon(horizon)
@@ -81,10 +124,10 @@ def log_time_grid(horizon: float, points: int = 100, first: float | None = None)
 
 
 def step_grid(horizon_steps: int, points: int = 100) -> np.ndarray:
-    """Integer steps ``0, 1, ..., `` then log-spaced up to ``horizon_steps`` (unique, sorted)."""
+    """Integer steps ``0, 1, ...``, then log-spaced up to ``horizon_steps`` (unique, sorted)."""
     horizon_steps = int(horizon_steps)
     if horizon_steps < 1:
-        raise ValueError(f"horizon must cover at least one step; got {horizon_steps} steps")
+        raise ValueError(f"horizon covers {horizon_steps} steps; allowed: at least one step")
     grid = np.unique(np.round(np.geomspace(1, horizon_steps, points)).astype(np.int64))
     return np.concatenate([[0], grid])
 
@@ -94,20 +137,126 @@ def output_steps(horizon: float, times=None, *, steps_per_unit: float = 1.0) -> 
     explicit ``times`` (checked against ``horizon``), else `step_grid` up to
     ``round(horizon * steps_per_unit)`` (at least one step). ``steps_per_unit`` is 1 for
     systems timed in steps and d for systems timed in t = steps / d."""
+    horizon = check_horizon(horizon)
     if times is None:
         return step_grid(max(1, int(round(horizon * steps_per_unit))))
     return np.round(check_times(times, horizon) * steps_per_unit).astype(np.int64)
 
 
-def check_times(times, horizon: float) -> np.ndarray:
-    """Validate an explicit output grid: finite, non-negative, non-decreasing, <= horizon."""
-    arr = np.asarray(times, dtype=np.float64)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"times must be a non-empty one-dimensional array; got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)) or arr.min() < 0:
-        raise ValueError("times must be finite and >= 0")
-    if np.any(np.diff(arr) < 0):
-        raise ValueError("times must be sorted in increasing order")
-    if arr.max() > horizon * (1 + 1e-12):
-        raise ValueError(f"times must not exceed horizon={horizon}; got max {arr.max()}")
-    return arr
+# ----------------------------------------------------------------- the generic functions
+@functools.singledispatch
+def _predict(setup, horizon, **kwargs) -> Curve:
+    raise ValueError(f"hdsgd.predict has no theory for {type(setup).__name__}")
+
+
+@functools.singledispatch
+def _simulate(setup, horizon, **kwargs) -> Curve:
+    raise ValueError(f"hdsgd.simulate has no Monte Carlo for {type(setup).__name__}")
+
+
+@scoped_x64
+def predict(setup, horizon: float, *, times=None, method: str | None = None, **options) -> Curve:
+    """Integrate the system's deterministic equivalent.
+
+    Args:
+        setup: a Setup (``hdsgd.StreamingLeastSquares``, ...).
+        horizon: final time, in the system's time unit (``setup.time_unit``); at least one step.
+        times: explicit output grid (same unit, sorted, <= horizon); default: step 0, then ~100
+            log-spaced steps.
+        method: which deterministic equivalent, where a system has several
+            (e.g. ``"recursion"``, ``"ode"``, ``"volterra"``); ``None`` picks the default.
+        **options: system-specific solver options (documented by each system).
+
+    Returns:
+        A theory `Curve` (no seed axis); ``diverged`` and ``meta["warning"]`` say where and why
+        it blew up.
+    """
+    check_setup(setup, "predict")
+    horizon = check_horizon(horizon, setup)
+    if times is not None:
+        check_times(times, horizon)
+    return _predict(setup, horizon, times=times, method=method, **options)
+
+
+@scoped_x64
+def simulate(setup, horizon: float, *, key, seeds: int = 16, times=None, **options) -> Curve:
+    """Run the system's finite-dimensional Monte Carlo.
+
+    Args:
+        setup: a Setup.
+        horizon: final time, in the system's time unit; at least one step.
+        key: a ``jax.random`` key (``jax.random.key(0)``); the same key gives the same numbers.
+        seeds: number of independent runs (batched with ``vmap``), an integer >= 1.
+        times: explicit output grid; default: step 0, then ~100 log-spaced steps.
+        **options: system-specific options: ``method=`` (the Monte Carlo variant, where a system
+            has several), ``dtype=`` (float32 by default), ``progress=``, ...
+
+    Returns:
+        A Monte Carlo `Curve` with a leading seed axis.
+    """
+    check_setup(setup, "simulate")
+    horizon = check_horizon(horizon, setup)
+    check_key(key)
+    seeds = check_seeds(seeds)
+    if times is not None:
+        check_times(times, horizon)
+    if "dtype" in options:
+        options["dtype"] = check_dtype(options["dtype"])
+    return _simulate(setup, horizon, key=key, seeds=seeds, times=times, **options)
+
+
+predict.register = _predict.register  # type: ignore[attr-defined]
+simulate.register = _simulate.register  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------- grids of settings
+def grid_setups(setup: Setup, grid: Mapping[str, np.ndarray]) -> list:
+    """The Setups of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g (validated
+    again); None where a setting fails validation."""
+    sizes = {len(v) for v in grid.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"grid axes have lengths {sorted(sizes)}; allowed: one common length")
+    (n,) = sizes
+    unknown = sorted(set(grid) - set(setup.field_names()))
+    if unknown:
+        raise ValueError(f"{', '.join(map(repr, unknown))} not a field of {type(setup).__name__}; "
+                         f"allowed: {', '.join(setup.field_names())}")
+    setups = []
+    for g in range(n):
+        try:
+            setups.append(setup.replace(**{k: v[g] for k, v in grid.items()}))
+        except ValueError:
+            setups.append(None)
+    return setups
+
+
+@functools.singledispatch
+def _predict_grid(setup, grid, horizon, *, executor=None, **options) -> list:
+    setups = grid_setups(setup, grid)
+    valid = [s for s in setups if s is not None]
+    run = functools.partial(_predict_one, horizon=horizon, options=options)
+    results = iter(list(executor.map(run, valid)) if executor is not None else [run(s) for s in valid])
+    return [None if s is None else next(results) for s in setups]
+
+
+def _predict_one(setup, *, horizon, options):
+    return predict(setup, horizon, **options)
+
+
+@scoped_x64
+def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, *, executor=None,
+                 **options) -> list:
+    """Predict every setting of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g.
+
+    The default loops over `predict`, or maps it over ``executor`` (any
+    ``concurrent.futures.Executor``: a process pool, or a Dask/Ray cluster's executor) when
+    one is given; a system registers a vectorised version where its theory allows. A setting
+    that fails validation gives ``None``.
+    """
+    check_setup(setup, "predict_grid")
+    horizon = check_horizon(horizon, setup)
+    return _predict_grid(setup, grid, horizon, executor=executor, **options)
+
+
+predict_grid.register = _predict_grid.register  # type: ignore[attr-defined]
+predict_grid.dispatch = _predict_grid.dispatch  # type: ignore[attr-defined]

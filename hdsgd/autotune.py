@@ -18,8 +18,6 @@ or the run diverged first):
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import itertools
 import math
 from typing import Any, Mapping, Sequence
@@ -28,28 +26,14 @@ import equinox as eqx
 import numpy as np
 import scipy.optimize
 
-from .api import predict, simulate
+from .api import grid_setups, predict, predict_grid, simulate  # noqa: F401
 from .compare import Agreement, compare
+from ._numerics import first_crossing
+from ._precision import scoped_x64
 from .curve import Curve
 
 
 # ----------------------------------------------------------------- objectives
-def _first_crossing(x: np.ndarray, y: np.ndarray, value: float) -> float:
-    """Smallest x where y <= value, interpolating linearly in (x, log y) between grid points."""
-    below = np.nonzero(y <= value)[0]
-    if below.size == 0:
-        return math.inf
-    i = int(below[0])
-    if i == 0:
-        return float(x[0])
-    y0, y1 = y[i - 1], y[i]
-    if y0 > 0 and y1 > 0 and value > 0:
-        frac = (math.log(y0) - math.log(value)) / (math.log(y0) - math.log(y1))
-    else:
-        frac = (y0 - value) / (y0 - y1)
-    return float(x[i - 1] + frac * (x[i] - x[i - 1]))
-
-
 def _clean(curve: Curve, observable: str) -> np.ndarray:
     c = curve.mean()
     if observable not in c.observables:
@@ -79,9 +63,9 @@ class Objective(eqx.Module):
     def __call__(self, curve: Curve) -> float:
         y = _clean(curve, self.observable)
         if self.kind == "samples_to_target":
-            return _first_crossing(curve.samples, y, self.target)
+            return first_crossing(curve.samples, y, self.target)
         if self.kind == "steps_to_target":
-            return _first_crossing(_steps(curve), y, self.target)
+            return first_crossing(_steps(curve), y, self.target)
         # value_at_budget
         if curve.samples[-1] < self.budget:
             return math.inf
@@ -164,57 +148,6 @@ def _grid(space: Mapping[str, Any]) -> tuple[list[str], list[np.ndarray]]:
     return names, axes
 
 
-def _replace(setup, **changes):
-    fields = {f.name for f in dataclasses.fields(setup)}
-    unknown = set(changes) - fields
-    if unknown:
-        raise ValueError(f"{sorted(unknown)} are not fields of {type(setup).__name__}; "
-                         f"fields: {sorted(fields)}")
-    cast = {}
-    for k, val in changes.items():
-        old = getattr(setup, k)
-        cast[k] = int(round(float(val))) if isinstance(old, int) and not isinstance(old, bool) else (
-            float(val) if isinstance(old, float) else val)
-    return dataclasses.replace(setup, **cast)
-
-
-def grid_setups(setup, grid: Mapping[str, np.ndarray]) -> list:
-    """The Setups of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g (cast to
-    the field's int/float type and re-validated); None where a setting fails validation."""
-    sizes = {len(v) for v in grid.values()}
-    if len(sizes) != 1:
-        raise ValueError(f"every grid axis must have the same length; got {sizes}")
-    (n,) = sizes
-    setups = []
-    for g in range(n):
-        try:
-            setups.append(_replace(setup, **{k: v[g] for k, v in grid.items()}))
-        except ValueError:
-            setups.append(None)
-    return setups
-
-
-@functools.singledispatch
-def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, *, executor=None,
-                 **options) -> list[Curve]:
-    """Predict every setting of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g.
-
-    The default loops over `predict`, or maps it over ``executor`` (any
-    ``concurrent.futures.Executor``: a process pool, or a Dask/Ray cluster's executor) when
-    one is given; a system may register a vmapped version for its Setup. A setting that fails
-    validation (a ValueError from the Setup) gives ``None``.
-    """
-    setups = grid_setups(setup, grid)
-    valid = [s for s in setups if s is not None]
-    run = functools.partial(_predict_one, horizon=horizon, options=options)
-    results = iter(list(executor.map(run, valid)) if executor is not None else [run(s) for s in valid])
-    return [None if s is None else next(results) for s in setups]
-
-
-def _predict_one(setup, *, horizon, options):
-    return predict(setup, horizon, **options)
-
-
 # ----------------------------------------------------------------- the result
 class Verification(eqx.Module):
     """Monte Carlo check of a tuned setting."""
@@ -263,15 +196,53 @@ class Tuned(eqx.Module):
         return "\n".join(lines)
 
 
-def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, *, horizon: float,
-         refine: bool = True, refine_evals: int = 20, executor=None, **predict_options) -> Tuned:
+def _candidate_horizon(setup, horizon, budget) -> float:
+    """The prediction horizon of one candidate: ``horizon`` when given, else the time at which
+    it has used ``budget`` fresh samples (so candidates with different batch sizes get the
+    same sample budget)."""
+    if horizon is not None:
+        return float(horizon)
+    return float(budget) / (setup.samples_per_step * setup.steps_per_unit)
+
+
+def _predict_candidates(setup, candidates, horizons, executor, options) -> list:
+    """Predicted curves of candidate Setups (None stays None), one `predict_grid` call per
+    distinct horizon over the fields that differ from ``setup``."""
+    curves: list = [None] * len(candidates)
+    groups: dict[float, list[int]] = {}
+    for i, (c, h) in enumerate(zip(candidates, horizons)):
+        if c is not None:
+            groups.setdefault(h, []).append(i)
+    names = setup.field_names()
+    for h, idx in groups.items():
+        changed = [n for n in names if any(
+            not np.array_equal(np.asarray(getattr(candidates[i], n), dtype=object),
+                               np.asarray(getattr(setup, n), dtype=object)) for i in idx)]
+        if not changed:
+            one = predict(setup, h, **options)
+            for i in idx:
+                curves[i] = one
+            continue
+        grid = {n: np.array([getattr(candidates[i], n) for i in idx]) for n in changed}
+        for i, c in zip(idx, predict_grid(setup, grid, h, executor=executor, **options)):
+            curves[i] = c
+    return curves
+
+
+@scoped_x64
+def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, *,
+         horizon: float | None = None, budget: float | None = None, refine: bool = True,
+         refine_evals: int = 20, executor=None, **predict_options) -> Tuned:
     """Choose the fields in ``space`` minimising ``objective`` over predicted curves.
 
     Args:
         setup: the starting Setup; fields not in ``space`` are kept.
-        space: field name -> candidate values, or a `LogRange` (grid, then refined).
+        space: field (or derived coordinate, such as prox-linear's ``eta_bar``) -> candidate
+            values, or a `LogRange` (grid, then refined).
         objective: ``samples_to_target(...)``, ``steps_to_target(...)`` or ``value_at_budget(...)``.
         horizon: prediction horizon, in the system's time unit; long enough to reach the target.
+        budget: instead of ``horizon``, a sample budget: each candidate is predicted until it
+            has used this many fresh samples (default: the objective's budget, if it has one).
         refine: refine each `LogRange` field around the best grid point (bounded Brent
             search in log scale, holding the other fields at their best values).
         refine_evals: predictions allowed per refined field.
@@ -284,10 +255,26 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
     """
     if not isinstance(objective, Objective):
         raise ValueError("objective must come from samples_to_target, steps_to_target or value_at_budget")
+    if budget is None and horizon is None:
+        budget = objective.budget
+    if horizon is None and budget is None:
+        raise ValueError("horizon=None and budget=None; allowed: a horizon (in the system's time "
+                         "unit) or a sample budget (budget=, or a value_at_budget objective)")
     names, axes = _grid(space)
     points = list(itertools.product(*axes))
-    grid = {n: np.array([p[i] for p in points]) for i, n in enumerate(names)}
-    curves = predict_grid(setup, grid, horizon, executor=executor, **predict_options)
+    candidates = []
+    for p in points:
+        try:
+            candidates.append(setup.replace(**dict(zip(names, p))))
+        except ValueError:
+            if len(candidates) == 0 and len(points) == 1:
+                raise
+            candidates.append(None)
+    unknown = set(names) - set(setup.field_names()) - set(setup.coordinates)
+    if unknown:
+        setup.replace(**{n: None for n in unknown})  # raises, naming them and the allowed ones
+    horizons = [None if c is None else _candidate_horizon(c, horizon, budget) for c in candidates]
+    curves = _predict_candidates(setup, candidates, horizons, executor, predict_options)
     scores = np.array([math.inf if c is None else objective(c) for c in curves])
     table = [{**{n: float(p[i]) for i, n in enumerate(names)}, "score": float(s)}
              for p, s in zip(points, scores)]
@@ -311,10 +298,10 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
             def score_at(log_v, name=name):
                 v = float(np.exp(log_v))
                 try:
-                    s = _replace(setup, **{**best_values, name: v})
+                    s = setup.replace(**{**best_values, name: v})
                 except ValueError:
                     return math.inf
-                c = predict(s, horizon, **predict_options)
+                c = predict(s, _candidate_horizon(s, horizon, budget), **predict_options)
                 cache[v] = c
                 return objective(c)
 
@@ -326,6 +313,7 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                 best_values[name], best_score, best_curve = v, float(res.fun), cache[v]
                 table.append({**{n: float(best_values[n]) for n in names}, "score": best_score,
                               "refined": name})
-    chosen = _replace(setup, **best_values)
+    chosen = setup.replace(**best_values)
     return Tuned(setup=chosen, objective_value=best_score, curve=best_curve, table=table,
-                 objective=objective, horizon=float(horizon), options=dict(predict_options))
+                 objective=objective, horizon=_candidate_horizon(chosen, horizon, budget),
+                 options=dict(predict_options))

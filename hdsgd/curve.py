@@ -18,7 +18,10 @@ from typing import Any, Mapping
 
 import equinox as eqx
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Bool, Float
+
+from ._numerics import sticky
+from ._version import __version__
 
 TIME_UNITS = ("step", "t")
 
@@ -230,3 +233,62 @@ def _json_default(x):
     if hasattr(x, "tolist"):
         return np.asarray(x).tolist()
     return str(x)
+
+
+def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, samples,
+                 seeds: int | None = None, blown=None, warnings=(), extra: Mapping | None = None
+                 ) -> Curve:
+    """The one way every prediction and every simulation becomes a `Curve`.
+
+    Divergence: a point is diverged where ``blown`` (the system's own criterion, e.g. a value
+    past 10^12 times its start) or any observable is non-finite, and stays diverged from then on
+    (per seed for Monte Carlo). Diverged values become ``inf`` (never NaN, never finite
+    nonsense). The initial state at t = 0 is known, so a finite point at t = 0 is never flagged.
+
+    Metadata: the Setup's fields, ``method``, the package version, the time label, ``extra``,
+    and ``meta["warning"]``: the given ``warnings`` (e.g. a step size past the system's
+    stability edge, saying which edge), plus a note of where the curve diverged.
+
+    Args:
+        setup: the Setup (a `hdsgd.setups.Setup`).
+        time: the time grid (T,), in ``setup.time_unit``.
+        observables: name -> values, (T,) for theory or (S, T) for Monte Carlo.
+        method: which deterministic equivalent or Monte Carlo variant produced the values.
+        samples: cumulative fresh samples (T,).
+        seeds: the number of Monte Carlo seeds (the leading axis), or None for theory.
+        blown: optional boolean mask (same shape as the observables) from the system.
+        warnings: strings for ``meta["warning"]``.
+        extra: more metadata.
+    """
+    time = np.asarray(time, dtype=np.float64)
+    shape = time.shape if seeds is None else (int(seeds),) + time.shape
+    obs = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy()
+           for k, v in observables.items()}
+    bad = np.zeros(shape, dtype=bool) if blown is None else np.broadcast_to(
+        np.asarray(blown, dtype=bool), shape).copy()
+    for v in obs.values():
+        bad |= ~np.isfinite(v)
+    start = time == 0
+    if start.any():
+        finite_start = np.ones(shape[:-1] + (int(start.sum()),), dtype=bool)
+        for v in obs.values():
+            finite_start &= np.isfinite(v[..., start])
+        bad[..., start] &= ~finite_start
+    diverged = sticky(bad)
+    for k in obs:
+        obs[k] = np.where(diverged, np.inf, obs[k])
+    notes = [w for w in warnings if w]
+    if diverged.any():
+        if seeds is None:
+            first = float(time[np.argmax(diverged)])
+            notes.append(f"the prediction diverged at {setup.time_unit} = {first:.6g}")
+        else:
+            runs = int(diverged.any(axis=-1).sum())
+            notes.append(f"{runs} of {seeds} Monte Carlo runs diverged")
+    meta = {**setup.fields(), "method": method, "version": __version__,
+            "time_label": setup.time_label, **(dict(extra) if extra else {})}
+    if notes:
+        meta["warning"] = "; ".join(notes)
+    return Curve(time=time, observables=obs, time_unit=setup.time_unit,
+                 samples=np.asarray(samples, dtype=np.float64), seeds=seeds, diverged=diverged,
+                 meta=meta)

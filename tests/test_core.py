@@ -80,13 +80,34 @@ def test_compare_measures_gaps_in_standard_errors():
         hdsgd.compare(exact, mc, "test_loss")
 
 
-def test_precision_policy():
-    assert jnp.zeros(1).dtype == jnp.float64  # hdsgd turned on x64
-    code = ("import os; os.environ['HDSGD_X64']='0'; import hdsgd, jax.numpy as jnp; "
-            "print(jnp.zeros(1).dtype)")
-    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == "float32"
+def test_import_leaves_jax_precision_alone_and_theory_is_float64():
+    # In a fresh interpreter: importing hdsgd does not flip JAX's global x64 switch, yet the
+    # theory runs in float64 (it matches a numpy float64 recursion to 1e-13) and the Monte
+    # Carlo follows its dtype option; the user's own arrays stay float32.
+    code = """
+import jax, jax.numpy as jnp, numpy as np
+before = jax.config.jax_enable_x64
+import hdsgd
+assert jax.config.jax_enable_x64 == before == False
+s = hdsgd.StreamingLeastSquares([2.0, 1.0, 0.5], initial_error=1.0, noise_std=0.3, step_size=0.3)
+c = hdsgd.predict(s, 4.0, times=np.arange(13) / 3)
+lam, rho = s.eigenvalues, s.initial_error.copy()
+eta = s.step_size / 3
+out = []
+for k in range(13):
+    psi = s.noise_var + lam @ rho
+    out.append(0.5 * psi)
+    rho = (1 - 2 * eta * lam + 2 * eta**2 * lam**2) * rho + eta**2 * lam * psi
+assert c["risk"].dtype == np.float64
+assert np.max(np.abs(c["risk"] / np.array(out) - 1)) < 1e-13
+m = hdsgd.simulate(s, 1.0, key=jax.random.key(0), seeds=2, dtype=jnp.float64, progress=False)
+assert m.meta["dtype"] == "float64"
+assert jnp.zeros(1).dtype == jnp.float32 and not jax.config.jax_enable_x64
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("JAX_ENABLE_X64", "HDSGD_X64")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 def test_objectives():
@@ -108,9 +129,9 @@ def test_objectives():
 
 
 def test_cli_predict_compare_and_errors(tmp_path, capsys):
-    assert main(["lstsq", "predict", "--dim", "50", "--horizon", "1", "--out", str(tmp_path / "p.npz")]) == 0
+    assert main(["lstsq", "predict", "--eigenvalues", "power_law:50", "--horizon", "1", "--out", str(tmp_path / "p.npz")]) == 0
     assert Curve.load(tmp_path / "p.npz").meta["dim"] == 50
-    assert main(["lstsq", "compare", "--dim", "40", "--horizon", "1", "--seeds", "4",
+    assert main(["lstsq", "compare", "--eigenvalues", "power_law:40", "--horizon", "1", "--seeds", "4",
                  "--plot", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 1000
     out = capsys.readouterr().out
@@ -123,15 +144,16 @@ def test_cli_predict_compare_and_errors(tmp_path, capsys):
 
 
 def test_lstsq_demo_writes_a_figure(tmp_path):
-    line = hdsgd.SYSTEMS["lstsq"].demo(tmp_path, jax.random.key(0))
-    assert "standard errors" in line
+    from hdsgd.cli import SYSTEMS
+    demo = SYSTEMS["lstsq"].demo(tmp_path, jax.random.key(0))
+    assert "standard errors" in demo.line and demo.agreement.ok()
     assert (tmp_path / "lstsq.png").exists()
 
 
 def test_grid_over_an_executor_equals_the_loop():
     from concurrent.futures import ThreadPoolExecutor
 
-    from hdsgd.autotune import predict_grid
+    from hdsgd import predict_grid
     setup = hdsgd.StreamingLeastSquares(spectra.ramp(30), noise_std=0.2, step_size=1.0)
     grid = {"step_size": np.array([0.5, 1.0]), "initial_error": np.array([1.0, 2.0])}
     with ThreadPoolExecutor(2) as pool:
@@ -143,9 +165,9 @@ def test_grid_over_an_executor_equals_the_loop():
 
 
 def test_cli_tune(capsys):
-    assert main(["lstsq", "tune", "--dim", "60", "--noise-std", "0", "--horizon", "20",
+    assert main(["lstsq", "tune", "--eigenvalues", "power_law:60", "--noise-std", "0", "--horizon", "20",
                  "--seeds", "4", "--objective", "steps_to_target"]) == 0
     out = capsys.readouterr().out
     assert "chosen step_size" in out and "Monte Carlo (4 seeds)" in out
-    assert main(["lstsq", "tune", "--dim", "60", "--objective", "value_at_budget"]) == 2
+    assert main(["lstsq", "tune", "--eigenvalues", "power_law:60", "--objective", "value_at_budget"]) == 2
     assert "budget" in capsys.readouterr().err

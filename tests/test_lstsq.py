@@ -6,7 +6,7 @@ import pytest
 
 import hdsgd
 from hdsgd import spectra
-from hdsgd.odes import lstsq as theory
+from hdsgd import lstsq as theory
 
 
 def _setup(d=400, **kw):
@@ -108,7 +108,7 @@ def test_exact_threshold_is_where_the_growth_factor_crosses_one(batch_size):
     rng = np.random.default_rng(0)
     lam = np.sort(rng.uniform(0.05, 3.0, 40))[::-1]
     setup = hdsgd.StreamingLeastSquares(lam, step_size=1.0, batch_size=batch_size)
-    gamma_c = hdsgd.critical_step_size(setup)
+    gamma_c = hdsgd.lstsq.critical_step_size(setup)
 
     def radius(gamma):
         import dataclasses
@@ -125,16 +125,16 @@ def test_exact_threshold_is_where_the_growth_factor_crosses_one(batch_size):
 def test_threshold_limits_small_and_large_batch():
     flat = spectra.ramp(2000, 0.5, 1.5)
     small = hdsgd.StreamingLeastSquares(flat, batch_size=1)
-    assert abs(hdsgd.critical_step_size(small) / (2 / flat.mean()) - 1) < 2e-3
+    assert abs(hdsgd.lstsq.critical_step_size(small) / (2 / flat.mean()) - 1) < 2e-3
     lam = spectra.power_law(2000, 1.0)
     large = hdsgd.StreamingLeastSquares(lam, batch_size=100_000)
-    assert abs(hdsgd.critical_step_size(large) / (2 * lam.size / lam.max()) - 1) < 0.01
-    assert abs(hdsgd.critical_batch_size(large) - lam.sum()) < 1e-9
+    assert abs(hdsgd.lstsq.critical_step_size(large) / (2 * lam.size / lam.max()) - 1) < 0.01
+    assert abs(hdsgd.lstsq.critical_batch_size(large) - lam.sum()) < 1e-9
 
 
 def test_supercritical_step_is_flagged_as_diverged():
     setup = _setup(100, step_size=1.0)
-    gamma_c = hdsgd.critical_step_size(setup)
+    gamma_c = hdsgd.lstsq.critical_step_size(setup)
     import dataclasses
     bad = dataclasses.replace(setup, step_size=1.05 * gamma_c)
     curve = hdsgd.predict(bad, 400.0)
@@ -215,7 +215,7 @@ def test_bad_call_arguments():
         hdsgd.simulate(setup, 1.0, key=jax.random.key(0), seeds=0)
     with pytest.raises(ValueError, match="times"):
         hdsgd.predict(setup, 1.0, times=[0.5, 0.2])
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(ValueError, match="unknown option"):
         hdsgd.predict(setup, 1.0, tolerance=3)
 
 
@@ -228,7 +228,7 @@ def test_tune_step_size_from_predictions_and_verify():
     grid_scores = [row["score"] for row in tuned.table if "refined" not in row]
     assert tuned.objective_value <= min(grid_scores)
     assert np.isfinite(tuned.objective_value)
-    assert tuned.setup.step_size < hdsgd.critical_step_size(tuned.setup)
+    assert tuned.setup.step_size < hdsgd.lstsq.critical_step_size(tuned.setup)
     check = tuned.verify(jax.random.key(2), seeds=16, progress=False)
     assert abs(check.objective_value / tuned.objective_value - 1) < 0.1
 
@@ -250,7 +250,7 @@ def test_large_dimension_agreement_and_one_over_d_to_16000():
 
 
 def test_vmapped_grid_equals_one_prediction_per_point():
-    from hdsgd.autotune import predict_grid
+    from hdsgd import predict_grid
     setup = _setup(60, noise_std=0.2)
     grid = {"step_size": np.array([0.5, 1.0, 2.0, 500.0]), "batch_size": np.array([1, 2, 4, 1])}
     curves = predict_grid(setup, grid, 3.0)
@@ -263,3 +263,22 @@ def test_vmapped_grid_equals_one_prediction_per_point():
     assert curves[-1].any_diverged and not curves[0].any_diverged
     bad = predict_grid(setup, {"step_size": np.array([-1.0, 1.0])}, 1.0)
     assert bad[0] is None and bad[1] is not None
+
+
+def test_repeated_calls_compile_nothing(count_compiles):
+    setup = _setup(64, noise_std=0.2)
+    for method in ("recursion", "ode", "volterra"):
+        hdsgd.predict(setup, 2.0, method=method)
+    hdsgd.simulate(setup, 2.0, key=jax.random.key(0), seeds=3, progress=False)
+    hdsgd.simulate(setup, 2.0, key=jax.random.key(0), seeds=3, progress=False, method="projected")
+    with count_compiles() as compiles:
+        for method in ("recursion", "ode", "volterra"):
+            hdsgd.predict(setup, 2.0, method=method)
+        hdsgd.simulate(setup, 2.0, key=jax.random.key(1), seeds=3, progress=False)
+        hdsgd.simulate(setup, 2.0, key=jax.random.key(1), seeds=3, progress=False,
+                       method="projected")
+        # a different step size and noise level are traced numbers: still nothing to compile
+        hdsgd.predict(setup.replace(step_size=0.7, noise_std=0.1), 2.0)
+        hdsgd.simulate(setup.replace(step_size=0.7), 2.0, key=jax.random.key(2), seeds=3,
+                       progress=False)
+    assert compiles() == 0

@@ -4,13 +4,15 @@ Carlo, the Volterra form against the exact recursion, thresholds, critical batch
 import dataclasses
 
 import jax
+import jax.numpy as jnp
+import scipy.optimize
 import numpy as np
 import pytest
 
 import hdsgd
 from hdsgd import spectra
-from hdsgd.odes import lstsq as plain
-from hdsgd.odes import lstsq_momentum as theory
+from hdsgd.odes import lstsq as odes_lstsq
+from hdsgd import lstsq as theory
 
 
 def _setup(d=400, **kw):
@@ -92,17 +94,29 @@ def test_recursion_is_exact_at_small_dimension_and_mutants_are_rejected():
 
 
 def test_beta_zero_reproduces_plain_sgd():
+    # The heavy-ball moment recursion at beta = 0 against the plain recursion (separate code),
+    # and the unified threshold and floor against a numpy re-implementation of plain SGD's.
     setup = _setup(300, momentum=0.0, step_size=1.5, batch_size=2)
-    times = np.linspace(0, 5.0, 26)
-    old = hdsgd.predict(setup, 5.0, times=times)
-    new = theory.predict_momentum(setup, 5.0, times=times)
-    np.testing.assert_allclose(new["risk"], old["risk"], rtol=1e-13)
-    assert theory.critical_step_size(setup) == pytest.approx(plain.critical_step_size(setup), rel=1e-12)
-    assert theory.limit_excess_risk(setup) == pytest.approx(plain.limit_excess_risk(setup), rel=1e-10)
-    from hdsgd.montecarlo.lstsq_momentum import simulate_momentum
-    a = hdsgd.simulate(setup, 1.0, key=jax.random.key(4), seeds=3, progress=False)
-    b = simulate_momentum(setup, 1.0, key=jax.random.key(4), seeds=3, progress=False)
-    np.testing.assert_allclose(b["risk"], a["risk"], rtol=1e-5)
+    n = 5 * setup.dim
+    with jax.enable_x64(True):
+        args = (jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error), setup.noise_var,
+                setup.step_size, 2.0)
+        heavy = np.asarray(odes_lstsq.momentum_recursion_psi(*args, 0.0, n))
+        plain_psi = np.asarray(odes_lstsq.recursion_psi(*args, n))
+    np.testing.assert_allclose(heavy, plain_psi, rtol=1e-13)
+    lam, d, b = setup.eigenvalues, setup.dim, setup.batch_size
+
+    def growth(gamma):
+        return gamma / (b * d) * np.sum(lam / (2 - gamma / d * (1 + 1 / b) * lam)) - 1
+
+    gamma_c = scipy.optimize.brentq(growth, 1e-9, 2 * d / ((1 + 1 / b) * lam.max()) * (1 - 1e-12),
+                                    xtol=1e-14, rtol=1e-15)
+    assert theory.critical_step_size(setup) == pytest.approx(gamma_c, rel=1e-12)
+    eta = setup.step_size / d
+    a_i = 1 - 2 * eta * lam + (1 + 1 / b) * eta**2 * lam**2
+    b_i = eta**2 * lam / b
+    psi = setup.noise_var / (1 - np.sum(lam * b_i / (1 - a_i)))
+    assert theory.limit_excess_risk(setup) == pytest.approx(0.5 * (psi - setup.noise_var), rel=1e-10)
 
 
 @pytest.mark.parametrize("momentum", [-0.1, 1.0, 1.5, np.nan, np.inf, "x"])
@@ -121,9 +135,9 @@ def test_bad_call_arguments_with_momentum():
         hdsgd.predict(setup, -1.0)
     with pytest.raises(ValueError, match="seeds"):
         hdsgd.simulate(setup, 1.0, key=jax.random.key(0), seeds=0)
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(ValueError, match="unknown option"):
         hdsgd.predict(setup, 1.0, exact_steps=3)
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(ValueError, match="unknown option"):
         hdsgd.predict(setup, 1.0, tolerance=3)
 
 
@@ -151,7 +165,7 @@ def test_exact_threshold_and_rate_are_the_spectral_radius(batch_size, momentum):
     rng = np.random.default_rng(0)
     lam = np.sort(rng.uniform(0.05, 3.0, 12))[::-1]
     setup = hdsgd.StreamingLeastSquares(lam, step_size=1.0, batch_size=batch_size, momentum=momentum)
-    gamma_c = hdsgd.critical_step_size(setup)  # dispatches on momentum
+    gamma_c = hdsgd.lstsq.critical_step_size(setup)  # dispatches on momentum
     assert gamma_c == theory.critical_step_size(setup)
     below = dataclasses.replace(setup, step_size=gamma_c * (1 - 1e-6))
     above = dataclasses.replace(setup, step_size=gamma_c * (1 + 1e-6))
@@ -161,7 +175,7 @@ def test_exact_threshold_and_rate_are_the_spectral_radius(batch_size, momentum):
         inside = dataclasses.replace(setup, step_size=fraction * gamma_c)
         assert theory.asymptotic_rate(inside) == pytest.approx(_radius(inside), abs=1e-12)
     # Momentum lowers the threshold in gamma, roughly like (1 - beta) at small batch.
-    plain_c = plain.critical_step_size(dataclasses.replace(setup, momentum=0.0))
+    plain_c = theory.critical_step_size(dataclasses.replace(setup, momentum=0.0))
     assert gamma_c < plain_c
     if batch_size == 1:
         assert gamma_c / (1 - momentum) == pytest.approx(plain_c, rel=0.15)
@@ -169,7 +183,7 @@ def test_exact_threshold_and_rate_are_the_spectral_radius(batch_size, momentum):
 
 def test_supercritical_step_is_flagged_as_diverged():
     setup = _setup(100, step_size=0.3, momentum=0.7)
-    gamma_c = hdsgd.critical_step_size(setup)
+    gamma_c = hdsgd.lstsq.critical_step_size(setup)
     bad = dataclasses.replace(setup, step_size=1.05 * gamma_c)
     for method in ("recursion", "volterra"):
         curve = hdsgd.predict(bad, 200.0, method=method)
@@ -183,11 +197,13 @@ def test_supercritical_step_is_flagged_as_diverged():
 
 def test_kernel_mass_and_limit_risk():
     setup = _setup(200, step_size=0.6, batch_size=2, momentum=0.7, noise_std=0.5)
-    import jax.numpy as jnp
-    kernel = theory.volterra_kernel(jnp.asarray(setup.eigenvalues), setup.step_size, 2.0,
-                                    setup.momentum, 60_000)
+    with jax.enable_x64(True):
+        kernel = np.asarray(odes_lstsq.volterra_kernel(jnp.asarray(setup.eigenvalues),
+                                                       setup.step_size, 2.0, setup.momentum, 60_000))
     assert float(np.sum(kernel)) == pytest.approx(theory.kernel_mass(setup), rel=1e-9)
-    assert theory.kernel_mass(setup) == pytest.approx(plain.kernel_mass(setup), rel=0)
+    eta, beta, lam = setup.step_size / setup.dim, setup.momentum, setup.eigenvalues
+    masses = eta * lam * (1 + beta) / (setup.batch_size * (1 - beta) * (2 * (1 + beta) - eta * lam))
+    assert theory.kernel_mass(setup) == pytest.approx(masses.sum(), rel=1e-12)
     # ~ eta_eff tr H / (2B), up to O(eta lambda) corrections
     eff = theory.effective_step_size(setup) * setup.eigenvalues.mean() / (2 * setup.batch_size)
     assert theory.kernel_mass(setup) == pytest.approx(eff, rel=0.01)
@@ -195,7 +211,6 @@ def test_kernel_mass_and_limit_risk():
     vol = hdsgd.predict(setup, 40.0, method="volterra")
     assert rec["risk"][-1] == pytest.approx(theory.limit_risk(setup), rel=1e-8)
     assert vol["risk"][-1] == pytest.approx(theory.limit_risk(setup, "volterra"), rel=1e-8)
-    assert hdsgd.odes.lstsq.limit_excess_risk(setup) == theory.limit_excess_risk(setup)
     # The exact floor exceeds the Volterra one by the dropped O(1/d) per-mode noise.
     gap = theory.limit_risk(setup) / theory.limit_risk(setup, "volterra") - 1
     assert 0 < gap < 5.0 / setup.dim
@@ -258,7 +273,7 @@ def _best_plain_rate(setup):
     """The smallest per-step rate of plain SGD over its step size (theory)."""
     import scipy.optimize
     sgd = dataclasses.replace(setup, momentum=0.0)
-    gamma_c = hdsgd.critical_step_size(sgd)
+    gamma_c = hdsgd.lstsq.critical_step_size(sgd)
     res = scipy.optimize.minimize_scalar(
         lambda g: theory.asymptotic_rate(dataclasses.replace(sgd, step_size=g)),
         bounds=(1e-3 * gamma_c, 0.999 * gamma_c), method="bounded", options={"xatol": 1e-6 * gamma_c})
@@ -283,7 +298,7 @@ def test_above_critical_batch_momentum_beats_the_best_plain_step_in_monte_carlo(
     for name, s in (("momentum", setup), ("sgd", sgd)):
         th = hdsgd.predict(s, times[-1], times=times)
         mc = hdsgd.simulate(s, times[-1], times=times, key=key, seeds=64, progress=False,
-                            dtype=np.float64, sampler="projected")
+                            dtype=np.float64, method="projected")
         assert hdsgd.compare(th, mc, "excess_risk").ok(sem_tol=4.0), name
         final[name] = mc.mean()["excess_risk"][-1]
     assert final["momentum"] < 1e-2 * final["sgd"]
@@ -291,7 +306,7 @@ def test_above_critical_batch_momentum_beats_the_best_plain_step_in_monte_carlo(
     small = dataclasses.replace(setup, batch_size=batch // 16)
     assert hdsgd.predict(small, times[-1], times=times).any_diverged
     mc = hdsgd.simulate(small, times[-1], times=times, key=key, seeds=16, progress=False,
-                        sampler="projected")
+                        method="projected")
     assert np.median(mc["excess_risk"][:, -1]) > 10 * mc["excess_risk"][0, 0]
 
 
@@ -305,11 +320,11 @@ def test_projected_sampler_is_the_same_process():
         times = np.arange(26) / setup.dim
         th = hdsgd.predict(setup, times[-1], times=times)
         mc = hdsgd.simulate(setup, times[-1], times=times, key=jax.random.key(8), seeds=6000,
-                            progress=False, dtype=np.float64, sampler="projected")
-        assert mc.meta["sampler"] == "projected"
+                            progress=False, dtype=np.float64, method="projected")
+        assert mc.meta["method"] == "projected"
         assert hdsgd.compare(th, mc, "risk").ok(sem_tol=4.0)
-    with pytest.raises(ValueError, match="sampler"):
-        hdsgd.simulate(setup, 1.0, key=jax.random.key(0), sampler="fast")
+    with pytest.raises(ValueError, match="method"):
+        hdsgd.simulate(setup, 1.0, key=jax.random.key(0), method="fast")
 
 
 @pytest.mark.slow
@@ -317,9 +332,9 @@ def test_projected_sampler_is_the_same_process():
                          [(1, 0.5, 0.6, "data"), (8, 1.0, 0.9, "projected")])
 def test_large_dimension_agreement(batch_size, step_size, momentum, sampler):
     setup = _setup(2000, batch_size=batch_size, step_size=step_size, momentum=momentum)
-    assert step_size < 0.8 * hdsgd.critical_step_size(setup)
+    assert step_size < 0.8 * hdsgd.lstsq.critical_step_size(setup)
     th = hdsgd.predict(setup, 4.0)
-    mc = hdsgd.simulate(setup, 4.0, key=jax.random.key(7), seeds=64, progress=False, sampler=sampler)
+    mc = hdsgd.simulate(setup, 4.0, key=jax.random.key(7), seeds=64, progress=False, method=sampler)
     agreement = hdsgd.compare(th, mc, "risk")
     assert agreement.ok(sem_tol=4.5), agreement.summary()
     assert agreement["risk"].max_rel_gap < 0.01
@@ -350,7 +365,7 @@ def test_acceleration_at_larger_dimension_with_many_seeds():
     times = np.arange(0, 41, 2) / setup.dim
     th = hdsgd.predict(setup, times[-1], times=times)
     mc = hdsgd.simulate(setup, times[-1], times=times, key=jax.random.key(5), seeds=512,
-                        progress=False, dtype=np.float64, sampler="projected")
+                        progress=False, dtype=np.float64, method="projected")
     assert hdsgd.compare(th, mc, "excess_risk").ok(sem_tol=4.0)
     rate_sgd, _ = _best_plain_rate(setup)
     assert theory.asymptotic_rate(setup) < rate_sgd - 0.15

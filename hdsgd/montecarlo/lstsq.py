@@ -1,48 +1,93 @@
-r"""Monte Carlo for streaming least-squares SGD at finite d.
+r"""Monte Carlo for streaming least-squares SGD (plain or heavy ball) at finite d.
 
-Works in H's eigenbasis with the error e = w - w*: a sample is x = sqrt(lambda) * z with
-z ~ N(0, I_d) (never a d x d matrix), its residual <w, x> - y = <e, x> - eps, and one step is
+Works in H's eigenbasis on the error e = w - w* and the velocity v: a sample is
+x = sqrt(lambda) * z with z ~ N(0, I_d) (never a d x d matrix), its residual
+<w, x> - y = <e, x> - eps, and one step is (docs/lstsq.md, "Monte Carlo")
 
-    e <- e - (gamma / d) (1/B) sum_b (<e, x_b> - eps_b) x_b .
+    g = (1/B) sum_b (<e, x_b> - eps_b) x_b,     v <- beta v - (gamma/d) g,     e <- e + v,
 
-The population risk is computed exactly from the weights, R = sigma^2/2 + 1/2 sum_i
-lambda_i e_i^2. The initial error is e_i(0) = sqrt(rho_i(0)), deterministic, so that the
-expected recursion is exact for every seed's expectation. Data are drawn inside the loop
-from keys folded with the step index.
+from e(0) = sqrt(rho(0)) (deterministic, so the expected recursion is exact for every seed's
+expectation) and v(0) = 0; plain SGD is beta = 0. The population risk is computed exactly from
+the weights, R = sigma^2/2 + 1/2 sum_i lambda_i e_i^2. Data are drawn inside the loop from keys
+folded with the step index.
+
+Two samplers of the same process (``simulate(..., method=...)``):
+
+* ``"data"`` (default): draw the B x d batch of samples, O(B d) per step;
+* ``"projected"``: draw the batch gradient exactly in distribution from B + B + d normals,
+  O(B + d) per step. With a = sqrt(lambda) * e and n = a/|a|, split each z_b = n s_b + z_perp_b;
+  with c_b = |a| s_b - eps_b, sum_b c_b z_b = n sum_b c_b s_b + sqrt(sum_b c_b^2)(I - n n^T) zeta,
+  zeta ~ N(0, I_d), exactly in distribution given (s, eps).
 """
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import __version__
-from ..api import check_horizon, check_seeds, simulate
-from ..curve import Curve
+from .._numerics import exceeds
+from .._segments import Dynamics, run_segments
+from ..api import reject_options, simulate
+from ..curve import Curve, finish_curve
 from ..setups.lstsq import StreamingLeastSquares
-from ._loop import run_segments, sticky_divergence
+
+METHODS = ("data", "projected")
 
 
-def sgd_steps(error, first_step, n_steps, key, sqrt_eigenvalues, noise_std, eta, batch_size: int):
-    """Advance one run by ``n_steps`` SGD steps starting at step ``first_step``."""
-    d = error.shape[0]
+class HeavyBallSGD(Dynamics):
+    """One run of heavy-ball SGD on least squares; state ((e, v), key)."""
 
-    def body(k, e):
-        kz, ke = jax.random.split(jax.random.fold_in(key, k))
-        z = jax.random.normal(kz, (batch_size, d), dtype=e.dtype)
-        x = z * sqrt_eigenvalues
-        eps = noise_std * jax.random.normal(ke, (batch_size,), dtype=e.dtype)
-        residual = x @ e - eps
-        return e - (eta / batch_size) * (residual @ x)
+    sqrt_eigenvalues: jax.Array
+    eigenvalues: jax.Array
+    noise_std: jax.Array
+    eta: jax.Array
+    momentum: jax.Array
+    batch_size: int = eqx.field(static=True)
+    method: str = eqx.field(static=True)
 
-    return jax.lax.fori_loop(first_step, first_step + n_steps, body, error)
+    def _data_gradient(self, e, key):
+        kz, ke = jax.random.split(key)
+        z = jax.random.normal(kz, (self.batch_size, e.shape[0]), dtype=e.dtype)
+        x = z * self.sqrt_eigenvalues
+        eps = self.noise_std * jax.random.normal(ke, (self.batch_size,), dtype=e.dtype)
+        return (x @ e - eps) @ x
+
+    def _projected_gradient(self, e, key):
+        ks, ke, kz = jax.random.split(key, 3)
+        a = self.sqrt_eigenvalues * e
+        norm = jnp.sqrt(jnp.dot(a, a))
+        basis = jnp.zeros_like(e).at[0].set(1.0)
+        n = jnp.where(norm > 0, a / jnp.where(norm > 0, norm, 1.0), basis)
+        s = jax.random.normal(ks, (self.batch_size,), dtype=e.dtype)
+        c = norm * s - self.noise_std * jax.random.normal(ke, (self.batch_size,), dtype=e.dtype)
+        zeta = jax.random.normal(kz, e.shape, dtype=e.dtype)
+        total = n * jnp.dot(c, s) + jnp.sqrt(jnp.dot(c, c)) * (zeta - n * jnp.dot(n, zeta))
+        return self.sqrt_eigenvalues * total
+
+    def advance(self, state, first_step, n_steps):
+        (e, v), key = state
+        gradient = self._data_gradient if self.method == "data" else self._projected_gradient
+
+        def body(k, ev):
+            e, v = ev
+            g = gradient(e, jax.random.fold_in(key, k))
+            v = self.momentum * v - (self.eta / self.batch_size) * g
+            return e + v, v
+
+        return jax.lax.fori_loop(first_step, first_step + n_steps, body, (e, v)), key
+
+    def observe(self, state):
+        (e, _), _ = state
+        return {"excess_risk": 0.5 * jnp.dot(self.eigenvalues, e * e)}
 
 
 @simulate.register
 def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int = 16, times=None,
-              dtype=jnp.float32, progress: bool | None = None, sampler: str = "data") -> Curve:
-    """Simulate streaming least-squares SGD with ``seeds`` independent runs.
+              method: str = "data", dtype=None, progress: bool | None = None,
+              **options) -> Curve:
+    """Simulate streaming least-squares SGD (plain or heavy ball) with ``seeds`` runs.
 
     Args:
         setup: a `StreamingLeastSquares`.
@@ -50,54 +95,31 @@ def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int =
         key: ``jax.random`` key (same key, same numbers).
         seeds: independent runs, batched with vmap.
         times: output times in t (rounded to whole steps); default as in `predict`.
+        method: ``"data"`` (default: draw the B x d samples) or ``"projected"`` (the batch
+            gradient drawn exactly in distribution in O(B + d) per step; for large batches).
         dtype: float dtype of the weights and data (default float32).
         progress: progress bar (default: on for long runs).
-        sampler: ``"data"`` (default) or ``"projected"`` (the batch gradient drawn exactly in
-            distribution in O(B + d) per step; see `hdsgd.montecarlo.lstsq_momentum`).
-
-    With momentum > 0 or sampler="projected" this is
-    `hdsgd.montecarlo.lstsq_momentum.simulate_momentum`.
     """
-    if setup.momentum != 0.0 or sampler != "data":
-        from .lstsq_momentum import simulate_momentum
-        return simulate_momentum(setup, horizon, key=key, seeds=seeds, times=times, dtype=dtype,
-                                 progress=progress, sampler=sampler)
-    horizon = check_horizon(horizon)
-    seeds = check_seeds(seeds)
+    reject_options(options, setup, ("method", "dtype", "progress"))
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
     d = setup.dim
     steps = setup.output_steps(horizon, times)
-    dtype = jnp.dtype(dtype)
-    sqrt_lam = jnp.sqrt(jnp.asarray(setup.eigenvalues, dtype=dtype))
+    dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
     lam = jnp.asarray(setup.eigenvalues, dtype=dtype)
-    e0 = jnp.sqrt(jnp.asarray(setup.initial_error, dtype=dtype))
-    noise_std = jnp.asarray(setup.noise_std, dtype=dtype)
-    eta = jnp.asarray(setup.step_size / d, dtype=dtype)
-    batch = setup.batch_size
-    keys = jax.random.split(key, seeds)
-    state0 = (jnp.broadcast_to(e0, (seeds, d)), keys)
-
-    def advance(state, first_step, n_steps):
-        e, k = state
-        return sgd_steps(e, first_step, n_steps, k, sqrt_lam, noise_std, eta, batch), k
-
-    def observe(state):
-        e, _ = state
-        excess = 0.5 * jnp.dot(lam, e * e)
-        return {"excess_risk": excess}
-
-    out, _ = run_segments(advance, observe, state0, steps, progress=progress,
-                          work_per_step=seeds * batch * d, description="lstsq Monte Carlo")
+    dynamics = HeavyBallSGD(
+        sqrt_eigenvalues=jnp.sqrt(lam), eigenvalues=lam,
+        noise_std=jnp.asarray(setup.noise_std, dtype=dtype),
+        eta=jnp.asarray(setup.step_size / d, dtype=dtype),
+        momentum=jnp.asarray(setup.momentum, dtype=dtype),
+        batch_size=setup.batch_size, method=method)
+    e0 = jnp.broadcast_to(jnp.sqrt(jnp.asarray(setup.initial_error, dtype=dtype)), (seeds, d))
+    state0 = ((e0, jnp.zeros_like(e0)), jax.random.split(key, seeds))
+    out, _ = run_segments(dynamics, state0, steps, progress=progress,
+                          work_per_step=seeds * setup.batch_size * d,
+                          description="lstsq Monte Carlo")
     excess = out["excess_risk"].astype(np.float64)
-    risk = excess + 0.5 * setup.noise_std**2
-    diverged = sticky_divergence(risk, risk[:, 0])
-    risk = np.where(diverged, np.inf, risk)
-    return Curve(
-        time=steps / d,
-        observables={"risk": risk, "excess_risk": np.where(diverged, np.inf, excess)},
-        time_unit="t",
-        samples=steps * batch,
-        seeds=seeds,
-        diverged=diverged,
-        meta={**setup.fields(), "method": "monte_carlo", "dtype": str(dtype),
-              "version": __version__, "time_label": "t = steps / d"},
-    )
+    risk = excess + 0.5 * setup.noise_var
+    return finish_curve(setup, steps / d, {"risk": risk, "excess_risk": excess},
+                        method=method, samples=steps * setup.batch_size, seeds=seeds,
+                        blown=exceeds(risk, risk[:, 0]), extra={"dtype": str(dtype)})

@@ -1,15 +1,12 @@
-"""One Setup class per system (one module each)."""
+"""One Setup class per system (data only: no theory, no simulation, no command line)."""
 
+from . import spectra
+from ._base import Setup
 from .grokking import GrokkingTwoLayer
 from .lstsq import StreamingLeastSquares
+from .momentum import LabelNoiseMomentum
 from .proxlinear import ProxLinearSensing
+from .spiked import SpikedSingleIndex
 
-__all__ = ["ProxLinearSensing", "GrokkingTwoLayer", "StreamingLeastSquares"]
-
-from .momentum import LabelNoiseMomentum  # noqa: E402
-
-__all__ += ["LabelNoiseMomentum"]
-
-from .spiked import SpikedSingleIndex  # noqa: E402
-
-__all__ += ["SpikedSingleIndex"]
+__all__ = ["GrokkingTwoLayer", "LabelNoiseMomentum", "ProxLinearSensing", "Setup",
+           "SpikedSingleIndex", "StreamingLeastSquares", "spectra"]

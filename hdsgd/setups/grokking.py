@@ -7,10 +7,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from typing import ClassVar
+
 from . import _validate as v
+from ._base import Setup
 
 
-class GrokkingTwoLayer(eqx.Module):
+class GrokkingTwoLayer(Setup):
     r"""Full-batch GD on a fixed training set, two-layer network, quadratic single-index target.
 
     Kumar, Bordelon, Gershman & Pehlevan, "Grokking as the transition from lazy to rich training
@@ -62,6 +65,10 @@ class GrokkingTwoLayer(eqx.Module):
 
     References: spec ``grokking.md``; arXiv:2310.06110 eq. 3-6 and App. 8, 11.
     """
+
+    system: ClassVar[str] = "grokking"
+    time_unit: ClassVar[str] = "step"
+    time_label: ClassVar[str] = "GD steps t (tau = 2 eta0 t / D)"
 
     dim: int
     n_samples: int

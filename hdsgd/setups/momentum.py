@@ -14,12 +14,15 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from typing import ClassVar
+
 from . import _validate as v
+from ._base import Setup
 
 MODELS = ("two_parameter", "inner_product", "matrix_sensing")
 
 
-class LabelNoiseMomentum(eqx.Module):
+class LabelNoiseMomentum(Setup):
     r"""Label-noise SGD with heavy-ball momentum on a model with a manifold of minimisers.
 
     Algorithm (spec §1; this is PyTorch's ``SGD(lr=eta, momentum=beta)`` with buffer -v/eta):
@@ -91,6 +94,10 @@ class LabelNoiseMomentum(eqx.Module):
         rank, n_samples, init_scale, data_seed: matrix sensing only (None otherwise): r in
             [1, d], n in [1, d(d+1)/2 - 1], alpha > 0, a seed >= 0.
     """
+
+    system: ClassVar[str] = "momentum"
+    time_unit: ClassVar[str] = "step"
+    time_label: ClassVar[str] = "steps"
 
     model: str
     step_size: float

@@ -5,7 +5,10 @@ from __future__ import annotations
 import equinox as eqx
 import numpy as np
 
+from typing import ClassVar
+
 from . import _validate as v
+from ._base import Setup
 
 
 def error_sq_of_state(state) -> float:
@@ -67,7 +70,7 @@ def random_initial_state(dim_left: int, dim_right: int, error_sq: float, key
     return tuple(float(s) for s in state(tau))
 
 
-class ProxLinearSensing(eqx.Module):
+class ProxLinearSensing(Setup):
     r"""Mini-batched prox-linear (damped Gauss-Newton) iterations for rank-one matrix sensing.
 
     Measurements y = <a, mu*><b, nu*> + eps with a ~ N(0, I_{d1}), b ~ N(0, I_{d2}),
@@ -102,6 +105,10 @@ class ProxLinearSensing(eqx.Module):
     References: Lou, Verchand, Pananjady, arXiv:2402.01599 (Math. Program. 2025);
     spec ``proxlinear.md``.
     """
+
+    system: ClassVar[str] = "proxlinear"
+    time_unit: ClassVar[str] = "step"
+    time_label: ClassVar[str] = "steps"
 
     dim_left: int
     dim_right: int

@@ -16,7 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float
 
+from typing import ClassVar
+
 from . import _validate as v
+from ._base import Setup
 
 LOSSES = ("square", "correlation")
 NORMALIZATIONS = ("none", "sphere", "covariance")
@@ -108,7 +111,7 @@ def gauss_hermite(n: int = 40):
     return nodes, weights / math.sqrt(2.0 * math.pi)
 
 
-class SpikedSingleIndex(eqx.Module):
+class SpikedSingleIndex(Setup):
     r"""Online SGD on a single-index target under spiked covariance (one neuron, one sample a step).
 
     Data ``x ~ N(0, I_d + theta mu mu^T)`` (||mu|| = 1), drawn as
@@ -150,6 +153,10 @@ class SpikedSingleIndex(eqx.Module):
     arXiv:2206.04030); Mousavi-Hosseini, Wu, Suzuki & Erdogdu (NeurIPS 2023); Ba, Erdogdu,
     Suzuki, Wang & Wu (NeurIPS 2023).
     """
+
+    system: ClassVar[str] = "spiked"
+    time_unit: ClassVar[str] = "t"
+    time_label: ClassVar[str] = "t = samples / d"
 
     dim: int
     spike: float

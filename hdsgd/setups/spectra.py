@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .setups import _validate as v
+from . import _validate as v
 
 
 def isotropic(dim: int, value: float = 1.0) -> np.ndarray:
@@ -46,3 +46,36 @@ def from_density_quantiles(dim: int, quantile_function) -> np.ndarray:
     u = (np.arange(dim, dtype=np.float64) + 0.5) / dim
     lam = np.asarray(quantile_function(u), dtype=np.float64)
     return np.sort(v.real_array("eigenvalues", lam, low=0.0, low_open=True))[::-1]
+
+
+SPECTRA = {"isotropic": isotropic, "power_law": power_law, "ramp": ramp}
+
+
+def parse(text: str) -> np.ndarray:
+    """A spectrum from text: ``"NAME:DIM[:ARG...]"`` with NAME one of ``isotropic`` (value),
+    ``power_law`` (exponent, scale) or ``ramp`` (low, high), e.g. ``"power_law:500:1.0"`` or
+    ``"ramp:400:0.25:1.75"``; or comma-separated eigenvalues ``"2.0,1.0,0.5"``; or the path of a
+    ``.npy`` or text file holding them."""
+    if not isinstance(text, str) or not text.strip():
+        v._fail("eigenvalues", text, "a spectrum 'NAME:DIM[:ARGS]' (NAME in isotropic, power_law, "
+                "ramp), comma-separated numbers, or a .npy/.txt file")
+    name, *args = [p.strip() for p in text.strip().split(":")]
+    if name in SPECTRA:
+        try:
+            dim = int(args[0])
+            numbers = [float(a) for a in args[1:]]
+        except (IndexError, ValueError):
+            v._fail("eigenvalues", text, f"'{name}:DIM[:ARGS]' with an integer DIM and numeric ARGS")
+        return SPECTRA[name](dim, *numbers)
+    from pathlib import Path
+
+    path = Path(text).expanduser()
+    if path.suffix in (".npy", ".txt", ".csv") and path.is_file():
+        values = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=None if path.suffix == ".txt" else ",")
+        return v.real_array("eigenvalues", np.ravel(values), low=0.0, low_open=True)
+    try:
+        values = [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        v._fail("eigenvalues", text, "a spectrum 'NAME:DIM[:ARGS]' (NAME in isotropic, power_law, "
+                "ramp), comma-separated numbers, or a .npy/.txt/.csv file")
+    return v.real_array("eigenvalues", values, low=0.0, low_open=True)

@@ -1,0 +1,295 @@
+"""The ``hdsgd`` command.
+
+    hdsgd demo [--out DIR]                       theory vs Monte Carlo for every system
+    hdsgd SYSTEM predict  [--field value ...]    deterministic equivalent
+    hdsgd SYSTEM simulate [--field value ...]    Monte Carlo
+    hdsgd SYSTEM compare  [--field value ...]    both, with the gap in standard errors and a verdict
+    hdsgd SYSTEM tune     [...]                  hyperparameters from the predictions alone
+
+Every command prints a short table; ``--out FILE.npz`` saves the curve(s), ``--plot FILE.png``
+draws them. ``hdsgd SYSTEM COMMAND --help`` lists every field with its meaning and default,
+read from the Setup itself. ``compare`` exits with status 1 when the agreement verdict fails
+(`hdsgd.Agreement.ok`), so scripts and CI can rely on it; bad input exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from . import _fields
+from ._system import SYSTEMS, CliSystem, Demo, register
+
+__all__ = ["main", "build_parser", "SYSTEMS", "CliSystem", "Demo", "register"]
+
+COMMANDS = {
+    "predict": (True, False, "integrate the deterministic equivalent"),
+    "simulate": (False, True, "run the finite-dimensional Monte Carlo"),
+    "compare": (True, True, "theory vs Monte Carlo: gaps in standard errors and a verdict"),
+}
+
+
+def _load_systems() -> None:
+    from . import lstsq  # noqa: F401  (each module registers its system)
+
+
+def _system_fields(system: CliSystem) -> dict[str, _fields.FieldOption]:
+    """The union of the models' field options (the first model's wins for the help text)."""
+    out: dict[str, _fields.FieldOption] = {}
+    for cls in system.models.values():
+        for opt in _fields.field_options(cls, system.parsers):
+            out.setdefault(opt.name, opt)
+    return out
+
+
+def _add_field_options(parser, system: CliSystem) -> None:
+    group = parser.add_argument_group(f"{system.name} fields (absent: the Setup's own default)")
+    if len(system.models) > 1:
+        names = tuple(system.models)
+        group.add_argument("--model", choices=names, default=names[0],
+                           help=f"which model (a Setup class each: "
+                                f"{', '.join(f'{k} = {v.__name__}' for k, v in system.models.items())};"
+                                f" default: {names[0]})")
+    for opt in _system_fields(system).values():
+        owners = [k for k, cls in system.models.items() if opt.name in cls.field_names()]
+        only = f" [{'/'.join(owners)} only]" if len(system.models) > 1 and len(owners) < len(system.models) else ""
+        default = "per model" if len(system.models) > 1 else repr(opt.default)
+        group.add_argument(opt.flag, dest=opt.name, type=str, default=argparse.SUPPRESS,
+                           metavar=opt.metavar,
+                           help=f"{opt.help}{only} (default: {default})".replace("%", "%%"))
+
+
+def _add_run_options(parser, system: CliSystem, *, theory: bool, mc: bool) -> None:
+    unit = "steps" if system.time_unit == "step" else "t = samples/dim"
+    run = parser.add_argument_group("run")
+    run.add_argument("--horizon", type=float, default=None,
+                     help=f"final time, in {unit} (default: the system's, for its Setup)")
+    if theory:
+        run.add_argument("--method", choices=system.methods, default=None,
+                         help="deterministic equivalent (default: the Setup's own default)")
+    if mc:
+        run.add_argument("--seeds", type=int, default=16, help="Monte Carlo runs (default: 16)")
+        run.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+        if system.simulate_methods:
+            run.add_argument("--mc-method", choices=system.simulate_methods,
+                             default=system.simulate_methods[0],
+                             help=f"Monte Carlo variant (default: {system.simulate_methods[0]})")
+    if theory and mc:
+        run.add_argument("--t-min", type=float, default=None,
+                         help="compare only times >= this (early points, where a few seeds "
+                              "give an unreliable standard error, are skipped)")
+    run.add_argument("--out", type=Path, default=None, help="write the curve(s) to this .npz")
+    run.add_argument("--plot", type=Path, default=None, help="write a figure to this .png")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_systems()
+    parser = argparse.ArgumentParser(
+        prog="hdsgd",
+        description="Predict SGD-type training in high dimension without training: "
+                    "deterministic equivalents and their Monte Carlo twins.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="systems:\n" + "\n".join(
+            f"  {s.name:<12} {s.summary}" for s in SYSTEMS.values()
+        ) + "\n\nexamples:\n  hdsgd demo\n  hdsgd lstsq compare --batch-size 4 --plot lstsq.png"
+            "\n  hdsgd spiked predict --help",
+    )
+    sub = parser.add_subparsers(dest="system", metavar="{demo," + ",".join(SYSTEMS) + "}")
+    demo = sub.add_parser("demo", help="theory vs Monte Carlo for every system, with figures",
+                          description="hdsgd demo: a small theory-vs-Monte-Carlo comparison for "
+                                      "each system, a verdict per system and a figure each.")
+    demo.add_argument("--out", type=Path, default=Path("hdsgd-demo"),
+                      help="folder for the figures (default: ./hdsgd-demo)")
+    demo.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    demo.add_argument("--systems", nargs="*", default=None, choices=list(SYSTEMS),
+                      help="only these systems (default: all)")
+    for system in SYSTEMS.values():
+        sp = sub.add_parser(system.name, help=system.summary, description=system.summary)
+        names = list(COMMANDS) + (["tune"] if system.tune else [])
+        cmds = sp.add_subparsers(dest="command", metavar="{" + ",".join(names) + "}")
+        for name, (theory, mc, text) in COMMANDS.items():
+            cp = cmds.add_parser(name, help=text, description=f"hdsgd {system.name} {name}: {text}. "
+                                 f"Time unit: {system.time_unit}.")
+            _add_field_options(cp, system)
+            _add_run_options(cp, system, theory=theory, mc=mc)
+        if system.tune is not None:
+            tp = cmds.add_parser("tune", help="choose hyperparameters from the predictions alone",
+                                 description=f"hdsgd {system.name} tune: choose hyperparameters "
+                                 "from the predictions alone, then check the choice with Monte Carlo.")
+            _add_field_options(tp, system)
+            _add_run_options(tp, system, theory=True, mc=True)
+            tg = tp.add_argument_group("tuning")
+            tg.add_argument("--objective", default="samples_to_target",
+                            choices=("samples_to_target", "steps_to_target", "value_at_budget"),
+                            help="what to minimise (default: samples_to_target)")
+            tg.add_argument("--target", type=float, default=None,
+                            help="target value of the observable (*_to_target objectives)")
+            tg.add_argument("--budget", type=float, default=None,
+                            help="sample budget (value_at_budget)")
+            tg.add_argument("--observable", default=None,
+                            help="observable the objective reads (default: the system's headline one)")
+    return parser
+
+
+class CliError(Exception):
+    """A user error on the command line: printed as one line, exit status 2."""
+
+
+def _flag_error(err: ValueError, system: CliSystem) -> str:
+    """Prefix a Setup's ValueError with the flag it came from (``step_size=...`` -> --step-size)."""
+    text = str(err)
+    match = re.match(r"^(\w+)=", text)
+    if match and match.group(1) in _system_fields(system):
+        return f"--{match.group(1).replace('_', '-')}: {text}"
+    return text
+
+
+def setup_from(args, system: CliSystem):
+    """The Setup the command line describes: the given fields, the Setup's defaults for the rest."""
+    cls = system.models[getattr(args, "model", None) or next(iter(system.models))]
+    options = _system_fields(system)
+    given = {}
+    for name, opt in options.items():
+        if name not in vars(args):
+            continue
+        if name not in cls.field_names():
+            model = getattr(args, "model", None)
+            raise CliError(f"{opt.flag} is not a field of {cls.__name__} (--model {model}); "
+                           f"allowed: {', '.join('--' + n.replace('_', '-') for n in cls.field_names())}")
+        try:
+            given[name] = opt.parse(getattr(args, name))
+        except ValueError:
+            raise CliError(f"{opt.flag}: {getattr(args, name)!r} is invalid; allowed: "
+                           f"{opt.metavar}") from None
+    try:
+        return cls(**given)
+    except ValueError as err:
+        raise CliError(_flag_error(err, system)) from None
+
+
+def _check_output(path: Path | None, flag: str) -> None:
+    if path is None:
+        return
+    folder = Path(path).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise CliError(f"{flag} {path}: the folder {folder} does not exist")
+
+
+def _run_system(args, system: CliSystem) -> int:
+    import jax
+
+    from ..api import predict, simulate
+    from ..compare import compare
+    from ..plot import plot_curves
+
+    setup = setup_from(args, system)
+    _check_output(args.out, "--out")
+    _check_output(args.plot, "--plot")
+    horizon = args.horizon if args.horizon is not None else system.default_horizon(setup)
+    if args.command == "tune":
+        print(system.tune(setup, args))
+        return 0
+    theory = mc = None
+    if args.command in ("predict", "compare"):
+        start = time.perf_counter()
+        theory = predict(setup, horizon, method=args.method)
+        print(f"# {system.name} prediction ({theory.meta.get('method', args.method)}), "
+              f"{time.perf_counter() - start:.2f} s")
+        print(theory.table())
+        if "warning" in theory.meta:
+            print(f"# warning: {theory.meta['warning']}")
+    if args.command in ("simulate", "compare"):
+        start = time.perf_counter()
+        variant = {"method": args.mc_method} if getattr(args, "mc_method", None) else {}
+        mc = simulate(setup, horizon, key=jax.random.key(args.seed), seeds=args.seeds, **variant)
+        print(f"# {system.name} Monte Carlo, {args.seeds} seeds, {time.perf_counter() - start:.2f} s")
+        print(mc.table())
+        if "warning" in mc.meta:
+            print(f"# warning: {mc.meta['warning']}")
+    status = 0
+    if theory is not None and mc is not None:
+        agreement = compare(theory, mc, t_min=args.t_min)
+        print(agreement.summary())
+        status = 0 if agreement.ok() else 1
+    if args.out is not None:
+        stem = args.out.with_suffix("")
+        if theory is not None and mc is not None:
+            theory.save(f"{stem}_theory.npz")
+            mc.save(f"{stem}_mc.npz")
+            print(f"# wrote {stem}_theory.npz and {stem}_mc.npz")
+        else:
+            (theory or mc).save(args.out)
+            print(f"# wrote {args.out}")
+    if args.plot is not None:
+        plot_curves(theory, mc, path=args.plot, title=f"{system.name} {args.command}")
+        print(f"# wrote {args.plot}")
+    return status
+
+
+def _run_demo(args) -> int:
+    import jax
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    names = args.systems or list(SYSTEMS)
+    print(f"hdsgd demo: theory vs Monte Carlo for {', '.join(names)}; figures in {args.out}/")
+    failed = []
+    for i, name in enumerate(names):
+        start = time.perf_counter()
+        demo = SYSTEMS[name].demo(args.out, jax.random.fold_in(jax.random.key(args.seed), i))
+        ok = demo.agreement.ok()
+        verdict = "agrees" if ok else "DOES NOT AGREE"
+        if not ok:
+            failed.append(name)
+        print(f"  {name}: {verdict}. {demo.line}  [{time.perf_counter() - start:.1f} s, "
+              f"{demo.figure}]", flush=True)
+    if failed:
+        print(f"hdsgd demo: theory and Monte Carlo disagree for {', '.join(failed)}")
+        return 1
+    print("hdsgd demo: theory and Monte Carlo agree for every system")
+    return 0
+
+
+def _subparser(parser, names):
+    """The argparse parser of ``hdsgd NAME COMMAND`` (for errors from the right level)."""
+    current = parser
+    for name in names:
+        actions = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions or name not in actions[0].choices:
+            break
+        current = actions[0].choices[name]
+    return current
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extra = parser.parse_known_args(argv)
+    where = [n for n in (getattr(args, "system", None), getattr(args, "command", None)) if n]
+    if extra:
+        _subparser(parser, where).error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.system is None:
+        parser.print_help()
+        return 0
+    prog = "hdsgd " + " ".join(where)
+    try:
+        if args.system == "demo":
+            return _run_demo(args)
+        system = SYSTEMS[args.system]
+        if getattr(args, "command", None) is None:
+            _subparser(parser, where).print_help()
+            return 0
+        return _run_system(args, system)
+    except (CliError, ValueError) as err:
+        text = _flag_error(err, SYSTEMS[args.system]) if isinstance(err, ValueError) and args.system in SYSTEMS else str(err)
+        print(f"{prog}: error: {text}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

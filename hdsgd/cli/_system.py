@@ -1,0 +1,72 @@
+"""A system as the command line sees it, and the list of them.
+
+Each ``hdsgd/cli/<system>.py`` registers one `CliSystem`: the Setup class(es), the predict and
+Monte Carlo methods, the default horizon, a demo and its tuning defaults. Field options come
+from the Setup itself (`hdsgd.cli._fields`), so nothing here repeats a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Demo:
+    """What one system's demo produced.
+
+    Attributes:
+        line: a one-line summary in words.
+        agreement: the `hdsgd.Agreement` the demo's verdict is read from.
+        figure: the written figure.
+    """
+
+    line: str
+    agreement: Any
+    figure: Path
+
+
+@dataclasses.dataclass(frozen=True)
+class CliSystem:
+    """One system's command line.
+
+    Attributes:
+        name: ``hdsgd NAME ...`` (also the face ``hdsgd.NAME``).
+        summary: one line for ``hdsgd --help``.
+        models: model name -> Setup class; with several, ``--model`` chooses (the first is the
+            default) and the options are the union of their fields.
+        default_horizon: ``setup -> horizon`` used when ``--horizon`` is absent.
+        methods: the ``predict`` methods (``--method``; absent: the Setup's own default).
+        simulate_methods: the Monte Carlo variants (``--mc-method``), the first the default;
+            empty when there is one.
+        demo: ``demo(out_dir, key) -> Demo``: a small theory-vs-Monte-Carlo comparison.
+        parsers: per-field text -> value overrides (e.g. a spectrum written as text).
+        observable: the headline observable (tables, tuning's default objective).
+        tune: optional ``tune(setup, args) -> str`` behind ``hdsgd NAME tune``.
+    """
+
+    name: str
+    summary: str
+    models: dict[str, type]
+    default_horizon: Callable[[Any], float]
+    methods: tuple[str, ...]
+    demo: Callable[[Path, Any], Demo]
+    simulate_methods: tuple[str, ...] = ()
+    parsers: dict[str, Callable[[str], Any]] = dataclasses.field(default_factory=dict)
+    observable: str | None = None
+    tune: Callable[..., str] | None = None
+
+    @property
+    def time_unit(self) -> str:
+        return next(iter(self.models.values())).time_unit
+
+
+SYSTEMS: dict[str, CliSystem] = {}
+
+
+def register(system: CliSystem) -> CliSystem:
+    if system.name in SYSTEMS and SYSTEMS[system.name] != system:
+        raise ValueError(f"a different system is already registered as {system.name!r}")
+    SYSTEMS[system.name] = system
+    return system

@@ -1,0 +1,248 @@
+r"""Stability, batch size and limits of streaming least-squares SGD (plain and heavy ball).
+
+docs/lstsq.md, "Stability and batch size" and "Momentum". Everything here is exact at finite d
+for Gaussian data unless its docstring says "homogenized" (the d -> infinity limit).
+
+* `critical_step_size`: the exact threshold gamma_c. Plain SGD: the root of
+  (gamma/(B d)) sum_i lambda_i / (2 - (gamma/d)(1 + 1/B) lambda_i) = 1. Heavy ball: the root of the
+  feedback G(gamma) = sum_i m_i/(1 - m_i) = 1 with
+  m_i = (eta lambda_i / B)(1+beta) / ((1-beta)(2(1+beta) - eta lambda_i)) (one formula: at beta = 0
+  it is the plain threshold).
+* `critical_batch_size` = tr H / lambda_max; `accelerated_critical_batch_size` for the optimal heavy
+  ball.
+* `limit_excess_risk`, `kernel_mass`, `feedback`, `asymptotic_rate`, `effective_step_size`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.optimize
+
+from ...setups.lstsq import StreamingLeastSquares
+from ._recursion import mode_coefficients
+
+
+def _mode_masses(eigenvalues, eta, batch_size, momentum) -> np.ndarray:
+    """m_i = (eta lambda_i / B)(1+beta) / ((1-beta)(2(1+beta) - eta lambda_i)): the mass of mode i's
+    kernel, (eta^2 lambda_i^2 / B) sum_m u_m(lambda_i)^2 (inf where the noiseless heavy ball is
+    unstable)."""
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    b = momentum
+    a = eta * lam
+    denom = (1.0 - b) * (2.0 * (1.0 + b) - a)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denom > 0, a * (1.0 + b) / (batch_size * denom), np.inf)
+
+
+def kernel_mass(setup: StreamingLeastSquares) -> float:
+    r"""||K||_1 = sum_i m_i, the mass of the discrete Volterra kernel (docs/lstsq.md, "Momentum").
+
+    The Volterra equation converges iff this is < 1 (and eta lambda_max < 2(1+beta)); it is about
+    gamma lambda_bar / (2 B (1 - beta)). inf past the curvature limit.
+    """
+    eta = setup.step_size / setup.dim
+    return float(np.sum(_mode_masses(setup.eigenvalues, eta, setup.batch_size, setup.momentum)))
+
+
+def homogenized_kernel_mass(setup: StreamingLeastSquares) -> float:
+    """int_0^inf K(t) dt = gamma lambda_bar / (2 B (1 - beta)) of the homogenized (d -> inf) kernel."""
+    return float(setup.step_size * setup.eigenvalues.mean()
+                 / (2.0 * setup.batch_size * (1.0 - setup.momentum)))
+
+
+def feedback(setup: StreamingLeastSquares) -> float:
+    """G = sum_i m_i/(1 - m_i), the kernel mass of the exact recursion (inf if some m_i >= 1).
+
+    The exact recursion converges iff G < 1; at beta = 0 this is (gamma/(B d)) sum_i lambda_i /
+    (2 - (gamma/d)(1 + 1/B) lambda_i).
+    """
+    m = _mode_masses(setup.eigenvalues, setup.step_size / setup.dim, setup.batch_size,
+                     setup.momentum)
+    if np.any(m >= 1.0):
+        return math.inf
+    return float(np.sum(m / (1.0 - m)))
+
+
+def critical_step_size(setup: StreamingLeastSquares) -> float:
+    r"""The exact finite-d stability threshold gamma_c(beta, B) of the expected recursion.
+
+    gamma_c solves G(gamma) = sum_i m_i/(1 - m_i) = 1 (`feedback`) on (0, gamma_max), where
+    gamma_max = 2 d B (1 - beta^2) / (lambda_max ((1+beta) + B (1-beta))) is where the top mode's
+    m_i reaches 1. At beta = 0 this is the root of (gamma/(B d)) sum_i lambda_i /
+    (2 - (gamma/d)(1 + 1/B) lambda_i) = 1 below 2d / ((1 + 1/B) lambda_max): exactly where the
+    spectral radius of the plain recursion's matrix diag(a) + b lambda^T crosses 1. It
+    interpolates between 2B / lambda_bar (small B) and 2d / lambda_max (large B).
+    Units: gamma (the per-step step is gamma / d).
+    """
+    lam = setup.eigenvalues
+    d, batch, b = setup.dim, setup.batch_size, setup.momentum
+    upper = 2.0 * d * batch * (1.0 - b * b) / (lam.max() * ((1.0 + b) + batch * (1.0 - b)))
+
+    def g(gamma):
+        m = _mode_masses(lam, gamma / d, batch, b)
+        return np.sum(m / (1.0 - m)) - 1.0
+
+    hi = upper * (1.0 - 1e-15)
+    if g(hi) <= 0:
+        return float(upper)
+    return float(scipy.optimize.brentq(g, 0.0, hi, xtol=1e-15 * upper, rtol=4 * np.finfo(float).eps))
+
+
+def homogenized_critical_step_size(setup: StreamingLeastSquares) -> float:
+    """gamma_c of the homogenized plain-SGD limit: min(2B / lambda_bar, 2d / lambda_max)."""
+    lam = setup.eigenvalues
+    return float(min(2.0 * setup.batch_size / lam.mean(), 2.0 * setup.dim / lam.max()))
+
+
+def critical_batch_size(setup: StreamingLeastSquares) -> float:
+    """B_crit = tr H / lambda_max: above it the curvature limit binds and extra batch is wasted."""
+    return float(setup.eigenvalues.sum() / setup.eigenvalues.max())
+
+
+def recursion_matrix(setup: StreamingLeastSquares) -> np.ndarray:
+    """The d x d matrix M = diag(a) + b lambda^T of plain SGD's rho(k+1) = M rho(k) + b sigma^2
+    (small d only; beta = 0)."""
+    a, b = mode_coefficients(setup.eigenvalues, setup.step_size, setup.batch_size, setup.dim)
+    return np.diag(np.asarray(a)) + np.outer(np.asarray(b), setup.eigenvalues)
+
+
+def limit_risk(setup: StreamingLeastSquares, form: str = "exact") -> float:
+    """lim_k R_k: (sigma^2/2)/(1 - G) (``"exact"``) or (sigma^2/2)/(1 - ||K||_1) (``"volterra"``).
+
+    inf when the corresponding mass is >= 1 (at or beyond the threshold).
+    """
+    if form not in ("exact", "volterra"):
+        raise ValueError(f"form={form!r} is invalid; allowed: ('exact', 'volterra')")
+    mass = feedback(setup) if form == "exact" else kernel_mass(setup)
+    if not mass < 1.0:
+        return math.inf
+    return 0.5 * setup.noise_std**2 / (1.0 - mass)
+
+
+def limit_excess_risk(setup: StreamingLeastSquares, form: str = "exact") -> float:
+    r"""lim_k R_k - sigma^2/2 (see `limit_risk`); inf at or beyond gamma_c.
+
+    Plain SGD: rho_i = b_i psi / (1 - a_i), psi = sigma^2 / (1 - sum_i lambda_i b_i/(1 - a_i)); in
+    the homogenized limit gamma lambda_bar sigma^2 / (2 (2B - gamma lambda_bar)).
+    """
+    return limit_risk(setup, form) - 0.5 * setup.noise_std**2
+
+
+def effective_step_size(setup: StreamingLeastSquares) -> float:
+    """gamma / (1 - beta): SGD at this step matches SGD+M at (gamma, beta) for small
+    eta lambda / (1-beta)^2."""
+    return setup.step_size / (1.0 - setup.momentum)
+
+
+def isotropic_risk(t, *, step_size, batch_size, noise_std, initial_risk):
+    r"""Closed form for H = I (homogenized plain-SGD ODE): R solves
+    dR/dt = -2 gamma (R - sigma^2/2) + (gamma^2/B) R, so
+
+        R(t) = R_inf + (R_0 - R_inf) exp(-(2 gamma - gamma^2/B) t),   R_inf = B sigma^2 / (2B - gamma).
+    """
+    g, b2 = step_size, batch_size
+    r_inf = b2 * noise_std**2 / (2 * b2 - g)
+    return r_inf + (initial_risk - r_inf) * np.exp(-(2 * g - g**2 / b2) * np.asarray(t))
+
+
+def _noiseless_maps(lam, eta, b) -> np.ndarray:
+    """(d, 3, 3) noiseless moment maps acting on (Sxx, Sxv, Svv)."""
+    a = eta * np.asarray(lam, dtype=np.float64)
+    one = np.ones_like(a)
+    rows = [[(1 - a) ** 2, 2 * (1 - a) * b, b * b * one],
+            [-(1 - a) * a, (1 - 2 * a) * b, b * b * one],
+            [a * a, -2 * a * b, b * b * one]]
+    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
+
+
+def _heavy_ball_radius(lam, eta, b) -> float:
+    """max_i |r_i|^2 over the roots of r^2 - (1+beta-eta lambda_i) r + beta (the noiseless rate)."""
+    c = 1.0 + b - eta * np.asarray(lam, dtype=np.float64)
+    disc = c * c - 4.0 * b
+    real_roots = np.abs(c) / 2.0 + np.sqrt(np.maximum(disc, 0.0)) / 2.0
+    radius = np.where(disc >= 0, real_roots, np.sqrt(b))
+    return float(np.max(radius) ** 2)
+
+
+def asymptotic_rate(setup: StreamingLeastSquares) -> float:
+    r"""The per-step contraction factor of the excess risk of the exact recursion (>= 1: diverges).
+
+    The largest z with G(z) = sum_i m_i(z)/(1 - m_i(z)) = 1, m_i(z) = (eta^2 lambda_i^2/B) H_i(z),
+    H_i(z) = sum_m u_m(lambda_i)^2 z^{-m-1} = e_1^T (z - A_i)^{-1} (1, 1, 1)^T (A_i the noiseless
+    3 x 3 moment map), or the noiseless heavy-ball rate max_i |r_i|^2 if that is larger. Rate per
+    unit t: -d log z. At beta = 0 it is the spectral radius of the plain-SGD recursion matrix.
+    """
+    lam = np.asarray(setup.eigenvalues, dtype=np.float64)
+    d, batch, b = setup.dim, setup.batch_size, setup.momentum
+    eta = setup.step_size / d
+    base = _heavy_ball_radius(lam, eta, b)
+    maps = _noiseless_maps(lam, eta, b)
+    ones = np.ones((lam.size, 3, 1))
+
+    def gain(z):
+        try:
+            h = np.linalg.solve(z * np.eye(3)[None] - maps, ones)[:, 0, 0]
+        except np.linalg.LinAlgError:  # z on a noiseless eigenvalue: the transfer function's pole
+            return math.inf
+        m = eta**2 * lam**2 / batch * h
+        if np.any(m >= 1.0) or np.any(m < 0):
+            return math.inf
+        return float(np.sum(m / (1.0 - m)))
+
+    lo = base * (1.0 + 1e-12) + 1e-15
+    if gain(lo) <= 1.0:
+        return base
+    hi = max(1.0, lo) * 2.0
+    while gain(hi) > 1.0:
+        hi *= 2.0
+    return float(scipy.optimize.brentq(lambda z: gain(z) - 1.0, lo, hi, xtol=1e-15, rtol=1e-14))
+
+
+def accelerated_hyperparameters(eigenvalues) -> tuple[float, float]:
+    """(gamma*, beta*) of the full-batch optimal heavy ball for the spectrum [mu, L] (docs/lstsq.md, "Momentum").
+
+    eta* = 4/(sqrt L + sqrt mu)^2 per step (gamma* = d eta*), beta* = ((sqrt L - sqrt mu)/(sqrt L +
+    sqrt mu))^2; the full-batch error then contracts by sqrt(beta*) ~ 1 - 2/sqrt(kappa) per step.
+    """
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    big, small = math.sqrt(lam.max()), math.sqrt(lam.min())
+    return lam.size * 4.0 / (big + small) ** 2, ((big - small) / (big + small)) ** 2
+
+
+def accelerated_critical_batch_size(eigenvalues, form: str = "exact") -> float:
+    r"""The batch above which SGD+M at the full-batch optimal (gamma*, beta*) converges (docs/lstsq.md, "Momentum").
+
+    With c_i = lambda_i (L + mu) / (2 sqrt(L mu) (L + mu - lambda_i)) (so m_i = c_i / B):
+
+    * ``"exact"`` (default): the exact finite-d form, the root B > max c_i of
+      sum_i c_i / (B - c_i) = 1 (G < 1 for Gaussian data at this d);
+    * ``"homogenized"``: the homogenized identity B_c = sum_i c_i (||K||_1 < 1, Volterra equation);
+    * ``"bulk"``: the approximation tr H / (2 sqrt(L mu)), good only when the spectrum's bulk is
+      well below L.
+
+    Below B_c the accelerated pair diverges and one must shrink the step (momentum then only
+    rescales SGD through gamma/(1-beta)).
+    """
+    allowed = ("exact", "homogenized", "bulk")
+    if form not in allowed:
+        raise ValueError(f"form={form!r} is invalid; allowed: {allowed}")
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    big, small = lam.max(), lam.min()
+    if form == "bulk":
+        return float(lam.sum() / (2.0 * math.sqrt(big * small)))
+    if big == small:  # one distinct eigenvalue: beta* = 0, eta* lambda = 1, exact for any B
+        c = np.full_like(lam, 0.5)
+    else:
+        c = lam * (big + small) / (2.0 * math.sqrt(big * small) * (big + small - lam))
+    if form == "homogenized":
+        return float(c.sum())
+    lo = c.max() * (1.0 + 1e-15)
+    f = lambda b: float(np.sum(c / (b - c))) - 1.0  # noqa: E731
+    hi = c.sum() + c.max() + 1.0
+    while f(hi) > 0:
+        hi *= 2.0
+    return float(scipy.optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-14))
+
+

@@ -1,0 +1,106 @@
+"""The layout's promises: layering, one protocol, compile once, nothing outside the repository."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import hdsgd
+
+PACKAGE = Path(hdsgd.__file__).parent
+ROOT = PACKAGE.parent
+FACES = ("lstsq", "proxlinear", "spiked", "grokking", "momentum")
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of the hdsgd modules ``path`` imports (relative imports resolved)."""
+    tree = ast.parse(path.read_text())
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("hdsgd")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod.startswith("hdsgd"):
+                out.add(mod)
+                out |= {f"{mod}.{a.name}" for a in node.names}
+    return out
+
+
+def _files(sub: str):
+    return sorted((PACKAGE / sub).rglob("*.py"))
+
+
+def _violations(files, forbidden: tuple[str, ...]) -> list[str]:
+    bad = []
+    for f in files:
+        for mod in _imports(f):
+            if any(mod == p or mod.startswith(p + ".") for p in forbidden):
+                bad.append(f"{f.relative_to(ROOT)} imports {mod}")
+    return bad
+
+
+def test_theory_and_monte_carlo_never_import_each_other():
+    assert not _violations(_files("odes"), ("hdsgd.montecarlo", "hdsgd.cli", "hdsgd.autotune",
+                                            "hdsgd.compare", "hdsgd.plot"))
+    assert not _violations(_files("montecarlo"), ("hdsgd.odes", "hdsgd.cli", "hdsgd.autotune",
+                                                  "hdsgd.compare", "hdsgd.plot"))
+
+
+def test_setups_are_data_only():
+    forbidden = ("hdsgd.odes", "hdsgd.montecarlo", "hdsgd.cli", "hdsgd.autotune",
+                 "hdsgd.compare", "hdsgd.plot") + tuple(f"hdsgd.{f}" for f in FACES)
+    assert not _violations(_files("setups"), forbidden)
+
+
+def test_only_the_command_line_imports_the_command_line():
+    files = [f for f in PACKAGE.rglob("*.py") if "cli" not in f.relative_to(PACKAGE).parts]
+    assert not _violations(files, ("hdsgd.cli",))
+
+
+def test_generic_modules_know_no_system():
+    generic = [PACKAGE / f"{m}.py" for m in ("api", "curve", "compare", "autotune", "plot",
+                                              "_segments", "_numerics", "_precision")]
+    assert not _violations(generic, ("hdsgd.odes", "hdsgd.montecarlo", "hdsgd.cli")
+                           + tuple(f"hdsgd.{f}" for f in FACES))
+
+
+def test_nothing_cites_files_outside_the_repository_or_issue_numbers():
+    pattern = re.compile(r"spec §|specs/|shared/|spec ``|spec `[a-z_]+\.md`|\(issue \d|issue #?\d+")
+    hits = []
+    for f in list(PACKAGE.rglob("*.py")) + [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md")):
+        for i, line in enumerate(f.read_text().splitlines(), 1):
+            if pattern.search(line):
+                hits.append(f"{f.relative_to(ROOT)}:{i}: {line.strip()[:80]}")
+    assert not hits, "\n".join(hits[:20])
+
+
+@pytest.mark.parametrize("face", [f for f in FACES if hasattr(hdsgd, f)])
+def test_faces_re_export_only(face):
+    """A face defines nothing: every public name comes from setups, odes or montecarlo."""
+    tree = ast.parse((PACKAGE / f"{face}.py").read_text())
+    defined = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Assign))
+               and not (isinstance(n, ast.Assign) and any(
+                   isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets))]
+    assert not defined
+    module = getattr(hdsgd, face)
+    for name in module.__all__:
+        assert hasattr(module, name), name
