@@ -69,7 +69,9 @@ def check_key(key):
         else:
             ok = key.dtype == jnp.uint32 and key.shape == (2,)
     if not ok:
-        raise ValueError(f"key={key!r} is invalid; allowed: a single JAX PRNG key, made with "
+        shown = repr(key) if len(repr(key)) < 40 and "\n" not in repr(key) else (
+            f"<{type(key).__name__} of shape {getattr(key, 'shape', '?')}>")
+        raise ValueError(f"key={shown} is invalid; allowed: a single JAX PRNG key, made with "
                          "jax.random.key(0) (or jax.random.PRNGKey(0))")
     return key
 

@@ -26,7 +26,7 @@ import equinox as eqx
 import numpy as np
 import scipy.optimize
 
-from .api import grid_setups, predict, predict_grid, simulate  # noqa: F401
+from .api import check_horizon, check_setup, grid_setups, predict, predict_grid, simulate  # noqa: F401
 from .compare import Agreement, compare
 from ._numerics import first_crossing
 from ._precision import scoped_x64
@@ -52,13 +52,15 @@ class Objective(eqx.Module):
         kind: ``"samples_to_target"``, ``"steps_to_target"`` or ``"value_at_budget"``.
         observable: the observable it reads.
         target: the level to reach (``*_to_target``).
-        budget: the sample budget (``value_at_budget``).
+        budget: the budget (``value_at_budget``), in ``budget_unit``.
+        budget_unit: ``"samples"`` or ``"steps"``.
     """
 
     kind: str = eqx.field(static=True)
     observable: str = eqx.field(static=True)
     target: float | None = None
     budget: float | None = None
+    budget_unit: str = eqx.field(static=True, default="samples")
 
     def __call__(self, curve: Curve) -> float:
         y = _clean(curve, self.observable)
@@ -66,23 +68,30 @@ class Objective(eqx.Module):
             return first_crossing(curve.samples, y, self.target)
         if self.kind == "steps_to_target":
             return first_crossing(_steps(curve), y, self.target)
-        # value_at_budget
-        if curve.samples[-1] < self.budget:
+        # value_at_budget: linear interpolation in the budget's unit
+        x = curve.samples if self.budget_unit == "samples" else _steps(curve)
+        if x[-1] < self.budget * (1 - 1e-12):
             return math.inf
-        i = int(np.searchsorted(curve.samples, self.budget, side="left"))
+        i = int(np.searchsorted(x, self.budget, side="left"))
         if i == 0:
             return float(y[0])
-        s0, s1 = curve.samples[i - 1], curve.samples[i]
-        frac = 0.0 if s1 == s0 else (self.budget - s0) / (s1 - s0)
+        i = min(i, len(x) - 1)
+        x0, x1 = x[i - 1], x[i]
+        frac = 0.0 if x1 == x0 else min(1.0, (self.budget - x0) / (x1 - x0))
         y0, y1 = y[i - 1], y[i]
         if not (np.isfinite(y0) and np.isfinite(y1)):
             return math.inf
         return float(y0 + frac * (y1 - y0))
 
     @property
+    def sample_budget(self) -> float | None:
+        """The budget in fresh samples, when the objective has one."""
+        return self.budget if self.kind == "value_at_budget" and self.budget_unit == "samples" else None
+
+    @property
     def description(self) -> str:
         if self.kind == "value_at_budget":
-            return f"{self.observable} after {self.budget:g} samples"
+            return f"{self.observable} after {self.budget:g} {self.budget_unit}"
         unit = "samples" if self.kind == "samples_to_target" else "steps"
         return f"{unit} until {self.observable} <= {self.target:g}"
 
@@ -96,25 +105,38 @@ def _steps(curve: Curve) -> np.ndarray:
     return curve.time * float(dim)
 
 
+def _check_level(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(float(value)):
+        raise ValueError(f"{name}={value!r} is invalid; allowed: a finite number")
+    return float(value)
+
+
 def samples_to_target(value: float, observable: str = "excess_risk") -> Objective:
     """Fresh samples used until ``observable <= value`` (inf if never, or after divergence)."""
-    if not (isinstance(value, (int, float)) and math.isfinite(value)):
-        raise ValueError(f"value={value!r} must be a finite number")
-    return Objective("samples_to_target", observable, target=float(value))
+    return Objective("samples_to_target", observable, target=_check_level("value", value))
 
 
 def steps_to_target(value: float, observable: str = "excess_risk") -> Objective:
     """Optimizer steps until ``observable <= value`` (inf if never, or after divergence)."""
-    if not (isinstance(value, (int, float)) and math.isfinite(value)):
-        raise ValueError(f"value={value!r} must be a finite number")
-    return Objective("steps_to_target", observable, target=float(value))
+    return Objective("steps_to_target", observable, target=_check_level("value", value))
 
 
-def value_at_budget(*, samples: float, observable: str = "excess_risk") -> Objective:
-    """The observable after ``samples`` fresh samples (inf if the prediction diverged)."""
-    if not (isinstance(samples, (int, float)) and samples > 0 and math.isfinite(samples)):
-        raise ValueError(f"samples={samples!r} must be a positive finite number")
-    return Objective("value_at_budget", observable, budget=float(samples))
+def value_at_budget(*, samples: float | None = None, steps: float | None = None,
+                    observable: str = "excess_risk") -> Objective:
+    """The observable once ``samples`` fresh samples (or ``steps`` steps; give exactly one)
+    have been used, interpolated linearly (inf if the prediction diverged first)."""
+    if (samples is None) == (steps is None):
+        raise ValueError(f"samples={samples!r}, steps={steps!r}; allowed: exactly one of them")
+    name, value = ("samples", samples) if samples is not None else ("steps", steps)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name}={value!r} is invalid; allowed: a positive finite number")
+    return Objective("value_at_budget", observable, budget=float(value), budget_unit=name)
+
+
+def _describe(objective) -> str:
+    return getattr(objective, "description", None) or getattr(objective, "__name__", "objective")
 
 
 # ----------------------------------------------------------------- the search space
@@ -173,7 +195,7 @@ class Tuned(eqx.Module):
     objective_value: float
     curve: Curve
     table: list
-    objective: Objective
+    objective: Any
     horizon: float
     options: dict = eqx.field(static=True, default_factory=dict)
 
@@ -229,6 +251,26 @@ def _predict_candidates(setup, candidates, horizons, executor, options) -> list:
     return curves
 
 
+def _check_scores(objective, curves, scores) -> None:
+    """Refuse a target already met at the start, or met by no candidate at all."""
+    valid = [c for c in curves if c is not None]
+    kind = getattr(objective, "kind", None)
+    if kind in ("samples_to_target", "steps_to_target"):
+        starts = [float(_clean(c, objective.observable)[0]) for c in valid]
+        if any(v <= objective.target for v in starts):
+            raise ValueError(f"target={objective.target:g} is already met at the start "
+                             f"({objective.observable} = {min(starts):.6g} at time 0); allowed: a "
+                             f"target below {min(starts):.6g}")
+    if np.all(~np.isfinite(scores)):
+        if kind in ("samples_to_target", "steps_to_target"):
+            lows = [np.min(_clean(c, objective.observable)) for c in valid]
+            raise ValueError(f"target={objective.target:g} is met by no candidate: the lowest "
+                             f"{objective.observable} predicted is {min(lows):.6g}; allowed: a "
+                             "target above it, a longer horizon or budget, or other candidates")
+        raise ValueError(f"no candidate has a finite score for {_describe(objective)} (every "
+                         "prediction diverged, or the budget lies beyond the horizon)")
+
+
 @scoped_x64
 def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, *,
          horizon: float | None = None, budget: float | None = None, refine: bool = True,
@@ -253,13 +295,27 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
     Returns:
         A `Tuned`; ``objective_value`` is ``inf`` when no candidate reaches the target.
     """
-    if not isinstance(objective, Objective):
-        raise ValueError("objective must come from samples_to_target, steps_to_target or value_at_budget")
-    if budget is None and horizon is None:
-        budget = objective.budget
+    check_setup(setup, "tune")
+    if not callable(objective):
+        raise ValueError(f"objective={objective!r} is invalid; allowed: samples_to_target(...), "
+                         "steps_to_target(...), value_at_budget(...) or a callable Curve -> float")
+    if not isinstance(space, Mapping) or not space:
+        raise ValueError(f"space={space!r} is invalid; allowed: a non-empty dict field -> "
+                         "candidate values or LogRange")
+    tunable = setup.field_names() + tuple(setup.coordinates)
+    unknown = sorted(set(space) - set(tunable))
+    if unknown:
+        raise ValueError(f"space names {', '.join(map(repr, unknown))}, not a field of "
+                         f"{type(setup).__name__}; allowed: {', '.join(tunable)}")
+    if budget is None and horizon is None and isinstance(objective, Objective):
+        budget = objective.sample_budget
     if horizon is None and budget is None:
         raise ValueError("horizon=None and budget=None; allowed: a horizon (in the system's time "
-                         "unit) or a sample budget (budget=, or a value_at_budget objective)")
+                         "unit) or a sample budget (budget=, or value_at_budget(samples=...))")
+    if horizon is not None:
+        horizon = check_horizon(horizon, setup)
+    if budget is not None and not (isinstance(budget, (int, float)) and 0 < budget < math.inf):
+        raise ValueError(f"budget={budget!r} is invalid; allowed: a positive number of samples")
     names, axes = _grid(space)
     points = list(itertools.product(*axes))
     candidates = []
@@ -267,15 +323,13 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         try:
             candidates.append(setup.replace(**dict(zip(names, p))))
         except ValueError:
-            if len(candidates) == 0 and len(points) == 1:
-                raise
             candidates.append(None)
-    unknown = set(names) - set(setup.field_names()) - set(setup.coordinates)
-    if unknown:
-        setup.replace(**{n: None for n in unknown})  # raises, naming them and the allowed ones
+    if all(c is None for c in candidates):
+        setup.replace(**dict(zip(names, points[0])))  # raises, naming the invalid value
     horizons = [None if c is None else _candidate_horizon(c, horizon, budget) for c in candidates]
     curves = _predict_candidates(setup, candidates, horizons, executor, predict_options)
-    scores = np.array([math.inf if c is None else objective(c) for c in curves])
+    scores = np.array([math.inf if c is None else float(objective(c)) for c in curves])
+    _check_scores(objective, curves, scores)
     table = [{**{n: float(p[i]) for i, n in enumerate(names)}, "score": float(s)}
              for p, s in zip(points, scores)]
     best = int(np.argmin(scores))

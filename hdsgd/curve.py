@@ -13,6 +13,7 @@ for a theory curve and ``(S, T)`` for a Monte Carlo curve with ``S = seeds``.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -180,6 +181,8 @@ class Curve(eqx.Module):
     def save(self, path: str | Path) -> Path:
         """Write the curve to ``path`` (.npz). ``Curve.load`` gives it back exactly."""
         path = Path(path)
+        if not path.expanduser().resolve().parent.is_dir():
+            raise ValueError(f"path={str(path)!r} is invalid: its folder does not exist")
         arrays = {"time": self.time, "samples": self.samples}
         for k, v in self.observables.items():
             arrays[f"obs::{k}"] = v
@@ -198,18 +201,38 @@ class Curve(eqx.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> "Curve":
-        with np.load(Path(path), allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            obs = {k: data[f"obs::{k}"] for k in header["observable_order"]}
-            return cls(
-                time=data["time"],
-                observables=obs,
-                time_unit=header["time_unit"],
-                samples=data["samples"],
-                seeds=header["seeds"],
-                diverged=data["diverged"] if "diverged" in data.files else None,
-                meta=header["meta"],
-            )
+        """Read a curve written by `Curve.save` (never loads pickles).
+
+        Raises ``ValueError`` naming the path when the file is missing, truncated, empty or not
+        an hdsgd curve file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"path={str(path)!r} is invalid: no such file (allowed: a .npz "
+                             "written by Curve.save)")
+        try:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise KeyError("a single array, not an archive")
+            with data:
+                if "header" not in data.files:
+                    raise KeyError("no hdsgd header")
+                header = json.loads(str(data["header"]))
+                obs = {k: data[f"obs::{k}"] for k in header["observable_order"]}
+                return cls(
+                    time=data["time"],
+                    observables=obs,
+                    time_unit=header["time_unit"],
+                    samples=data["samples"],
+                    seeds=header["seeds"],
+                    diverged=data["diverged"] if "diverged" in data.files else None,
+                    meta=header["meta"],
+                )
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+            reason = ("not a numpy archive; numpy would have to unpickle it, which hdsgd never does"
+                      if "pickle" in str(err) else f"{type(err).__name__}: {err}")
+            raise ValueError(f"path={str(path)!r} is not an hdsgd curve file ({reason}); allowed: "
+                             "a .npz written by Curve.save") from None
 
     def table(self, names: tuple[str, ...] | None = None, rows: int = 12) -> str:
         """A short text table of the (seed-mean) observables at ~``rows`` times."""
@@ -236,8 +259,8 @@ def _json_default(x):
 
 
 def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, samples,
-                 seeds: int | None = None, blown=None, warnings=(), extra: Mapping | None = None
-                 ) -> Curve:
+                 seeds: int | None = None, blown=None, warnings=(), extra: Mapping | None = None,
+                 free_fields: tuple[str, ...] = ()) -> Curve:
     """The one way every prediction and every simulation becomes a `Curve`.
 
     Divergence: a point is diverged where ``blown`` (the system's own criterion, e.g. a value
@@ -259,6 +282,8 @@ def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, sa
         blown: optional boolean mask (same shape as the observables) from the system.
         warnings: strings for ``meta["warning"]``.
         extra: more metadata.
+        free_fields: Setup fields the values do not depend on (e.g. ``("dim",)`` for a
+            d -> infinity limit), so that `compare` accepts a Monte Carlo at another value.
     """
     time = np.asarray(time, dtype=np.float64)
     shape = time.shape if seeds is None else (int(seeds),) + time.shape
@@ -286,7 +311,8 @@ def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, sa
             runs = int(diverged.any(axis=-1).sum())
             notes.append(f"{runs} of {seeds} Monte Carlo runs diverged")
     meta = {**setup.fields(), "method": method, "version": __version__,
-            "time_label": setup.time_label, **(dict(extra) if extra else {})}
+            "time_label": setup.time_label, "setup_fields": list(setup.field_names()),
+            "free_fields": list(free_fields), **(dict(extra) if extra else {})}
     if notes:
         meta["warning"] = "; ".join(notes)
     return Curve(time=time, observables=obs, time_unit=setup.time_unit,

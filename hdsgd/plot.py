@@ -1,17 +1,28 @@
-"""Figures: theory lines against Monte Carlo means with a 10-90 % band, log-log by default.
+"""Figures: theory lines against Monte Carlo means with a +-2 standard-error band.
 
-Uses matplotlib's non-interactive Agg backend, so it works on a machine with no display.
-Diverged points are left out of lines and marked with a cross at the first one.
+One panel per observable, at most three panels per row. The Monte Carlo band is the mean
++- 2 standard errors of the mean (what `hdsgd.compare` measures gaps in); the 10-90 % spread of
+the seeds is optional (``spread=True``). Diverged parts are marked: the finite part of a curve is
+drawn, a red dotted line and a label mark where it diverged, and a curve that is infinite from
+the start gets a note instead of a line. Observables listed in ``meta["auxiliary"]`` (a clock,
+bookkeeping) are not drawn unless named. Uses matplotlib's non-interactive Agg backend.
 """
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from .curve import Curve
+
+PANELS_PER_ROW = 3
+#: Setup fields never shown in a default title (large arrays, bookkeeping)
+_TITLE_SKIP = {"system", "setup_fields", "free_fields", "version", "time_label", "method",
+               "warning", "auxiliary", "dtype"}
 
 
 def _pyplot():
@@ -23,29 +34,56 @@ def _pyplot():
     return plt
 
 
-def _masked(values: np.ndarray, diverged: np.ndarray, log: bool) -> np.ndarray:
+def _masked(values, diverged, log: bool) -> np.ndarray:
     v = np.array(values, dtype=np.float64)
-    bad = diverged | ~np.isfinite(v)
+    bad = np.asarray(diverged, dtype=bool) | ~np.isfinite(v)
     if log:
         bad |= v <= 0
     v[bad] = np.nan
     return v
 
 
-def plot_curves(theory: Curve | Sequence[Curve] | None = None, mc: Curve | Sequence[Curve] | None = None,
-                *, names: Sequence[str] | None = None, path: str | Path | None = None,
+def default_observables(curve: Curve, limit: int = 9) -> list[str]:
+    """The observables worth a panel: all but ``meta["auxiliary"]``, at most ``limit``."""
+    hidden = set(curve.meta.get("auxiliary", ()))
+    return [n for n in curve.names if n not in hidden][:limit]
+
+
+def default_title(curve: Curve, width: int = 110) -> str:
+    """The system and its scalar Setup fields, as many as fit on two lines of ``width``."""
+    fields = curve.meta.get("setup_fields") or [k for k in curve.meta if k not in _TITLE_SKIP]
+    parts = []
+    for name in fields:
+        value = curve.meta.get(name)
+        if name in _TITLE_SKIP or isinstance(value, (list, dict)) or value is None:
+            continue
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        parts.append(f"{name}={text}")
+    if "dim" in curve.meta and "dim" not in fields:
+        parts.insert(0, f"d={curve.meta['dim']}")
+    head = str(curve.meta.get("system", ""))
+    lines = textwrap.wrap(f"{head}: {', '.join(parts)}" if head else ", ".join(parts), width)
+    return "\n".join(lines[:2]) + (" ..." if len(lines) > 2 else "")
+
+
+def plot_curves(theory: Curve | Sequence[Curve] | None = None,
+                mc: Curve | Sequence[Curve] | None = None, *,
+                names: Sequence[str] | None = None, path: str | Path | None = None,
                 labels: Sequence[str] | None = None, logx: bool = True, logy: bool = True,
-                title: str | None = None, ax=None):
-    """Plot theory curves (lines) and Monte Carlo curves (mean markers and 10-90 % band).
+                title: str | None = None, spread: bool = False, ax=None):
+    """Plot theory curves (lines) and Monte Carlo curves (mean markers, +-2 s.e. band).
 
     Args:
         theory: one theory Curve or a list of them (matched with ``mc`` by position).
         mc: one Monte Carlo Curve or a list of them.
-        names: observables to draw, one panel each; default: all of the first curve's.
+        names: observables to draw, one panel each (at most three per row); default: the
+            first curve's, without its auxiliary ones (`default_observables`).
         path: where to write the PNG; ``None`` returns the figure without saving.
         labels: legend labels, one per (theory, mc) pair.
-        logx, logy: log axes (t = 0 is dropped on a log x axis).
-        title: figure title.
+        logx, logy: log axes (t = 0 is dropped on a log x axis; non-positive values are not
+            drawn on a log y axis).
+        title: figure title; default: the system and its key fields (`default_title`).
+        spread: also shade the 10-90 % spread of the seeds.
         ax: an existing matplotlib Axes (single observable only).
 
     Returns:
@@ -54,62 +92,114 @@ def plot_curves(theory: Curve | Sequence[Curve] | None = None, mc: Curve | Seque
     plt = _pyplot()
     th_list = [] if theory is None else ([theory] if isinstance(theory, Curve) else list(theory))
     mc_list = [] if mc is None else ([mc] if isinstance(mc, Curve) else list(mc))
+    if not th_list and not mc_list:
+        raise ValueError("theory=None and mc=None; allowed: at least one Curve to plot")
     first = (th_list or mc_list)[0]
-    names = list(names or first.names)
+    names = list(names) if names is not None else default_observables(first)
+    if not names:
+        raise ValueError(f"names is empty; allowed: observables of the curve ({first.names})")
     n = max(len(th_list), len(mc_list))
     labels = list(labels) if labels is not None else [None] * n
     if ax is None:
-        fig, axes = plt.subplots(1, len(names), figsize=(5.0 * len(names), 4.0), squeeze=False)
-        axes = axes[0]
+        cols = min(PANELS_PER_ROW, len(names))
+        rows = math.ceil(len(names) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.7 * rows + 0.5),
+                                 squeeze=False)
+        axes = axes.ravel()
+        for extra in axes[len(names):]:
+            extra.set_visible(False)
     else:
         fig, axes = ax.figure, [ax]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for panel, name in zip(axes, names):
+        drawn = False
         for i in range(n):
             color = colors[i % len(colors)]
-            lab = labels[i]
+            lab = f"{labels[i]}: " if labels[i] else ""
             if i < len(th_list) and name in th_list[i].observables:
-                c = th_list[i]
-                keep = c.time > 0 if logx else np.ones_like(c.time, bool)
-                y = _masked(c.observables[name], c.diverged_mask, logy)
-                panel.plot(c.time[keep], y[keep], color=color, lw=1.8,
-                           label=(f"{lab}: theory" if lab else "theory"))
-                _mark_divergence(panel, c.time, c.diverged_mask)
+                drawn |= _draw_theory(panel, th_list[i], name, color, lab, logx, logy)
             if i < len(mc_list) and name in mc_list[i].observables:
-                c = mc_list[i]
-                keep = c.time > 0 if logx else np.ones_like(c.time, bool)
-                div = c.diverged_mask.any(axis=0) if c.seeds else c.diverged_mask
-                mean = _masked(c.mean().observables[name], div, logy)
-                if c.seeds and c.seeds > 1:
-                    lo = _masked(c.quantile(0.1).observables[name], div, logy)
-                    hi = _masked(c.quantile(0.9).observables[name], div, logy)
-                    panel.fill_between(c.time[keep], lo[keep], hi[keep], color=color, alpha=0.2, lw=0)
-                panel.plot(c.time[keep], mean[keep], "o", ms=3, color=color, mfc="none",
-                           label=(f"{lab}: Monte Carlo ({c.seeds} seeds)" if lab else f"Monte Carlo ({c.seeds} seeds)"))
-                _mark_divergence(panel, c.time, div)
+                drawn |= _draw_monte_carlo(panel, mc_list[i], name, color, lab, logx, logy, spread)
         if logx:
             panel.set_xscale("log")
-        if logy:
+        if logy and drawn:
             panel.set_yscale("log")
+        if not drawn:
+            panel.text(0.5, 0.5, "diverged from the start:\nno finite value to draw",
+                       ha="center", va="center", color="red", transform=panel.transAxes)
         panel.set_xlabel(first.meta.get("time_label", "steps" if first.time_unit == "step" else "t"))
-        panel.set_ylabel(name)
+        panel.set_title(name, fontsize=10)
         panel.grid(True, which="both", alpha=0.25)
-        panel.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        if drawn:
+            panel.legend(fontsize=7)
+    fig.suptitle(title if title is not None else default_title(first), fontsize=9)
+    warnings = sorted({c.meta["warning"] for c in th_list if "warning" in c.meta})
+    if warnings and ax is None:
+        note = textwrap.fill("theory: " + "; ".join(warnings), 40 * min(PANELS_PER_ROW, len(names)))
+        fig.text(0.5, 0.005, note, ha="center", va="bottom", color="firebrick", fontsize=7)
+        fig.tight_layout(rect=(0, 0.03 * (note.count("\n") + 1) + 0.02, 1, 1))
+    else:
+        fig.tight_layout()
     if path is None:
         return fig
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def _mark_divergence(panel, time, diverged):
+def _visible(time, logx: bool):
+    return time > 0 if logx else np.ones_like(time, dtype=bool)
+
+
+def _draw_theory(panel, c: Curve, name, color, lab, logx, logy) -> bool:
+    keep = _visible(c.time, logx)
+    y = _masked(c.observables[name], c.diverged_mask, logy)
+    method = c.meta.get("method")
+    label = f"{lab}theory" + (f" ({method})" if method else "")
+    if not np.any(np.isfinite(y[keep])):
+        _mark_divergence(panel, c.time, c.diverged_mask, f"{lab}theory")
+        return False
+    panel.plot(c.time[keep], y[keep], color=color, lw=1.8, label=label)
+    _mark_divergence(panel, c.time, c.diverged_mask, f"{lab}theory")
+    return True
+
+
+def _draw_monte_carlo(panel, c: Curve, name, color, lab, logx, logy, spread) -> bool:
+    keep = _visible(c.time, logx)
+    div = c.diverged_mask.any(axis=0) if c.seeds else c.diverged_mask
+    with np.errstate(invalid="ignore", over="ignore"):
+        mean_raw = np.asarray(c.mean().observables[name], dtype=np.float64)
+    mean = _masked(mean_raw, div, logy)
+    if not np.any(np.isfinite(mean[keep])):
+        _mark_divergence(panel, c.time, div, f"{lab}Monte Carlo")
+        return False
+    if c.seeds and c.seeds > 1:
+        if spread:
+            lo = _masked(c.quantile(0.1).observables[name], div, logy)
+            hi = _masked(c.quantile(0.9).observables[name], div, logy)
+            panel.fill_between(c.time[keep], lo[keep], hi[keep], color=color, alpha=0.08, lw=0,
+                               label=f"{lab}10-90 % of seeds")
+        with np.errstate(invalid="ignore", over="ignore"):
+            sem = np.asarray(c.sem().observables[name], dtype=np.float64)
+        lo_raw, hi_raw = mean_raw - 2 * sem, mean_raw + 2 * sem
+        if logy:  # keep the band visible where it would cross zero on a log axis
+            lo_raw = np.where(lo_raw > 0, lo_raw, 0.1 * mean_raw)
+        lo, hi = _masked(lo_raw, div, logy), _masked(hi_raw, div, logy)
+        panel.fill_between(c.time[keep], lo[keep], hi[keep], color=color, alpha=0.25, lw=0,
+                           label=f"{lab}Monte Carlo mean +- 2 s.e.")
+    panel.plot(c.time[keep], mean[keep], "o", ms=3, color=color, mfc="none",
+               label=f"{lab}Monte Carlo mean ({c.seeds} seeds)")
+    _mark_divergence(panel, c.time, div, f"{lab}Monte Carlo")
+    return True
+
+
+def _mark_divergence(panel, time, diverged, who: str):
+    """A red dotted line where ``who`` first diverged, named in the legend."""
+    diverged = np.asarray(diverged, dtype=bool)
     if diverged.any():
         t0 = time[np.argmax(diverged)]
-        panel.axvline(t0, color="red", ls=":", lw=1)
-        panel.text(t0, 0.95, " diverged", color="red", transform=panel.get_xaxis_transform(),
-                   fontsize=7, va="top")
+        if t0 <= 0:
+            t0 = time[time > 0][0] if np.any(time > 0) else t0
+        panel.axvline(t0, color="red", ls=":", lw=1.2, label=f"{who} diverges here")

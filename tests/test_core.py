@@ -171,3 +171,158 @@ def test_cli_tune(capsys):
     assert "chosen step_size" in out and "Monte Carlo (4 seeds)" in out
     assert main(["lstsq", "tune", "--eigenvalues", "power_law:60", "--objective", "value_at_budget"]) == 2
     assert "budget" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- edges of the generic API
+def _lstsq(**kw):
+    return hdsgd.StreamingLeastSquares("ramp:30:0.5:1.5", **{"noise_std": 0.2, **kw})
+
+
+@pytest.mark.parametrize("key", [0, "abc", None, jnp.zeros(3), jax.random.split(jax.random.key(0), 2)])
+def test_bad_key_names_the_argument_and_says_how_to_make_one(key):
+    with pytest.raises(ValueError, match=r"key=.*jax\.random\.key\(0\)"):
+        hdsgd.simulate(_lstsq(), 1.0, key=key, seeds=2)
+
+
+@pytest.mark.parametrize("seeds", [None, float("nan"), 0, -1, 2.5, True, "4"])
+def test_bad_seeds(seeds):
+    with pytest.raises(ValueError, match="seeds="):
+        hdsgd.simulate(_lstsq(), 1.0, key=jax.random.key(0), seeds=seeds)
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, np.int64, "int8", jnp.float16, "banana"])
+def test_only_float_dtypes(dtype):
+    with pytest.raises(ValueError, match="dtype="):
+        hdsgd.simulate(_lstsq(), 1.0, key=jax.random.key(0), seeds=2, dtype=dtype)
+
+
+def test_horizon_must_cover_one_step_and_setup_must_be_a_setup():
+    setup = _lstsq()  # d = 30: one step is t = 1/30
+    with pytest.raises(ValueError, match="shorter than one step"):
+        hdsgd.predict(setup, 0.01)
+    with pytest.raises(ValueError, match="shorter than one step"):
+        hdsgd.simulate(setup, 0.01, key=jax.random.key(0), seeds=2)
+    assert hdsgd.predict(setup, 1 / 30).time[-1] == pytest.approx(1 / 30)
+    with pytest.raises(ValueError, match="setup="):
+        hdsgd.predict({"step_size": 1.0}, 1.0)
+
+
+def test_compare_refuses_curves_that_do_not_belong_together():
+    setup = _lstsq()
+    theory = hdsgd.predict(setup, 1.0)
+    mc = hdsgd.simulate(setup.replace(step_size=3.0), 1.0, key=jax.random.key(0), seeds=4,
+                        progress=False)
+    with pytest.raises(ValueError, match=r"step_size \(theory 1.0, mc 3.0\)"):
+        hdsgd.compare(theory, mc)
+    other = Curve(time=theory.time, observables={"risk": theory["risk"][None].repeat(3, 0)},
+                  time_unit="t", samples=theory.samples, seeds=3, meta={"system": "spiked"})
+    with pytest.raises(ValueError, match="'lstsq' curve and mc a 'spiked' curve"):
+        hdsgd.compare(theory, other)
+    good = hdsgd.simulate(setup, 1.0, key=jax.random.key(0), seeds=4, progress=False)
+    with pytest.raises(ValueError, match="t_min"):
+        hdsgd.compare(theory, good, t_min=5.0)
+
+
+def test_compare_gives_a_verdict_with_a_caveat_for_few_seeds_and_no_warnings(recwarn):
+    setup = _lstsq(step_size=1.5)
+    theory = hdsgd.predict(setup, 2.0)
+    few = hdsgd.compare(theory, hdsgd.simulate(setup, 2.0, key=jax.random.key(1), seeds=4,
+                                               progress=False))
+    assert few.caveat and "4 Monte Carlo seeds" in few.caveat
+    assert few.threshold == pytest.approx(32.6, abs=0.1)
+    many = hdsgd.compare(theory, hdsgd.simulate(setup, 2.0, key=jax.random.key(1), seeds=64,
+                                                progress=False))
+    assert many.caveat is None and many.ok() and many.verdict.startswith("theory and Monte Carlo agree")
+    assert "agree" in many.summary() and "standard errors" in many.summary()
+    name, time, gap = many.worst
+    assert name in ("risk", "excess_risk") and gap == many[name].max_sem_gap
+    # a diverged Monte Carlo against a finite theory: a verdict, no RuntimeWarning
+    blown = setup.replace(step_size=30.0)
+    mc = hdsgd.simulate(blown, 2.0, key=jax.random.key(1), seeds=4, progress=False)
+    assert mc.any_diverged and not np.isnan(mc["risk"]).any()
+    both = hdsgd.compare(hdsgd.predict(blown, 2.0), mc)
+    assert not both.ok() and "both diverged" in both.verdict
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_figures_are_a_grid_of_at_most_three_panels_and_survive_divergence(tmp_path):
+    import matplotlib.image
+
+    names = [f"obs{i}" for i in range(5)]
+    t = np.linspace(0, 1, 11)
+    curve = Curve(time=t, observables={n: 1 + t * (i + 1) for i, n in enumerate(names)} | {"tau": t},
+                  time_unit="step", samples=t, meta={"auxiliary": ["tau"], "system": "demo"})
+    path = hdsgd.plot_curves(curve, path=tmp_path / "grid.png")
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert width < 1.9 * height  # two rows of three, not a 5-panel strip
+    fig = hdsgd.plot_curves(curve)
+    titles = [a.get_title() for a in fig.axes if a.get_visible()]
+    assert titles == names  # the clock is not drawn
+    # an all-inf prediction and a late-diverged one still give a figure
+    dead = hdsgd.predict(_lstsq(step_size=500.0), 1.0)
+    assert np.all(np.isinf(dead["risk"][1:]))
+    assert hdsgd.plot_curves(dead, path=tmp_path / "dead.png").stat().st_size > 1000
+    assert main(["lstsq", "predict", "--eigenvalues", "ramp:30", "--step-size", "500",
+                 "--horizon", "1", "--plot", str(tmp_path / "cli.png")]) == 0
+    assert (tmp_path / "cli.png").stat().st_size > 1000
+
+
+def test_tune_refuses_met_unreachable_targets_and_unknown_fields():
+    setup = _lstsq(noise_std=0.0)
+    space = {"step_size": hdsgd.LogRange(0.2, 5.0, 4)}
+    start = setup.initial_risk
+    with pytest.raises(ValueError, match="already met at the start"):
+        hdsgd.tune(setup, space, hdsgd.samples_to_target(2 * start, "risk"), horizon=2.0)
+    with pytest.raises(ValueError, match="met by no candidate"):
+        hdsgd.tune(setup, space, hdsgd.samples_to_target(1e-30, "risk"), horizon=0.5)
+    with pytest.raises(ValueError, match=r"'stepsize'.*allowed: eigenvalues, initial_error"):
+        hdsgd.tune(setup, {"stepsize": [1.0]}, hdsgd.samples_to_target(0.1, "risk"), horizon=2.0)
+    with pytest.raises(ValueError, match="horizon=None and budget=None"):
+        hdsgd.tune(setup, space, hdsgd.samples_to_target(0.1, "risk"))
+    # a user callable on a Curve, and a step budget
+    tuned = hdsgd.tune(setup, {"step_size": [0.5, 1.0, 1.5]}, lambda c: float(c["risk"][-1]),
+                       horizon=2.0)
+    assert tuned.setup.step_size == 1.0  # 1.5 is near the edge (1.86) and slower
+    by_steps = hdsgd.tune(setup, {"step_size": [0.5, 1.0, 1.5]},
+                          hdsgd.value_at_budget(steps=30, observable="risk"), horizon=2.0)
+    assert by_steps.setup.step_size == 1.0
+    with pytest.raises(ValueError, match="exactly one"):
+        hdsgd.value_at_budget(samples=10, steps=10)
+
+
+@pytest.mark.parametrize("content", [b"", b"not a zip at all", b"PK\x03\x04truncated"])
+def test_curve_load_names_the_path_and_never_unpickles(tmp_path, content):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"bad\.npz.*not an hdsgd curve file"):
+        Curve.load(path)
+
+
+def test_curve_load_refuses_foreign_and_pickled_archives(tmp_path):
+    np.savez(tmp_path / "foreign.npz", a=np.ones(3))
+    with pytest.raises(ValueError, match="foreign.npz.*not an hdsgd curve file"):
+        Curve.load(tmp_path / "foreign.npz")
+    np.savez(tmp_path / "pickled.npz", header=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(ValueError, match="pickled.npz.*not an hdsgd curve file"):
+        Curve.load(tmp_path / "pickled.npz")
+    with pytest.raises(ValueError, match="no such file"):
+        Curve.load(tmp_path / "missing.npz")
+
+
+def test_cli_errors_name_the_subcommand_and_flag_and_check_outputs_first(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["lstsq", "predict", "--not-a-flag", "3"])
+    err = capsys.readouterr().err
+    assert "hdsgd lstsq predict" in err and "--not-a-flag" in err
+    assert main(["lstsq", "simulate", "--batch-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "hdsgd lstsq simulate: error: --batch-size: batch_size=0" in err
+    assert main(["lstsq", "predict", "--out", str(tmp_path / "missing" / "x.npz")]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_cli_compare_exit_status_follows_the_verdict(tmp_path, capsys):
+    args = ["lstsq", "compare", "--eigenvalues", "ramp:40", "--horizon", "1", "--seeds", "8"]
+    assert main(args) == 0
+    assert "theory and Monte Carlo agree" in capsys.readouterr().out
+    assert main(args + ["--step-size", "300"]) == 1

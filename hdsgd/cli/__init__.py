@@ -224,7 +224,7 @@ def _run_system(args, system: CliSystem) -> int:
             (theory or mc).save(args.out)
             print(f"# wrote {args.out}")
     if args.plot is not None:
-        plot_curves(theory, mc, path=args.plot, title=f"{system.name} {args.command}")
+        plot_curves(theory, mc, path=args.plot)
         print(f"# wrote {args.plot}")
     return status
 
