@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 from typing import Any, Mapping
 
 import jax
@@ -181,7 +182,9 @@ def predict(setup, horizon: float, *, times=None, method: str | None = None, **o
 
 
 @scoped_x64
-def simulate(setup, horizon: float, *, key, seeds: int = 16, times=None, **options) -> Curve:
+def simulate(setup, horizon: float, *, key, seeds: int = 16, times=None,
+             checkpoint: str | Path | None = None, chunk_seeds: int | None = None,
+             **options) -> Curve:
     """Run the system's finite-dimensional Monte Carlo.
 
     Args:
@@ -190,6 +193,11 @@ def simulate(setup, horizon: float, *, key, seeds: int = 16, times=None, **optio
         key: a ``jax.random`` key (``jax.random.key(0)``); the same key gives the same numbers.
         seeds: number of independent runs (batched with ``vmap``), an integer >= 1.
         times: explicit output grid; default: step 0, then ~100 log-spaced steps.
+        checkpoint: a folder: the seeds run in chunks of ``chunk_seeds``, each written there as
+            it finishes, and a rerun with the same arguments loads the finished chunks and runs
+            only the rest (an interrupted run loses at most one chunk). Chunk c uses the key
+            ``jax.random.fold_in(key, c)``, so the numbers depend on ``chunk_seeds``.
+        chunk_seeds: seeds per chunk with ``checkpoint`` (default: 16).
         **options: system-specific options: ``method=`` (the Monte Carlo variant, where a system
             has several), ``dtype=`` (float32 by default), ``progress=``, ...
 
@@ -204,7 +212,64 @@ def simulate(setup, horizon: float, *, key, seeds: int = 16, times=None, **optio
         check_times(times, horizon)
     if "dtype" in options:
         options["dtype"] = check_dtype(options["dtype"])
-    return _simulate(setup, horizon, key=key, seeds=seeds, times=times, **options)
+    if checkpoint is None:
+        if chunk_seeds is not None:
+            raise ValueError(f"chunk_seeds={chunk_seeds!r} is given without checkpoint; allowed: "
+                             "chunk_seeds together with a checkpoint folder")
+        return _simulate(setup, horizon, key=key, seeds=seeds, times=times, **options)
+    chunk = 16 if chunk_seeds is None else check_seeds(chunk_seeds)
+    return _simulate_in_chunks(setup, horizon, key, seeds, times, Path(checkpoint), chunk, options)
+
+
+def _simulate_in_chunks(setup, horizon, key, seeds, times, folder: Path, chunk: int, options):
+    """`simulate` in seed chunks written to ``folder`` as they finish (see `simulate`)."""
+    import hashlib
+    import json
+
+    from .curve import _json_default
+
+    run = {"setup": setup.fields(), "horizon": horizon, "seeds": seeds, "chunk_seeds": chunk,
+           "times": None if times is None else np.asarray(times).tolist(),
+           "key": np.asarray(jax.random.key_data(key)).tolist(),
+           "options": {k: str(v) for k, v in options.items() if k != "progress"}}
+    digest = hashlib.sha256(json.dumps(run, sort_keys=True, default=_json_default).encode()
+                            ).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "checkpoint.json"
+    if manifest.is_file():
+        old = json.loads(manifest.read_text()).get("run")
+        if old != digest:
+            raise ValueError(f"checkpoint={str(folder)!r} holds the chunks of another run; allowed: "
+                             "an empty folder, or the folder of this very run")
+    else:
+        manifest.write_text(json.dumps({"run": digest, "description": run},
+                                       default=_json_default, indent=1))
+    pieces = []
+    for c, start in enumerate(range(0, seeds, chunk)):
+        n = min(chunk, seeds - start)
+        path = folder / f"seeds-{start:07d}-{start + n:07d}.npz"
+        if path.is_file():
+            pieces.append(Curve.load(path))
+            continue
+        piece = _simulate(setup, horizon, key=jax.random.fold_in(key, c), seeds=n, times=times,
+                          **options)
+        tmp = path.with_name(path.stem + ".partial.npz")
+        piece.save(tmp)
+        tmp.replace(path)
+        pieces.append(piece)
+    return Curve.concatenate(pieces)
+
+
+def finished_seeds(checkpoint: str | Path) -> int:
+    """How many seeds a checkpoint folder of `simulate` holds finished."""
+    folder = Path(checkpoint)
+    total = 0
+    for path in folder.glob("seeds-*-*.npz"):
+        if path.name.endswith(".partial.npz"):
+            continue
+        start, stop = path.stem.split("-")[1:3]
+        total += int(stop) - int(start)
+    return total
 
 
 predict.register = _predict.register  # type: ignore[attr-defined]

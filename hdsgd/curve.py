@@ -144,6 +144,25 @@ class Curve(eqx.Module):
             meta=self.meta,
         )
 
+    @classmethod
+    def concatenate(cls, curves) -> "Curve":
+        """Monte Carlo curves of the same run stacked along the seed axis (same time grid)."""
+        curves = list(curves)
+        if not curves or any(c.seeds is None for c in curves):
+            raise ValueError("curves must be one or more Monte Carlo curves (with a seed axis)")
+        first = curves[0]
+        for c in curves[1:]:
+            if not np.array_equal(c.time, first.time) or c.names != first.names:
+                raise ValueError("curves have different time grids or observables; allowed: "
+                                 "pieces of one run")
+        return cls(time=first.time,
+                   observables={k: np.concatenate([c.observables[k] for c in curves])
+                                for k in first.names},
+                   time_unit=first.time_unit, samples=first.samples,
+                   seeds=sum(c.seeds for c in curves),
+                   diverged=np.concatenate([c.diverged_mask for c in curves]),
+                   meta={**first.meta, "seed_chunks": len(curves)})
+
     # ---------------------------------------------------------------- grids
     def at(self, times) -> "Curve":
         """Linear interpolation of every observable (and samples) onto ``times``.

@@ -49,19 +49,20 @@ def default_observables(curve: Curve, limit: int = 9) -> list[str]:
     return [n for n in curve.names if n not in hidden][:limit]
 
 
-def default_title(curve: Curve, width: int = 110) -> str:
-    """The system and its scalar Setup fields, as many as fit on two lines of ``width``."""
+def default_title(curve: Curve, width: int = 110, skip=(), prefix: str | None = None) -> str:
+    """The system and its scalar Setup fields (but ``skip``), on at most two lines of ``width``
+    characters; ``prefix`` replaces the system's name."""
     fields = curve.meta.get("setup_fields") or [k for k in curve.meta if k not in _TITLE_SKIP]
     parts = []
     for name in fields:
         value = curve.meta.get(name)
-        if name in _TITLE_SKIP or isinstance(value, (list, dict)) or value is None:
+        if name in _TITLE_SKIP or name in skip or isinstance(value, (list, dict)) or value is None:
             continue
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
         parts.append(f"{name}={text}")
     if "dim" in curve.meta and "dim" not in fields:
         parts.insert(0, f"d={curve.meta['dim']}")
-    head = str(curve.meta.get("system", ""))
+    head = str(curve.meta.get("system", "")) if prefix is None else prefix
     lines = textwrap.wrap(f"{head}: {', '.join(parts)}" if head else ", ".join(parts), width)
     return "\n".join(lines[:2]) + (" ..." if len(lines) > 2 else "")
 
@@ -132,7 +133,8 @@ def plot_curves(theory: Curve | Sequence[Curve] | None = None,
         panel.grid(True, which="both", alpha=0.25)
         if drawn:
             panel.legend(fontsize=7)
-    fig.suptitle(title if title is not None else default_title(first), fontsize=9)
+    width = 48 * (min(PANELS_PER_ROW, len(names)) if ax is None else 1)
+    fig.suptitle(title if title is not None else default_title(first, width), fontsize=9)
     warnings = sorted({c.meta["warning"] for c in th_list if "warning" in c.meta})
     if warnings and ax is None:
         note = textwrap.fill("theory: " + "; ".join(warnings), 40 * min(PANELS_PER_ROW, len(names)))

@@ -5,9 +5,11 @@
     hdsgd SYSTEM simulate [--field value ...]    Monte Carlo
     hdsgd SYSTEM compare  [--field value ...]    both, with the gap in standard errors and a verdict
     hdsgd SYSTEM tune     [...]                  hyperparameters from the predictions alone
+    hdsgd SYSTEM sweep    --space ... [...]      many settings, resumable, on any executor
 
 Every command prints a short table; ``--out FILE.npz`` saves the curve(s), ``--plot FILE.png``
-draws them. ``hdsgd SYSTEM COMMAND --help`` lists every field with its meaning and default,
+draws them. With ``--out``, a Monte Carlo writes its finished seed chunks beside it as it goes:
+Ctrl-C stops with one line, and the same command run again resumes. ``hdsgd SYSTEM COMMAND --help`` lists every field with its meaning and default,
 read from the Setup itself. ``compare`` exits with status 1 when the agreement verdict fails
 (`hdsgd.Agreement.ok`), so scripts and CI can rely on it; bad input exits with status 2.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -85,6 +88,29 @@ def _add_run_options(parser, system: CliSystem, *, theory: bool, mc: bool) -> No
     run.add_argument("--plot", type=Path, default=None, help="write a figure to this .png")
 
 
+def _add_sweep_options(parser, system: CliSystem) -> None:
+    unit = "steps" if system.time_unit == "step" else "t = samples/dim"
+    g = parser.add_argument_group("sweep")
+    g.add_argument("--space", action="append", required=True, metavar="NAME=VALUES",
+                   help="a field and its values: NAME=a,b,c or NAME=LOW:HIGH:log[:N] or "
+                        "NAME=LOW:HIGH:lin:N (repeat for a grid)")
+    g.add_argument("--task", choices=("predict", "simulate"), default="predict",
+                   help="what to run at each setting (default: predict)")
+    g.add_argument("--horizon", type=float, default=None,
+                   help=f"final time, in {unit} (default: the system's, for its Setup)")
+    g.add_argument("--method", default=None, help="predict: the deterministic equivalent; "
+                   "simulate: the Monte Carlo variant (default: each one's default)")
+    g.add_argument("--seeds", type=int, default=16, help="Monte Carlo runs per setting (default: 16)")
+    g.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    g.add_argument("--dir", type=Path, default=Path(f"hdsgd-sweep-{system.name}"),
+                   help=f"folder for the results (default: ./hdsgd-sweep-{system.name})")
+    g.add_argument("--workers", type=int, default=0,
+                   help="run settings in this many local processes (default: here, in turn)")
+    g.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="run settings on a Dask cluster (scheduler address; needs hdsgd[dask])")
+    g.add_argument("--plot", type=Path, default=None, help="draw every curve to this .png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     _load_systems()
     parser = argparse.ArgumentParser(
@@ -115,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
                                  f"Time unit: {system.time_unit}.")
             _add_field_options(cp, system)
             _add_run_options(cp, system, theory=theory, mc=mc)
+        wp = cmds.add_parser("sweep", help="many settings (a grid of fields), resumable",
+                             description=f"hdsgd {system.name} sweep: predict or simulate every "
+                             "setting of a grid; each finished result is written to --dir as it "
+                             "completes, so an interrupted sweep resumes where it stopped.")
+        _add_field_options(wp, system)
+        _add_sweep_options(wp, system)
         if system.tune is not None:
             tp = cmds.add_parser("tune", help="choose hyperparameters from the predictions alone",
                                  description=f"hdsgd {system.name} tune: choose hyperparameters "
@@ -186,12 +218,14 @@ def _run_system(args, system: CliSystem) -> int:
     from ..plot import plot_curves
 
     setup = setup_from(args, system)
-    _check_output(args.out, "--out")
+    _check_output(getattr(args, "out", None), "--out")
     _check_output(args.plot, "--plot")
     horizon = args.horizon if args.horizon is not None else system.default_horizon(setup)
     if args.command == "tune":
         print(system.tune(setup, args))
         return 0
+    if args.command == "sweep":
+        return _run_sweep(args, system, setup, horizon)
     theory = mc = None
     if args.command in ("predict", "compare"):
         start = time.perf_counter()
@@ -204,7 +238,19 @@ def _run_system(args, system: CliSystem) -> int:
     if args.command in ("simulate", "compare"):
         start = time.perf_counter()
         variant = {"method": args.mc_method} if getattr(args, "mc_method", None) else {}
-        mc = simulate(setup, horizon, key=jax.random.key(args.seed), seeds=args.seeds, **variant)
+        chunks = None if args.out is None else args.out.with_suffix(".chunks")
+        try:
+            mc = simulate(setup, horizon, key=jax.random.key(args.seed), seeds=args.seeds,
+                          checkpoint=chunks, **variant)
+        except KeyboardInterrupt:
+            if chunks is None:
+                raise
+            from ..api import finished_seeds
+
+            raise KeyboardInterrupt(f"{finished_seeds(chunks)} of {args.seeds} seeds are saved in "
+                                    f"{chunks}; run the same command again to resume") from None
+        if chunks is not None:
+            shutil.rmtree(chunks, ignore_errors=True)
         print(f"# {system.name} Monte Carlo, {args.seeds} seeds, {time.perf_counter() - start:.2f} s")
         print(mc.table())
         if "warning" in mc.meta:
@@ -227,6 +273,65 @@ def _run_system(args, system: CliSystem) -> int:
         plot_curves(theory, mc, path=args.plot)
         print(f"# wrote {args.plot}")
     return status
+
+
+def _sweep_executor(args):
+    if args.dask:
+        try:
+            import distributed
+        except ImportError:
+            raise CliError("--dask needs the dask extra: pip install 'hdsgd[dask]'") from None
+        return distributed.Client(args.dask).get_executor()
+    if args.workers and args.workers > 0:
+        import concurrent.futures
+        import multiprocessing
+
+        return concurrent.futures.ProcessPoolExecutor(
+            args.workers, mp_context=multiprocessing.get_context("spawn"))
+    return None
+
+
+def _run_sweep(args, system: CliSystem, setup, horizon) -> int:
+    from ..plot import plot_curves
+    from ..sweep import Task, grid, sweep
+    from ._space import parse_space
+
+    _check_output(args.plot, "--plot")
+    space = parse_space(args.space)
+    try:
+        setups = grid(setup, space)
+    except ValueError as err:
+        raise CliError(f"--space: {err}") from None
+    options = {"method": args.method} if args.method else {}
+    task = Task(args.task, horizon, seeds=args.seeds, seed=args.seed, options=options)
+    executor = _sweep_executor(args)
+    print(f"# {system.name} sweep: {args.task} at {len(setups)} settings; results in {args.dir}/")
+    try:
+        curves = sweep(setups, task, executor=executor, directory=args.dir)
+    except KeyboardInterrupt:
+        done = len(list(args.dir.glob(f"{system.name}-*.npz")))
+        raise KeyboardInterrupt(f"{done} of {len(setups)} settings are saved in {args.dir}; run the "
+                                "same command again to resume") from None
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    observable = system.observable or curves[0].names[0]
+    names = list(space)
+    print(" ".join(f"{n:>14}" for n in names) + f" {observable + ' (end)':>22}")
+    for s, c in zip(setups, curves):
+        end = c.mean()[observable][-1]
+        print(" ".join(f"{getattr(s, n):>14.6g}" for n in names) + f" {end:>22.6g}"
+              + ("  (diverged)" if c.any_diverged else ""))
+    if args.plot is not None:
+        labels = [", ".join(f"{n}={getattr(s, n):.4g}" for n in names) for s in setups]
+        theory = curves if args.task == "predict" else None
+        mc = curves if args.task == "simulate" else None
+        from ..plot import default_title
+
+        title = default_title(curves[0], 60, skip=names, prefix=f"{system.name} sweep")
+        plot_curves(theory, mc, names=[observable], labels=labels, path=args.plot, title=title)
+        print(f"# wrote {args.plot}")
+    return 0
 
 
 def _run_demo(args) -> int:
@@ -286,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
         text = _flag_error(err, SYSTEMS[args.system]) if isinstance(err, ValueError) and args.system in SYSTEMS else str(err)
         print(f"{prog}: error: {text}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(f"{prog}: interrupted" + (f": {stop}" if str(stop) else ""), file=sys.stderr)
         return 130
 
 
