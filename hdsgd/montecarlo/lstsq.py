@@ -13,9 +13,11 @@ folded with the step index.
 
 Two samplers of the same process (``simulate(..., method=...)``):
 
-* ``"data"`` (default): draw the B x d batch of samples, O(B d) per step;
+* ``"data"``: draw the B x d batch of samples, O(B d) per step;
 * ``"projected"``: draw the batch gradient exactly in distribution from B + B + d normals,
-  O(B + d) per step. With a = sqrt(lambda) * e and n = a/|a|, split each z_b = n s_b + z_perp_b;
+  O(B + d) per step;
+* ``"auto"`` (default): ``"projected"`` when B >= 2 (20-27x faster at B = 32), else ``"data"``
+  (at B = 1 both draw d normals a step, and the data sampler is 10-15 % cheaper). With a = sqrt(lambda) * e and n = a/|a|, split each z_b = n s_b + z_perp_b;
   with c_b = |a| s_b - eps_b, sum_b c_b z_b = n sum_b c_b s_b + sqrt(sum_b c_b^2)(I - n n^T) zeta,
   zeta ~ N(0, I_d), exactly in distribution given (s, eps).
 """
@@ -33,7 +35,7 @@ from ..api import reject_options, simulate
 from ..curve import Curve, finish_curve
 from ..setups.lstsq import StreamingLeastSquares
 
-METHODS = ("data", "projected")
+METHODS = ("auto", "data", "projected")
 
 
 class HeavyBallSGD(Dynamics):
@@ -85,7 +87,7 @@ class HeavyBallSGD(Dynamics):
 
 @simulate.register
 def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int = 16, times=None,
-              method: str = "data", dtype=None, progress: bool | None = None,
+              method: str = "auto", dtype=None, progress: bool | None = None,
               **options) -> Curve:
     """Simulate streaming least-squares SGD (plain or heavy ball) with ``seeds`` runs.
 
@@ -95,14 +97,17 @@ def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int =
         key: ``jax.random`` key (same key, same numbers).
         seeds: independent runs, batched with vmap.
         times: output times in t (rounded to whole steps); default as in `predict`.
-        method: ``"data"`` (default: draw the B x d samples) or ``"projected"`` (the batch
-            gradient drawn exactly in distribution in O(B + d) per step; for large batches).
+        method: ``"auto"`` (default: ``"projected"`` when B >= 2, else ``"data"``), ``"data"``
+            (draw the B x d samples) or ``"projected"`` (the batch gradient drawn exactly in
+            distribution in O(B + d) per step).
         dtype: float dtype of the weights and data (default float32).
         progress: progress bar (default: on for long runs).
     """
     reject_options(options, setup, ("method", "dtype", "progress"))
     if method not in METHODS:
         raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
+    if method == "auto":
+        method = "projected" if setup.batch_size >= 2 else "data"
     d = setup.dim
     steps = setup.output_steps(horizon, times)
     dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
