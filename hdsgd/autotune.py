@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import equinox as eqx
+import jax
 import numpy as np
 import scipy.optimize
 
-from .api import check_horizon, check_setup, grid_setups, predict, predict_grid, simulate  # noqa: F401
-from .compare import Agreement, compare
 from ._numerics import first_crossing
 from ._precision import scoped_x64
+from .api import check_horizon, check_setup, grid_setups, predict, predict_grid, simulate  # noqa: F401
+from .compare import Agreement, compare
 from .curve import Curve
 
 
@@ -171,12 +173,71 @@ def _grid(space: Mapping[str, Any]) -> tuple[list[str], list[np.ndarray]]:
 
 
 # ----------------------------------------------------------------- the result
+def bootstrap_objective(objective, mc: Curve, *, resamples: int = 200, seed: int = 0
+                        ) -> tuple[float, float]:
+    """(objective of the Monte Carlo mean, its standard error by bootstrap over the seeds)."""
+    value = float(objective(mc))
+    if mc.seeds is None or mc.seeds < 2:
+        return value, math.nan
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        pick = rng.integers(0, mc.seeds, mc.seeds)
+        sub = Curve(time=mc.time, observables={k: v[pick] for k, v in mc.observables.items()},
+                    time_unit=mc.time_unit, samples=mc.samples, seeds=mc.seeds,
+                    diverged=mc.diverged_mask[pick], meta=mc.meta)
+        draws.append(float(objective(sub)))
+    draws = np.asarray(draws)
+    finite = draws[np.isfinite(draws)]
+    if finite.size < 0.9 * resamples:
+        return value, math.inf
+    return value, float(np.std(finite, ddof=1))
+
+
+class VerifiedPoint(eqx.Module):
+    """One setting checked by Monte Carlo: its predicted score and its Monte Carlo score."""
+
+    setup: Any
+    predicted: float
+    measured: float
+    measured_sem: float
+    mc: Curve
+
+
 class Verification(eqx.Module):
-    """Monte Carlo check of a tuned setting."""
+    """Monte Carlo check of a tuned setting and of its grid neighbours.
+
+    Attributes:
+        mc: the chosen setting's Monte Carlo.
+        objective_value: the objective of its seed mean.
+        objective_sem: its standard error (bootstrap over seeds).
+        agreement: `compare` of the chosen prediction with its Monte Carlo.
+        points: the chosen setting first, then its neighbours, each a `VerifiedPoint`.
+    """
 
     mc: Curve
     objective_value: float
+    objective_sem: float
     agreement: Agreement
+    points: list
+
+    def ok(self, n_sem: float = 3.0) -> bool:
+        """True when the chosen setting's Monte Carlo score is within ``n_sem`` combined
+        standard errors of the best Monte Carlo score among the points checked."""
+        chosen = self.points[0]
+        best = min(self.points, key=lambda p: p.measured)
+        spread = math.hypot(chosen.measured_sem, best.measured_sem)
+        return bool(chosen.measured <= best.measured + n_sem * spread)
+
+    def summary(self) -> str:
+        lines = ["Monte Carlo check (the choice first, then its grid neighbours):"]
+        for p in self.points:
+            lines.append(f"  predicted {p.predicted:.6g}   Monte Carlo {p.measured:.6g} +- "
+                         f"{p.measured_sem:.2g}")
+        lines.append("the choice is " + ("confirmed: no neighbour is better by more than 3 "
+                                         "standard errors" if self.ok() else
+                                         "NOT confirmed: a neighbour is better in Monte Carlo"))
+        return "\n".join(lines)
 
 
 class Tuned(eqx.Module):
@@ -187,8 +248,10 @@ class Tuned(eqx.Module):
         objective_value: its predicted score (lower is better).
         curve: its predicted Curve.
         table: one row per grid point (field values and score), then refinement steps.
-        objective: the Objective used.
-        horizon: the prediction horizon used.
+        objective: the objective used.
+        horizon: the prediction horizon of the choice.
+        names: the tuned fields, in the order of the search space.
+        budget: the sample budget each candidate was predicted for (or None).
     """
 
     setup: Any
@@ -198,12 +261,97 @@ class Tuned(eqx.Module):
     objective: Any
     horizon: float
     options: dict = eqx.field(static=True, default_factory=dict)
+    names: tuple = eqx.field(static=True, default=())
+    budget: float | None = None
+    fixed_horizon: float | None = None
 
-    def verify(self, key, seeds: int = 16, **simulate_options) -> Verification:
-        """Simulate the chosen setting and score the Monte Carlo mean with the same objective."""
-        mc = simulate(self.setup, self.horizon, key=key, seeds=seeds, **simulate_options)
-        return Verification(mc=mc, objective_value=float(self.objective(mc)),
-                            agreement=compare(self.curve, mc))
+    def neighbours(self) -> list:
+        """The grid points next to the choice along the first tuned field (the others held at
+        their chosen values): at most two Setups."""
+        if not self.names:
+            return []
+        name = self.names[0]
+        others = {n: getattr(self.setup, n) for n in self.names[1:]}
+        values = sorted({row[name] for row in self.table if "refined" not in row})
+        chosen = getattr(self.setup, name)
+        below = [v for v in values if v < chosen * (1 - 1e-9)]
+        above = [v for v in values if v > chosen * (1 + 1e-9)]
+        out = []
+        for v in ([below[-1]] if below else []) + ([above[0]] if above else []):
+            try:
+                out.append(self.setup.replace(**{**others, name: v}))
+            except ValueError:
+                continue
+        return out
+
+    def verify(self, key, seeds: int = 16, *, neighbours: bool = True,
+               **simulate_options) -> Verification:
+        """Simulate the choice (and its two grid neighbours) and score each Monte Carlo mean
+        with the same objective; the prediction of the choice is compared with its Monte Carlo."""
+        setups = [self.setup] + (self.neighbours() if neighbours else [])
+        points = []
+        for i, s in enumerate(setups):
+            horizon = _candidate_horizon(s, self.fixed_horizon, self.budget)
+            mc = simulate(s, horizon, key=jax.random.fold_in(key, i), seeds=seeds,
+                          **simulate_options)
+            predicted = self.objective_value if i == 0 else float(
+                self.objective(predict(s, horizon, **self.options)))
+            value, sem = bootstrap_objective(self.objective, mc)
+            points.append(VerifiedPoint(setup=s, predicted=predicted, measured=value,
+                                        measured_sem=sem, mc=mc))
+        first = points[0]
+        return Verification(mc=first.mc, objective_value=first.measured,
+                            objective_sem=first.measured_sem,
+                            agreement=compare(self.curve, first.mc), points=points)
+
+    def plot(self, path, verification: Verification | None = None) -> Path:
+        """The predicted objective over the grid against the first tuned field (one line per
+        value of the second), the choice marked, and Monte Carlo scores when given."""
+        from .plot import _pyplot
+
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(6.0, 4.2))
+        rows = [r for r in self.table if "refined" not in r]
+        name = self.names[0]
+        second = self.names[1] if len(self.names) > 1 else None
+        groups = sorted({r[second] for r in rows}) if second else [None]
+        for g in groups:
+            sel = [r for r in rows if second is None or r[second] == g]
+            x = np.array([r[name] for r in sel])
+            y = np.array([r["score"] for r in sel])
+            order = np.argsort(x)
+            label = "predicted" if g is None else f"predicted, {second}={g:g}"
+            finite = np.isfinite(y[order])
+            ax.plot(x[order][finite], y[order][finite], "-o", ms=3, label=label)
+            if (~finite).any():
+                ax.plot(x[order][~finite], np.full((~finite).sum(), np.nanmax(
+                    np.where(np.isfinite(y), y, np.nan))), "x", color="gray",
+                    label=None if g != groups[0] else "target not reached / diverged")
+        chosen = ", ".join(f"{n}={getattr(self.setup, n):.4g}" for n in self.names)
+        ax.plot([getattr(self.setup, name)], [self.objective_value], "*", ms=14, color="black",
+                label=f"choice: {chosen}")
+        if verification is not None:
+            xs = [getattr(p.setup, name) for p in verification.points]
+            ax.errorbar(xs, [p.measured for p in verification.points],
+                        yerr=[2 * p.measured_sem for p in verification.points], fmt="s",
+                        mfc="none", color="firebrick", capsize=3,
+                        label=f"Monte Carlo +- 2 s.e. ({verification.mc.seeds} seeds)")
+        ax.set_xscale("log")
+        scores = np.array([r["score"] for r in rows])
+        scores = scores[np.isfinite(scores) & (scores > 0)]
+        if scores.size and scores.max() > 20 * scores.min():
+            ax.set_yscale("log")
+        ax.set_xlabel(name)
+        ax.set_ylabel(_describe(self.objective))
+        ax.set_title(f"tuning {', '.join(self.names)} ({self.setup.system})", fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
 
     def table_str(self, rows: int = 40) -> str:
         if not self.table:
@@ -370,4 +518,5 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
     chosen = setup.replace(**best_values)
     return Tuned(setup=chosen, objective_value=best_score, curve=best_curve, table=table,
                  objective=objective, horizon=_candidate_horizon(chosen, horizon, budget),
-                 options=dict(predict_options))
+                 options=dict(predict_options), names=tuple(names), budget=budget,
+                 fixed_horizon=horizon)
