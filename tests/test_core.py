@@ -164,13 +164,24 @@ def test_grid_over_an_executor_equals_the_loop():
     assert looped[1].meta["initial_error"][0] == pytest.approx(2.0 / 30)
 
 
-def test_cli_tune(capsys):
-    assert main(["lstsq", "tune", "--eigenvalues", "power_law:60", "--noise-std", "0", "--horizon", "20",
-                 "--seeds", "4", "--objective", "steps_to_target"]) == 0
+def test_cli_tune_honours_every_flag(tmp_path, capsys):
+    assert main(["lstsq", "tune", "--eigenvalues", "power_law:60", "--noise-std", "0",
+                 "--horizon", "20", "--seeds", "4", "--objective", "steps_to_target",
+                 "--plot", str(tmp_path / "t.png"), "--out", str(tmp_path / "t.npz")]) == 0
     out = capsys.readouterr().out
-    assert "chosen step_size" in out and "Monte Carlo (4 seeds)" in out
+    assert "chosen step_size" in out and "Monte Carlo check" in out
+    assert (tmp_path / "t.png").stat().st_size > 1000 and Curve.load(tmp_path / "t.npz")
+    # a joint space and a sample budget
+    assert main(["lstsq", "tune", "--eigenvalues", "power_law:60", "--space",
+                 "step_size=1:30:log:4", "--space", "batch_size=1,4", "--objective",
+                 "value_at_budget", "--budget", "600", "--seeds", "0"]) == 0
+    assert "chosen step_size" in capsys.readouterr().out
     assert main(["lstsq", "tune", "--eigenvalues", "power_law:60", "--objective", "value_at_budget"]) == 2
     assert "budget" in capsys.readouterr().err
+    assert main(["lstsq", "tune", "--target", "100"]) == 2
+    assert "already met at the start" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["lstsq", "tune", "--t-min", "1"])
 
 
 # ----------------------------------------------------------------- edges of the generic API

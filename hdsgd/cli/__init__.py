@@ -111,6 +111,38 @@ def _add_sweep_options(parser, system: CliSystem) -> None:
     g.add_argument("--plot", type=Path, default=None, help="draw every curve to this .png")
 
 
+def _add_tune_options(parser, system: CliSystem) -> None:
+    unit = "steps" if system.time_unit == "step" else "t = samples/dim"
+    g = parser.add_argument_group("tuning")
+    g.add_argument("--space", action="append", default=None, metavar="NAME=VALUES",
+                   help="a field and its candidates: NAME=a,b,c or NAME=LOW:HIGH:log[:N] "
+                        "(refined) or NAME=LOW:HIGH:lin:N; repeat for a joint search "
+                        f"(default: {system.tune_help})")
+    g.add_argument("--objective", default="samples_to_target",
+                   choices=("samples_to_target", "steps_to_target", "value_at_budget"),
+                   help="what to minimise (default: samples_to_target)")
+    g.add_argument("--observable", default=None,
+                   help=f"the observable the objective reads (default: {system.observable})")
+    g.add_argument("--target", type=float, default=None,
+                   help="the level to reach (*_to_target; default: the system's, see above)")
+    g.add_argument("--budget", type=float, default=None,
+                   help="value_at_budget: the fresh-sample budget (each candidate runs until it "
+                        "has used it)")
+    g.add_argument("--budget-steps", type=float, default=None,
+                   help="value_at_budget: a budget in steps instead of samples")
+    g.add_argument("--horizon", type=float, default=None,
+                   help=f"prediction horizon, in {unit} (default: the system's; not used with "
+                        "--budget)")
+    g.add_argument("--method", choices=system.methods, default=None,
+                   help="deterministic equivalent (default: the Setup's own default)")
+    g.add_argument("--seeds", type=int, default=16,
+                   help="Monte Carlo seeds to check the choice and its neighbours (0: no check)")
+    g.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
+    g.add_argument("--out", type=Path, default=None, help="write the chosen prediction to this .npz")
+    g.add_argument("--plot", type=Path, default=None,
+                   help="draw the objective over the grid, the choice and the check to this .png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     _load_systems()
     parser = argparse.ArgumentParser(
@@ -134,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only these systems (default: all)")
     for system in SYSTEMS.values():
         sp = sub.add_parser(system.name, help=system.summary, description=system.summary)
-        names = list(COMMANDS) + (["tune"] if system.tune else [])
+        names = list(COMMANDS) + ["sweep"] + (["tune"] if system.tune_space else [])
         cmds = sp.add_subparsers(dest="command", metavar="{" + ",".join(names) + "}")
         for name, (theory, mc, text) in COMMANDS.items():
             cp = cmds.add_parser(name, help=text, description=f"hdsgd {system.name} {name}: {text}. "
@@ -147,22 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "completes, so an interrupted sweep resumes where it stopped.")
         _add_field_options(wp, system)
         _add_sweep_options(wp, system)
-        if system.tune is not None:
+        if system.tune_space is not None:
             tp = cmds.add_parser("tune", help="choose hyperparameters from the predictions alone",
                                  description=f"hdsgd {system.name} tune: choose hyperparameters "
-                                 "from the predictions alone, then check the choice with Monte Carlo.")
+                                 "from the predictions alone, then check the choice (and its two "
+                                 f"grid neighbours) with Monte Carlo. Default: {system.tune_help}")
             _add_field_options(tp, system)
-            _add_run_options(tp, system, theory=True, mc=True)
-            tg = tp.add_argument_group("tuning")
-            tg.add_argument("--objective", default="samples_to_target",
-                            choices=("samples_to_target", "steps_to_target", "value_at_budget"),
-                            help="what to minimise (default: samples_to_target)")
-            tg.add_argument("--target", type=float, default=None,
-                            help="target value of the observable (*_to_target objectives)")
-            tg.add_argument("--budget", type=float, default=None,
-                            help="sample budget (value_at_budget)")
-            tg.add_argument("--observable", default=None,
-                            help="observable the objective reads (default: the system's headline one)")
+            _add_tune_options(tp, system)
     return parser
 
 
@@ -222,8 +245,7 @@ def _run_system(args, system: CliSystem) -> int:
     _check_output(args.plot, "--plot")
     horizon = args.horizon if args.horizon is not None else system.default_horizon(setup)
     if args.command == "tune":
-        print(system.tune(setup, args))
-        return 0
+        return _run_tune(args, system, setup, horizon)
     if args.command == "sweep":
         return _run_sweep(args, system, setup, horizon)
     theory = mc = None
@@ -273,6 +295,54 @@ def _run_system(args, system: CliSystem) -> int:
         plot_curves(theory, mc, path=args.plot)
         print(f"# wrote {args.plot}")
     return status
+
+
+def _run_tune(args, system: CliSystem, setup, horizon) -> int:
+    import jax
+
+    from ..autotune import samples_to_target, steps_to_target, tune, value_at_budget
+    from ._space import parse_space
+
+    space = parse_space(args.space) if args.space else system.tune_space(setup)
+    observable = args.observable or system.observable
+    options = {"method": args.method} if args.method else {}
+    if args.objective == "value_at_budget":
+        if (args.budget is None) == (args.budget_steps is None):
+            raise CliError("--objective value_at_budget needs exactly one of --budget (samples) "
+                           "and --budget-steps")
+        objective = (value_at_budget(samples=args.budget, observable=observable)
+                     if args.budget is not None else
+                     value_at_budget(steps=args.budget_steps, observable=observable))
+        run = {"budget": args.budget} if args.budget is not None else {"horizon": horizon}
+    else:
+        for flag in ("budget", "budget_steps"):
+            if getattr(args, flag) is not None:
+                raise CliError(f"--{flag.replace('_', '-')} is for --objective value_at_budget; "
+                               f"allowed with {args.objective}: --target")
+        target = args.target if args.target is not None else system.tune_target(setup, observable)
+        make = samples_to_target if args.objective == "samples_to_target" else steps_to_target
+        objective = make(target, observable)
+        run = {"horizon": horizon}
+    tuned = tune(setup, space, objective, **run, **options)
+    print(f"# {system.name} tune: {objective.description}, over {', '.join(space)}")
+    print(tuned.table_str())
+    chosen = ", ".join(f"{n}={getattr(tuned.setup, n):.6g}" for n in tuned.names)
+    print(f"# chosen {chosen}: predicted {tuned.objective_value:.6g}")
+    if system.tune_report is not None:
+        print(system.tune_report(tuned))
+    check = None
+    if args.seeds > 0:
+        if args.seeds < 2:
+            raise CliError(f"--seeds {args.seeds} is invalid; allowed: 0 (no check) or >= 2")
+        check = tuned.verify(jax.random.key(args.seed), seeds=args.seeds)
+        print(check.summary())
+    if args.out is not None:
+        tuned.curve.save(args.out)
+        print(f"# wrote {args.out}")
+    if args.plot is not None:
+        tuned.plot(args.plot, check)
+        print(f"# wrote {args.plot}")
+    return 0
 
 
 def _sweep_executor(args):

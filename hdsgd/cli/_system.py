@@ -43,7 +43,12 @@ class CliSystem:
         demo: ``demo(out_dir, key) -> Demo``: a small theory-vs-Monte-Carlo comparison.
         parsers: per-field text -> value overrides (e.g. a spectrum written as text).
         observable: the headline observable (tables, tuning's default objective).
-        tune: optional ``tune(setup, args) -> str`` behind ``hdsgd NAME tune``.
+        tune_space: ``setup -> {field: values or LogRange}``, the default search space of
+            ``hdsgd NAME tune`` (documented in its help); None: no tune command.
+        tune_target: ``(setup, observable) -> float``, the default target of the
+            ``*_to_target`` objectives.
+        tune_report: optional ``Tuned -> str``: system-specific lines after the choice.
+        tune_help: one line describing the default space and target, for ``--help``.
     """
 
     name: str
@@ -55,7 +60,10 @@ class CliSystem:
     simulate_methods: tuple[str, ...] = ()
     parsers: dict[str, Callable[[str], Any]] = dataclasses.field(default_factory=dict)
     observable: str | None = None
-    tune: Callable[..., str] | None = None
+    tune_space: Callable[[Any], dict] | None = None
+    tune_target: Callable[[Any, str], float] | None = None
+    tune_report: Callable[[Any], str] | None = None
+    tune_help: str = ""
 
     @property
     def time_unit(self) -> str:

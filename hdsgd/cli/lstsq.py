@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import jax
-
 from .. import lstsq
 from ..api import predict, simulate
-from ..autotune import LogRange, samples_to_target, steps_to_target, tune, value_at_budget
+from ..autotune import LogRange
 from ..compare import compare
 from ._system import CliSystem, Demo, register
 
@@ -26,28 +24,16 @@ def demo(out_dir, key) -> Demo:
                 agreement, figure)
 
 
-def cli_tune(setup: lstsq.StreamingLeastSquares, args) -> str:
-    """``hdsgd lstsq tune``: the step size (up to the exact threshold) for the objective."""
-    horizon = args.horizon if args.horizon is not None else 10.0
-    observable = args.observable or "excess_risk"
-    if args.objective == "value_at_budget":
-        if args.budget is None:
-            raise ValueError("budget=None is invalid; allowed: a positive sample budget (--budget)")
-        objective = value_at_budget(samples=args.budget, observable=observable)
-    else:
-        target = args.target if args.target is not None else 0.1 * (setup.initial_risk - 0.5 * setup.noise_var)
-        make = samples_to_target if args.objective == "samples_to_target" else steps_to_target
-        objective = make(target, observable)
+def tune_space(setup: lstsq.StreamingLeastSquares) -> dict:
+    """step_size on 16 log-spaced values up to 0.99 x the exact stability edge."""
     gamma_c = lstsq.critical_step_size(setup)
-    tuned = tune(setup, {"step_size": LogRange(1e-3 * gamma_c, 0.99 * gamma_c, 16)}, objective,
-                 horizon=horizon, method=args.method)
-    lines = [f"# tuning step_size for {objective.description} (critical step size {gamma_c:.6g})",
-             tuned.table_str(),
-             f"# chosen step_size = {tuned.setup.step_size:.6g}: predicted {tuned.objective_value:.6g}"]
-    if args.seeds > 0 and tuned.objective_value != float("inf"):
-        check = tuned.verify(jax.random.key(args.seed), seeds=args.seeds)
-        lines.append(f"# Monte Carlo ({args.seeds} seeds) at the chosen step: {check.objective_value:.6g}")
-    return "\n".join(lines)
+    return {"step_size": LogRange(1e-3 * gamma_c, 0.99 * gamma_c, 16)}
+
+
+def tune_target(setup: lstsq.StreamingLeastSquares, observable: str) -> float:
+    """A tenth of the initial excess risk (plus the noise floor for ``risk``)."""
+    excess = 0.1 * (setup.initial_risk - 0.5 * setup.noise_var)
+    return excess + (0.5 * setup.noise_var if observable == "risk" else 0.0)
 
 
 SYSTEM = register(CliSystem(
@@ -59,5 +45,8 @@ SYSTEM = register(CliSystem(
     simulate_methods=lstsq.SIMULATE_METHODS,
     demo=demo,
     observable="excess_risk",
-    tune=cli_tune,
+    tune_space=tune_space,
+    tune_target=tune_target,
+    tune_help="step_size on 16 log-spaced values up to 0.99 x critical_step_size; target a "
+              "tenth of the initial excess risk",
 ))
