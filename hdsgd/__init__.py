@@ -22,6 +22,7 @@ from .autotune import (
 from .compare import Agreement, compare
 from .curve import Curve
 from .plot import plot_curves
+from .sweep import Task, sweep
 from .setups import (
     GrokkingTwoLayer,
     LabelNoiseMomentum,
@@ -52,6 +53,7 @@ __all__ = [
     "ProxLinearSensing",
     "SpikedSingleIndex",
     "StreamingLeastSquares",
+    "Task",
     "Tuned",
     "__version__",
     "compare",
@@ -63,6 +65,7 @@ __all__ = [
     "simulate",
     "spectra",
     "steps_to_target",
+    "sweep",
     "tune",
     "value_at_budget",
 ]
