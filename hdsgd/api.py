@@ -327,3 +327,30 @@ def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, *, execu
 
 predict_grid.register = _predict_grid.register  # type: ignore[attr-defined]
 predict_grid.dispatch = _predict_grid.dispatch  # type: ignore[attr-defined]
+
+
+# ----------------------------------------------------------------- differentiable predictions
+class PurePrediction:
+    """A prediction as a pure JAX function of some continuous fields, for gradients.
+
+    Attributes:
+        names: the fields, in the order of ``theta``.
+        fn: ``theta -> values`` (n + 1,): the observable at every whole step 0..n, pure JAX
+            (differentiable in ``theta``).
+        samples_per_step: ``theta -> scalar``, fresh samples per step (a field may set it).
+        n_steps: n.
+    """
+
+    def __init__(self, names, fn, samples_per_step, n_steps: int):
+        self.names = tuple(names)
+        self.fn = fn
+        self.samples_per_step = samples_per_step
+        self.n_steps = int(n_steps)
+
+
+@functools.singledispatch
+def pure_prediction(setup, names, observable: str, n_steps: int, **options) -> PurePrediction | None:
+    """The system's prediction of ``observable`` as a pure JAX function of the fields ``names``
+    over steps 0..n_steps (`PurePrediction`), or None where the system offers none for these
+    fields, method or options (tuning then refines by bracketing instead of gradients)."""
+    return None

@@ -419,6 +419,124 @@ def _check_scores(objective, curves, scores) -> None:
                          "prediction diverged, or the budget lies beyond the horizon)")
 
 
+def _bracket_refine(setup, names, axes, space, best_values, best_score, best_curve, objective,
+                    horizon, budget, predict_options, refine_evals, table):
+    """Refine each `LogRange` field in turn by a bounded Brent search in log scale between the
+    best grid point's neighbours (for objectives that are not smooth, or systems without a
+    differentiable prediction)."""
+    for i, name in enumerate(names):
+        if not isinstance(space[name], LogRange):
+            continue
+        vals = axes[i]
+        j = int(np.argmin(np.abs(vals - best_values[name])))
+        lo, hi = vals[max(j - 1, 0)], vals[min(j + 1, len(vals) - 1)]
+        if lo == hi:
+            continue
+        cache = {}
+
+        def score_at(log_v, name=name):
+            v = float(np.exp(log_v))
+            try:
+                s = setup.replace(**{**best_values, name: v})
+            except ValueError:
+                return math.inf
+            c = predict(s, _candidate_horizon(s, horizon, budget), **predict_options)
+            cache[v] = c
+            return objective(c)
+
+        res = scipy.optimize.minimize_scalar(
+            lambda x: min(score_at(x), 1e300), bounds=(math.log(lo), math.log(hi)),
+            method="bounded", options={"maxiter": refine_evals, "xatol": 1e-4})
+        v = float(np.exp(res.x))
+        if res.fun < best_score and v in cache:
+            best_values[name], best_score, best_curve = v, float(res.fun), cache[v]
+            table.append({**{n: float(best_values[n]) for n in names}, "score": best_score,
+                          "refined": name})
+    return best_values, best_score, best_curve
+
+
+def smooth_objective(objective, values, samples_per_step):
+    """The objective of a curve sampled at every step 0..n, as a JAX expression that is
+    differentiable in the values and ``samples_per_step`` (None when it has no smooth form).
+
+    value_at_budget: linear interpolation at the budget's step; *_to_target: the first crossing,
+    interpolated in (step, log value) between the two steps around it."""
+    import jax.numpy as jnp
+
+    kind = getattr(objective, "kind", None)
+    n = values.shape[0] - 1
+    if kind == "value_at_budget":
+        k = objective.budget / samples_per_step if objective.budget_unit == "samples" else (
+            objective.budget + 0.0 * samples_per_step)
+        i = jnp.clip(jnp.floor(k).astype(int), 0, n - 1)
+        frac = k - i
+        return values[i] * (1 - frac) + values[i + 1] * frac
+    if kind in ("samples_to_target", "steps_to_target"):
+        below = values <= objective.target
+        i = jnp.argmax(below)
+        i = jnp.maximum(i, 1)
+        y0, y1 = values[i - 1], values[i]
+        level = objective.target
+        frac = (jnp.log(y0) - jnp.log(level)) / (jnp.log(y0) - jnp.log(y1))
+        steps = (i - 1) + frac
+        out = steps * samples_per_step if kind == "samples_to_target" else steps
+        return jnp.where(jnp.any(below), out, jnp.inf)
+    return None
+
+
+def _gradient_refine(setup, names, axes, continuous, best_values, objective, horizon, budget,
+                     options):
+    """Refine the continuous fields jointly by gradient (L-BFGS-B in log scale, bounded by the
+    best grid point's neighbours), the gradient taken through the system's pure prediction
+    (forward mode). None when the system or the objective offers no smooth form."""
+    from .api import pure_prediction
+
+    kind = getattr(objective, "kind", None)
+    if kind is None:
+        return None
+    bounds, x0 = [], []
+    for name in continuous:
+        vals = axes[names.index(name)]
+        j = int(np.argmin(np.abs(vals - best_values[name])))
+        lo, hi = vals[max(j - 1, 0)], vals[min(j + 1, len(vals) - 1)]
+        bounds.append((math.log(lo), math.log(hi)))
+        x0.append(math.log(best_values[name]))
+    fixed = {n: v for n, v in best_values.items() if n not in continuous}
+    try:
+        base = setup.replace(**fixed) if fixed else setup
+    except ValueError:
+        return None
+    upper = base.replace(**{n: math.exp(b[1]) for n, b in zip(continuous, bounds)})
+    n_steps = int(round(_candidate_horizon(upper, horizon, budget) * upper.steps_per_unit))
+    if budget is not None:  # the smallest sample rate in the box runs longest
+        lower = base.replace(**{n: math.exp(b[0]) for n, b in zip(continuous, bounds)})
+        n_steps = max(n_steps, int(round(_candidate_horizon(lower, horizon, budget)
+                                         * lower.steps_per_unit)))
+    pure = pure_prediction(base, tuple(continuous), objective.observable, n_steps, **options)
+    if pure is None:
+        return None
+    import jax.numpy as jnp
+
+    def score(log_theta):
+        theta = jnp.exp(log_theta)
+        values = pure.fn(theta)
+        out = smooth_objective(objective, values, pure.samples_per_step(theta))
+        return out
+
+    value_and_grad = jax.jit(lambda x: (score(x), jax.jacfwd(score)(x)))
+
+    def fun(x):
+        v, g = value_and_grad(jnp.asarray(x))
+        v, g = float(v), np.asarray(g, dtype=np.float64)
+        if not (math.isfinite(v) and np.all(np.isfinite(g))):
+            return 1e300, np.zeros_like(g)
+        return v, g
+
+    res = scipy.optimize.minimize(fun, np.array(x0), jac=True, method="L-BFGS-B", bounds=bounds,
+                                  options={"maxiter": 50})
+    return {n: float(math.exp(v)) for n, v in zip(continuous, res.x)}, float(res.fun)
+
+
 @scoped_x64
 def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, *,
          horizon: float | None = None, budget: float | None = None, refine: bool = True,
@@ -487,34 +605,28 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         raise ValueError("no point of space gives a valid setup (every candidate failed validation)")
 
     if refine and math.isfinite(best_score):
-        for i, name in enumerate(names):
-            if not isinstance(space[name], LogRange):
-                continue
-            vals = axes[i]
-            j = int(np.argmin(np.abs(vals - best_values[name])))
-            lo, hi = vals[max(j - 1, 0)], vals[min(j + 1, len(vals) - 1)]
-            if lo == hi:
-                continue
-            cache = {}
-
-            def score_at(log_v, name=name):
-                v = float(np.exp(log_v))
-                try:
-                    s = setup.replace(**{**best_values, name: v})
-                except ValueError:
-                    return math.inf
+        continuous = [n for n in names if isinstance(space[n], LogRange)]
+        refined = None
+        if continuous:
+            refined = _gradient_refine(setup, names, axes, continuous, best_values, objective,
+                                       horizon, budget, predict_options)
+        if refined is not None:
+            values, _ = refined
+            try:
+                s = setup.replace(**{**best_values, **values})
                 c = predict(s, _candidate_horizon(s, horizon, budget), **predict_options)
-                cache[v] = c
-                return objective(c)
-
-            res = scipy.optimize.minimize_scalar(
-                lambda x: min(score_at(x), 1e300), bounds=(math.log(lo), math.log(hi)),
-                method="bounded", options={"maxiter": refine_evals, "xatol": 1e-4})
-            v = float(np.exp(res.x))
-            if res.fun < best_score and v in cache:
-                best_values[name], best_score, best_curve = v, float(res.fun), cache[v]
+                score = float(objective(c))
+            except ValueError:
+                score = math.inf
+            if score < best_score:
+                best_values.update(values)
+                best_score, best_curve = score, c
                 table.append({**{n: float(best_values[n]) for n in names}, "score": best_score,
-                              "refined": name})
+                              "refined": "gradient"})
+        else:
+            best_values, best_score, best_curve = _bracket_refine(
+                setup, names, axes, space, best_values, best_score, best_curve, objective,
+                horizon, budget, predict_options, refine_evals, table)
     chosen = setup.replace(**best_values)
     return Tuned(setup=chosen, objective_value=best_score, curve=best_curve, table=table,
                  objective=objective, horizon=_candidate_horizon(chosen, horizon, budget),

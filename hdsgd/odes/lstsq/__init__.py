@@ -11,7 +11,7 @@ docs/lstsq.md. Three equivalents of the risk R = psi/2 (noise included):
 The three agree to O(1/d). Stability, batch size and limits are in `_stability`.
 """
 
-from . import _predict  # noqa: F401  (registers predict and predict_grid)
+from . import _predict, _pure  # noqa: F401  (register predict, predict_grid, pure_prediction)
 from ._predict import METHODS, MOMENTUM_METHODS, risk_curve, stability_warning
 from ._recursion import (
     mode_coefficients,

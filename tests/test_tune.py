@@ -1,0 +1,86 @@
+"""Tuning from predictions alone: gradients through the prediction, and the choice checked
+against a Monte Carlo grid."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hdsgd
+from hdsgd.api import pure_prediction
+from hdsgd.autotune import bootstrap_objective, smooth_objective
+
+
+def _setup():
+    return hdsgd.StreamingLeastSquares("power_law:120:0.8", initial_error=1.0, noise_std=0.05,
+                                       step_size=1.0, batch_size=2)
+
+
+@pytest.mark.parametrize("objective", [
+    hdsgd.value_at_budget(samples=1500, observable="risk"),
+    hdsgd.samples_to_target(0.012, "risk"),
+])
+def test_gradient_through_the_prediction_matches_finite_differences(objective):
+    setup = _setup()
+    n = int(round(12.0 * setup.dim))
+    with jax.enable_x64(True):
+        pure = pure_prediction(setup, ("step_size", "momentum"), "risk", n)
+
+        def score(theta):
+            return smooth_objective(objective, pure.fn(theta), pure.samples_per_step(theta))
+
+        theta = jnp.array([6.0, 0.3])
+        grad = np.asarray(jax.jacfwd(score)(theta))
+        value = float(score(theta))
+    # independent route: predict() curves at every step, scored by the objective itself
+    def via_predict(step, beta):
+        s = setup.replace(step_size=step, momentum=beta)
+        curve = hdsgd.predict(s, n / setup.dim, times=np.arange(n + 1) / setup.dim)
+        return objective(curve)
+
+    assert value == pytest.approx(via_predict(6.0, 0.3), rel=1e-9)
+    h = 1e-4
+    fd = [(via_predict(6.0 + h, 0.3) - via_predict(6.0 - h, 0.3)) / (2 * h),
+          (via_predict(6.0, 0.3 + h) - via_predict(6.0, 0.3 - h)) / (2 * h)]
+    np.testing.assert_allclose(grad, fd, rtol=1e-4)
+    assert np.all(np.abs(grad) > 0)
+
+
+def test_gradient_refinement_finds_the_scan_optimum():
+    setup = _setup()
+    objective = hdsgd.value_at_budget(samples=1500, observable="risk")
+    tuned = hdsgd.tune(setup, {"step_size": hdsgd.LogRange(1.0, 80.0, 6)}, objective,
+                       budget=1500)
+    assert tuned.table[-1]["refined"] == "gradient"
+    grid_best = min(r["score"] for r in tuned.table if "refined" not in r)
+    assert tuned.objective_value < grid_best
+    dense = np.geomspace(1.0, 80.0, 400)
+    curves = hdsgd.predict_grid(setup, {"step_size": dense}, 1500 / 2 / setup.dim)
+    scores = np.array([objective(c) for c in curves])
+    assert tuned.objective_value <= scores.min() * (1 + 1e-6)
+    assert tuned.setup.step_size == pytest.approx(dense[np.argmin(scores)], rel=0.02)
+
+
+def test_tuned_step_is_confirmed_by_a_monte_carlo_grid():
+    # The Monte Carlo objective at the tuned step is within 3 standard errors of the best
+    # Monte Carlo objective over a coarse grid around it.
+    setup = _setup()
+    objective = hdsgd.samples_to_target(0.012, "risk")
+    tuned = hdsgd.tune(setup, {"step_size": hdsgd.LogRange(1.0, 80.0, 8)}, objective,
+                       horizon=40.0)
+    key = jax.random.key(5)
+    grid = [0.4, 0.7, 1.0, 1.4, 2.0]
+    measured = []
+    for i, factor in enumerate(grid):
+        s = tuned.setup.replace(step_size=factor * tuned.setup.step_size)
+        if s.step_size >= hdsgd.lstsq.critical_step_size(s):
+            continue
+        mc = hdsgd.simulate(s, 40.0, key=jax.random.fold_in(key, i), seeds=24, progress=False)
+        measured.append((factor, *bootstrap_objective(objective, mc)))
+    chosen = next(m for m in measured if m[0] == 1.0)
+    best = min(measured, key=lambda m: m[1])
+    assert chosen[1] <= best[1] + 3 * math.hypot(chosen[2], best[2]), measured
+    # and the grid has power: the smallest step is clearly worse
+    assert measured[0][1] > chosen[1] + 3 * math.hypot(measured[0][2], chosen[2])
