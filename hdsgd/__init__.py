@@ -13,7 +13,9 @@ from ._version import __version__
 from .api import predict, predict_grid, simulate
 from .autotune import (
     LogRange,
+    Tradeoff,
     Tuned,
+    batch_tradeoff,
     samples_to_target,
     steps_to_target,
     tune,
@@ -54,8 +56,10 @@ __all__ = [
     "SpikedSingleIndex",
     "StreamingLeastSquares",
     "Task",
+    "Tradeoff",
     "Tuned",
     "__version__",
+    "batch_tradeoff",
     "compare",
     "lstsq",
     "plot_curves",

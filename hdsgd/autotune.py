@@ -632,3 +632,71 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                  objective=objective, horizon=_candidate_horizon(chosen, horizon, budget),
                  options=dict(predict_options), names=tuple(names), budget=budget,
                  fixed_horizon=horizon)
+
+
+# ----------------------------------------------------------------- batch size
+class Tradeoff(eqx.Module):
+    """Samples and steps to a target against the batch size, each B at its own best step.
+
+    Attributes:
+        batch_sizes: the batch sizes (B,).
+        step_sizes: the best step size at each batch size (for the fewest steps).
+        steps: predicted steps to the target at that step size.
+        samples: predicted fresh samples to the target (steps x B x samples per draw).
+        observable, target: what is reached.
+    """
+
+    batch_sizes: np.ndarray
+    step_sizes: np.ndarray
+    steps: np.ndarray
+    samples: np.ndarray
+    observable: str = eqx.field(static=True)
+    target: float
+
+    def plot(self, path, *, critical_batch: float | None = None, title: str | None = None) -> Path:
+        """Steps and samples to the target against B (log-log), the critical batch marked."""
+        from .plot import _pyplot
+
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(6.0, 4.2))
+        ax.plot(self.batch_sizes, self.steps, "-o", ms=4, label="steps to target (fewer: faster)")
+        ax.plot(self.batch_sizes, self.samples, "-s", ms=4, label="samples to target (data cost)")
+        if critical_batch is not None:
+            ax.axvline(critical_batch, color="gray", ls="--",
+                       label=f"critical batch size {critical_batch:.3g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size B (each at its best step size)")
+        ax.set_ylabel(f"until {self.observable} <= {self.target:.3g}")
+        ax.set_title(title or "the batch-size trade-off", fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
+
+@scoped_x64
+def batch_tradeoff(setup, target: float, batch_sizes, step_space, *, observable: str,
+                   horizon: float, **predict_options) -> Tradeoff:
+    """The sample-cost / step-cost trade-off: for each batch size, the step size that reaches
+    ``observable <= target`` in the fewest steps (`tune` over ``step_space(setup_at_B)``, a
+    `LogRange` or candidates), and the steps and samples it then needs.
+
+    Below the critical batch size the best step grows like B and the steps fall like 1/B (the
+    samples stay flat); above it the steps stop falling and every extra sample is wasted.
+    """
+    rows = []
+    for b in np.asarray(batch_sizes):
+        at_b = setup.replace(batch_size=int(b))
+        space = step_space(at_b) if callable(step_space) else step_space
+        tuned = tune(at_b, {"step_size": space}, steps_to_target(target, observable),
+                     horizon=horizon, **predict_options)
+        rows.append((int(b), tuned.setup.step_size, tuned.objective_value,
+                     tuned.objective_value * at_b.samples_per_step))
+    b, step, steps, samples = (np.array(c) for c in zip(*rows))
+    return Tradeoff(batch_sizes=b, step_sizes=step, steps=steps, samples=samples,
+                    observable=observable, target=float(target))

@@ -84,3 +84,23 @@ def test_tuned_step_is_confirmed_by_a_monte_carlo_grid():
     assert chosen[1] <= best[1] + 3 * math.hypot(chosen[2], best[2]), measured
     # and the grid has power: the smallest step is clearly worse
     assert measured[0][1] > chosen[1] + 3 * math.hypot(measured[0][2], chosen[2])
+
+
+def test_batch_tradeoff_has_the_critical_batch_shape(tmp_path):
+    # Below B_crit = tr H / lambda_max the best steps fall like 1/B at a flat sample cost;
+    # well above it the steps stop falling and samples are wasted.
+    setup = hdsgd.StreamingLeastSquares("power_law:200:0.5", noise_std=0.0)
+    b_crit = hdsgd.lstsq.critical_batch_size(setup)
+
+    def space(s):
+        gamma_c = hdsgd.lstsq.critical_step_size(s)
+        return hdsgd.LogRange(1e-2 * gamma_c, 0.99 * gamma_c, 8)
+
+    batches = [1, 2, 4, 8, int(4 * b_crit), int(16 * b_crit)]
+    tr = hdsgd.batch_tradeoff(setup, 0.1 * setup.initial_risk, batches, space,
+                              observable="excess_risk", horizon=40.0)
+    small = tr.batch_sizes <= 8
+    assert np.all(np.abs(tr.samples[small] / tr.samples[0] - 1) < 0.1)
+    np.testing.assert_allclose(tr.steps[small] * tr.batch_sizes[small], tr.steps[0], rtol=0.1)
+    assert tr.samples[-1] > 2.5 * tr.samples[0] and tr.steps[-1] > 3 * tr.steps[0] / tr.batch_sizes[-1]
+    assert tr.plot(tmp_path / "tradeoff.png", critical_batch=b_crit).stat().st_size > 1000
