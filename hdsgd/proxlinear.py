@@ -16,7 +16,6 @@ from .montecarlo.proxlinear import METHODS as SIMULATE_METHODS
 from .odes.proxlinear import GRID_RULE
 from .odes.proxlinear import METHODS as PREDICT_METHODS
 from .odes.proxlinear import (
-    blow_up_bound,
     default_method,
     floor_grid,
     gauss_hermite_rule,
@@ -32,7 +31,6 @@ __all__ = [
     "PREDICT_METHODS",
     "ProxLinearSensing",
     "SIMULATE_METHODS",
-    "blow_up_bound",
     "default_method",
     "error_sq_of_state",
     "floor_grid",

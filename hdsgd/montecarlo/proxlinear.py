@@ -28,11 +28,9 @@ from .._numerics import exceeds
 from .._segments import Dynamics, run_segments
 from ..api import reject_options, simulate
 from ..curve import Curve, finish_curve
-from ..setups.proxlinear import ProxLinearSensing
+from ..setups.proxlinear import DIVERGENCE_FACTOR, ProxLinearSensing
 
 METHODS = ("auto", "kernel", "primal")
-#: a run counts as diverged once E^2 passes this multiple of (1 + E_0^2) (as the theory).
-DIVERGENCE_FACTOR = 1e6
 
 
 def draw_batch(key, m: int, d1: int, d2: int, noise_std, dtype):

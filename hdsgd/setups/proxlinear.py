@@ -13,15 +13,19 @@ import numpy as np
 from . import _validate as v
 from ._base import Setup
 
+#: a prediction or a Monte Carlo run is diverged once E^2 passes this multiple of (1 + E_0^2).
+DIVERGENCE_FACTOR = 1e6
 
-def error_sq_of_state(state) -> np.ndarray:
+
+def error_sq_of_state(state):
     """E^2 = ||mu nu^T - mu* nu*^T||_F^2 of a state (alpha1, beta1, alpha2, beta2).
 
     Written as (a1 a2 - 1)^2 + a1^2 b2^2 + b1^2 a2^2 + b1^2 b2^2, which equals
     (a1^2 + b1^2)(a2^2 + b2^2) - 2 a1 a2 + 1 without its cancellation near the truth
-    (docs/proxlinear.md, "The system").
+    (docs/proxlinear.md, "The system"). ``state`` unpacks into the four components (numbers,
+    numpy or JAX arrays of one shape; a (4, ...) array), and the result has their type.
     """
-    a1, b1, a2, b2 = (np.asarray(s, dtype=np.float64) for s in state)
+    a1, b1, a2, b2 = state
     return (a1 * a2 - 1.0) ** 2 + a1**2 * b2**2 + b1**2 * a2**2 + b1**2 * b2**2
 
 
@@ -64,7 +68,7 @@ def random_initial_state(dim_left: int, dim_right: int, error_sq: float, key
 
     # E^2(tau) is increasing near 0; find the first tau where it reaches error_sq.
     taus = np.linspace(0.0, 2.0, 2001)
-    errs = error_sq_of_state(state(taus))
+    errs = error_sq_of_state(state(taus))  # an array over taus
     above = np.nonzero(errs >= e2)[0]
     if above.size == 0:  # pragma: no cover - error_sq < 1 is always reached
         raise ValueError(f"error_sq={error_sq} could not be reached by a random start")
@@ -148,6 +152,11 @@ class ProxLinearSensing(Setup):
     def initial_error_sq(self) -> float:
         """E_0^2 of the initial state."""
         return float(error_sq_of_state(self.initial_state))
+
+    @property
+    def blow_up_bound(self) -> float:
+        """10^6 (1 + E_0^2): past it a prediction or a Monte Carlo run counts as diverged."""
+        return DIVERGENCE_FACTOR * (1.0 + self.initial_error_sq)
 
     @property
     def eta_bar(self) -> float:

@@ -24,7 +24,6 @@ from ._grid import GRID_FIELDS, grid_params, map_grid
 from ._map import (
     FAILURES,
     ProxLinearMap,
-    error_sq,
     initial_kappa,
     map_params,
     node_terms,
@@ -32,13 +31,13 @@ from ._map import (
     run_map,
     solve_kappa,
 )
-from ._ode import DIVERGENCE_FACTOR, ode_trajectory
-from ._predict import METHODS, OBSERVABLES, blow_up_bound, default_method
+from ._ode import ode_trajectory
+from ._predict import METHODS, OBSERVABLES, default_method
 from ._quadrature import GRID_RULE, gauss_hermite_rule, polar_rule, rule_arrays
 
 __all__ = [
-    "DIVERGENCE_FACTOR", "FAILURES", "GRID_FIELDS", "GRID_RULE", "METHODS", "OBSERVABLES",
-    "ProxLinearMap", "blow_up_bound", "default_method", "error_sq", "fixed_point",
+    "FAILURES", "GRID_FIELDS", "GRID_RULE", "METHODS", "OBSERVABLES",
+    "ProxLinearMap", "default_method", "fixed_point",
     "floor_from_fixed_point", "floor_grid", "gauss_hermite_rule", "grid_params",
     "initial_kappa", "local_rate", "map_grid", "map_params", "node_terms", "noise_floor",
     "ode_trajectory", "one_step", "polar_rule", "rule_arrays", "run_map", "solve_kappa",

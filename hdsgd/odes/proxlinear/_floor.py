@@ -13,9 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._precision import scoped_x64
-from ...setups.proxlinear import ProxLinearSensing
+from ...setups.proxlinear import ProxLinearSensing, error_sq_of_state
 from ._grid import grid_params, map_grid
-from ._map import error_sq, initial_kappa, map_params, one_step, run_map
+from ._map import initial_kappa, map_params, one_step, run_map
 from ._quadrature import grid_rule_arrays, rule_arrays
 
 _FLOOR_BATCH = 16
@@ -107,8 +107,7 @@ def fixed_point(params, start, rule, *, iterations: int = 30):
 
 def floor_from_fixed_point(y, residual):
     """E^2 at a fixed point y = (alpha1, beta1^2, alpha2, beta2^2); inf if Newton failed."""
-    s = jnp.stack([y[..., 0], jnp.sqrt(y[..., 1]), y[..., 2], jnp.sqrt(y[..., 3])], axis=-1)
-    e = error_sq(s)
+    e = error_sq_of_state((y[..., 0], jnp.sqrt(y[..., 1]), y[..., 2], jnp.sqrt(y[..., 3])))
     good = jnp.isfinite(e) & (residual < 1e-10 * (1.0 + jnp.abs(e)))
     return jnp.where(good, e, jnp.inf)
 

@@ -152,12 +152,6 @@ def one_step(state, kappa, params, rule):
     return new, kappa, status.astype(jnp.int32)
 
 
-def error_sq(state):
-    """E^2 of a state (array, last axis = (alpha1, beta1, alpha2, beta2)), without cancellation."""
-    a1, b1, a2, b2 = state[..., 0], state[..., 1], state[..., 2], state[..., 3]
-    return (a1 * a2 - 1.0) ** 2 + a1**2 * b2**2 + b1**2 * a2**2 + b1**2 * b2**2
-
-
 def initial_kappa(state, params):
     """A starting point for the (F1, F2) solve: the W = 1 values 1/(delta (||.||^2 + 1/eta))."""
     delta1, delta2, eta = params[0], params[1], params[2]

@@ -14,23 +14,25 @@ from __future__ import annotations
 
 import diffrax
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..._numerics import power_of_two_at_least
-from ...setups.proxlinear import ProxLinearSensing
+from ...setups.proxlinear import ProxLinearSensing, error_sq_of_state
 from ._map import node_terms
 
-#: a prediction is diverged past this multiple of (1 + E_0^2) (the map's and the ODE's bound).
-DIVERGENCE_FACTOR = 1e6
+
+def _state(y):
+    """(alpha1, beta1, alpha2, beta2) of the ODE's coordinates y = (alpha1, beta1^2, alpha2, beta2^2)."""
+    return y[0], jnp.sqrt(jnp.maximum(y[1], 0.0)), y[2], jnp.sqrt(jnp.maximum(y[3], 0.0))
 
 
 def _ode_field(t, y, args):
     """Vector field in steps of the state y = (alpha1, beta1^2, alpha2, beta2^2)."""
     rule, m, d1, d2, eta, noise_var = args
     g1, g2, w = rule
-    state = jnp.stack([y[0], jnp.sqrt(jnp.maximum(y[1], 0.0)), y[2],
-                       jnp.sqrt(jnp.maximum(y[3], 0.0))])
+    state = jnp.stack(_state(y))
     x, z, A, R = node_terms(state, g1, g2)
     W = 1.0 / (1.0 + (eta / m) * (d1 * z * z + d2 * x * x))
     ww = w * W
@@ -73,14 +75,9 @@ def ode_trajectory(setup: ProxLinearSensing, t_out, rule, *, rtol: float = 1e-7,
         setup.batch_size, setup.dim_left, setup.dim_right, setup.step_size, setup.noise_std**2)))
     if max_steps is None:
         max_steps = ode_max_steps(setup, t_out[-1])
-    bound = jnp.asarray(np.float64(DIVERGENCE_FACTOR * (1.0 + setup.initial_error_sq)))
+    bound = jnp.asarray(np.float64(setup.blow_up_bound))
     states, result = _ode_solve(jnp.asarray(padded), y0, args, bound, rtol, atol, int(max_steps))
     return np.asarray(states)[:n], result
-
-
-def _error_sq(y):
-    """E^2 in the ODE's coordinates y = (alpha1, beta1^2, alpha2, beta2^2)."""
-    return (y[0] * y[2] - 1.0) ** 2 + y[0] ** 2 * y[3] + y[1] * y[2] ** 2 + y[1] * y[3]
 
 
 @eqx.filter_jit
@@ -90,12 +87,9 @@ def _ode_solve(t_out, y0, args, bound, rtol, atol, max_steps):
         args=args, saveat=diffrax.SaveAt(ts=t_out),
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol),
         max_steps=max_steps, throw=False,
-        event=diffrax.Event(lambda t, y, a, **kw: _error_sq(y) > bound),
+        event=diffrax.Event(lambda t, y, a, **kw: error_sq_of_state(_state(y)) > bound),
     )
-    ys = sol.ys
-    states = jnp.stack([ys[:, 0], jnp.sqrt(jnp.maximum(ys[:, 1], 0.0)), ys[:, 2],
-                        jnp.sqrt(jnp.maximum(ys[:, 3], 0.0))], axis=1)
-    return states, sol.result
+    return jax.vmap(lambda y: jnp.stack(_state(y)))(sol.ys), sol.result
 
 
 def ode_failure(result) -> str | None:

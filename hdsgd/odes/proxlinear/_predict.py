@@ -7,9 +7,9 @@ import numpy as np
 from ..._numerics import exceeds
 from ...api import predict, reject_options
 from ...curve import Curve, finish_curve
-from ...setups.proxlinear import ProxLinearSensing, error_sq_of_state
+from ...setups.proxlinear import DIVERGENCE_FACTOR, ProxLinearSensing, error_sq_of_state
 from ._map import FAILURES, map_params, run_map, states_of
-from ._ode import DIVERGENCE_FACTOR, ode_failure, ode_trajectory
+from ._ode import ode_failure, ode_trajectory
 from ._quadrature import rule_arrays
 
 METHODS = ("auto", "map", "ode")
@@ -17,13 +17,8 @@ OBSERVABLES = ("error_sq", "alpha_left", "beta_left", "alpha_right", "beta_right
 
 
 def default_method(setup: ProxLinearSensing) -> str:
-    """``"ode"`` when m <= d/100 (d = min(d1, d2)) and the ODE is faster, else ``"map"``."""
+    """``"ode"`` when m <= d/100 (d = min(d1, d2); there the ODE is faster), else ``"map"``."""
     return "ode" if setup.batch_size * 100 <= min(setup.dim_left, setup.dim_right) else "map"
-
-
-def blow_up_bound(setup: ProxLinearSensing) -> float:
-    """10^6 (1 + E_0^2): past it a prediction or a Monte Carlo run counts as diverged."""
-    return DIVERGENCE_FACTOR * (1.0 + setup.initial_error_sq)
 
 
 def state_curve(setup: ProxLinearSensing, steps, states, method: str, *, status=None,
@@ -32,7 +27,7 @@ def state_curve(setup: ProxLinearSensing, steps, states, method: str, *, status=
 
     Diverged (inf from then on, with ``meta["warning"]`` saying why): a failed step of the map
     (``status`` != 0, the reason in `FAILURES`, the step in ``failed_at``), a non-finite value,
-    or E^2 past `blow_up_bound`; ``failure`` is the ODE solver's reason, if it stopped early.
+    or E^2 past ``setup.blow_up_bound``; ``failure`` is the ODE solver's reason, if it stopped early.
     """
     steps = np.asarray(steps)
     states = np.asarray(states, dtype=np.float64)
@@ -50,7 +45,7 @@ def state_curve(setup: ProxLinearSensing, steps, states, method: str, *, status=
                             f"{FAILURES[code]}")
         elif failure is None:
             warnings.append(f"E^2 passed the blow-up bound 10^6 (1 + E_0^2) = "
-                            f"{blow_up_bound(setup):.4g} by step {int(steps[i_blow])}")
+                            f"{setup.blow_up_bound:.4g} by step {int(steps[i_blow])}")
     if failure is not None:
         warnings.append(failure)
     obs = {"error_sq": e2, **{name: states[:, i] for i, name in enumerate(OBSERVABLES[1:])}}
