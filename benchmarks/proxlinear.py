@@ -75,8 +75,10 @@ def main(argv=None):
 
     one_traj = rows["default"] * T
     print()
-    print(f"ratio: one Monte Carlo run / one map trajectory (default rule)  = {mc_time / one_traj:.0f}x")
-    print(f"ratio: one Monte Carlo run / the whole 1000-point map grid      = {mc_time / grid_time:.2f}x")
+    print(f"ratio: one Monte Carlo run / one map trajectory (default rule)  = "
+          f"{mc_time / one_traj:.0f}x")
+    print(f"ratio: one Monte Carlo run / the whole 1000-point map grid      = "
+          f"{mc_time / grid_time:.2f}x")
     print(f"ratio: map step, default rule / grid rule                       = "
           f"{rows['default'] / rows['grid']:.1f}x")
 

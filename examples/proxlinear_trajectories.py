@@ -69,7 +69,8 @@ def main(argv=None):
             ode = hdsgd.predict(setup, horizon, method="ode")
             ax[0].plot(ode.samples / d, ode["error_sq"], ":", color="k", lw=1.2,
                        label="small-batch ODE")
-        lines.append(f"{label}: map {t1 - t0:.2f} s, MC {t2 - t1:.1f} s ({mc.meta['method']} solve); "
+        lines.append(f"{label}: map {t1 - t0:.2f} s, MC {t2 - t1:.1f} s "
+                     f"({mc.meta['method']} solve); "
                      f"E^2 from {theory['error_sq'][0]:.3g} to {theory['error_sq'][-1]:.3g} "
                      f"(floor {floor:.3g}); max gap {a.max_sem_gap:.2f} standard errors, "
                      f"{a.max_rel_gap:.1%} relative")

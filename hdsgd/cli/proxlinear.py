@@ -29,7 +29,8 @@ def demo(out_dir, key) -> Demo:
     mc = simulate(setup, 20, key=key, seeds=24, progress=False)
     agreement = compare(theory, mc, "error_sq")
     figure = agreement.plot(out_dir / "proxlinear.png", observable="error_sq",
-                            title="prox-linear rank-one sensing, d1=d2=200, m=100, eta=1, sigma=0.05")
+                            title="prox-linear rank-one sensing, d1=d2=200, m=100, eta=1, "
+                                  "sigma=0.05")
     a = agreement["error_sq"]
     return Demo(f"error_sq, one-step map vs 24-seed Monte Carlo at d=200, m=100: max gap "
                 f"{a.max_sem_gap:.2f} standard errors ({a.max_rel_gap:.2%} relative), over "

@@ -64,7 +64,8 @@ def random_initial_state(dim_left: int, dim_right: int, error_sq: float, key
     c1, c2 = u[0] / np.linalg.norm(u), w[0] / np.linalg.norm(w)
 
     def state(tau):
-        return (1.0 + tau * c1, tau * np.sqrt(1.0 - c1**2), 1.0 + tau * c2, tau * np.sqrt(1.0 - c2**2))
+        return (1.0 + tau * c1, tau * np.sqrt(1.0 - c1**2),
+                1.0 + tau * c2, tau * np.sqrt(1.0 - c2**2))
 
     # E^2(tau) is increasing near 0; find the first tau where it reaches error_sq.
     taus = np.linspace(0.0, 2.0, 2001)

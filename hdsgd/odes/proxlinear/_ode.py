@@ -24,7 +24,7 @@ from ._map import node_terms
 
 
 def _state(y):
-    """(alpha1, beta1, alpha2, beta2) of the ODE's coordinates y = (alpha1, beta1^2, alpha2, beta2^2)."""
+    """(alpha1, beta1, alpha2, beta2) of the ODE's y = (alpha1, beta1^2, alpha2, beta2^2)."""
     return y[0], jnp.sqrt(jnp.maximum(y[1], 0.0)), y[2], jnp.sqrt(jnp.maximum(y[3], 0.0))
 
 

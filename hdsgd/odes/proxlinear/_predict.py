@@ -27,7 +27,8 @@ def state_curve(setup: ProxLinearSensing, steps, states, method: str, *, status=
 
     Diverged (inf from then on, with ``meta["warning"]`` saying why): a failed step of the map
     (``status`` != 0, the reason in `FAILURES`, the step in ``failed_at``), a non-finite value,
-    or E^2 past ``setup.blow_up_bound``; ``failure`` is the ODE solver's reason, if it stopped early.
+    or E^2 past ``setup.blow_up_bound``; ``failure`` is the ODE solver's reason, if it stopped
+    early.
     """
     steps = np.asarray(steps)
     states = np.asarray(states, dtype=np.float64)
