@@ -2,11 +2,12 @@
 
 d1 = d2 = ``--dim``, noise ``--noise``, start s_0 = (0.7, 0.6, 0.8, 0.5) (E_0^2 = 0.64).
 Settings: a small batch m = d/50 at eta_bar = eta d/m = 1 (the one-step map; the small-batch
-ODE is drawn on top), m = d/4, m = d and m = 3d > d1 + d2 (primal form), each run until the
-error sits on its noise floor, several decades below the start. Lines: the map (spec §3.2);
+ODE is drawn on top), m = d/4, m = d and m = 3d > d1 + d2 (primal solve), each run until the
+error sits on its noise floor, several decades below the start. Lines: the map
+(docs/proxlinear.md, "The one-step map");
 dots: Monte Carlo mean over ``--seeds`` runs of the real algorithm, band 10-90%; dashed:
 the predicted floor (`hdsgd.proxlinear.noise_floor`). The x axis is samples / d, where
-the small-batch settings line up (linear scaling, spec §3.3).
+the small-batch settings line up (linear scaling; docs/proxlinear.md, "The small-batch ODE").
 
     python examples/proxlinear_trajectories.py --out figures
 """
@@ -46,13 +47,13 @@ def main(argv=None):
     key = jax.random.key(args.seed)
     lines = []
     for (m, eta, horizon), color in zip(settings, colors):
-        setup = hdsgd.ProxLinearSensing(dim_left=d, dim_right=d, batch_size=m, step_size=eta,
-                                        noise_std=args.noise)
+        setup = hdsgd.proxlinear.ProxLinearSensing(dim_left=d, dim_right=d, batch_size=m,
+                                                   step_size=eta, noise_std=args.noise)
         t0 = time.perf_counter()
         theory = hdsgd.predict(setup, horizon, method="map")
         t1 = time.perf_counter()
         key, sub = jax.random.split(key)
-        mc = hdsgd.simulate(setup, horizon, key=sub, seeds=args.seeds)
+        mc = hdsgd.simulate(setup, horizon, key=sub, seeds=args.seeds, progress=False)
         t2 = time.perf_counter()
         floor = hdsgd.proxlinear.noise_floor(setup)
         a = hdsgd.compare(theory, mc, "error_sq")["error_sq"]
@@ -68,15 +69,16 @@ def main(argv=None):
             ode = hdsgd.predict(setup, horizon, method="ode")
             ax[0].plot(ode.samples / d, ode["error_sq"], ":", color="k", lw=1.2,
                        label="small-batch ODE")
-        lines.append(f"{label}: map {t1 - t0:.2f} s, MC {t2 - t1:.1f} s ({mc.meta['form']}); "
+        lines.append(f"{label}: map {t1 - t0:.2f} s, MC {t2 - t1:.1f} s "
+                     f"({mc.meta['method']} solve); "
                      f"E^2 from {theory['error_sq'][0]:.3g} to {theory['error_sq'][-1]:.3g} "
                      f"(floor {floor:.3g}); max gap {a.max_sem_gap:.2f} standard errors, "
                      f"{a.max_rel_gap:.1%} relative")
     for axis in ax:
         axis.set_yscale("log")
         axis.set_xlabel("samples / d")
-    ax[1].set_xlabel("iterations t")
         axis.set_ylabel(r"$E_t^2 = \|\mu_t\nu_t^T - \mu^*\nu^{*T}\|_F^2$")
+    ax[1].set_xlabel("iterations t")
     ax[0].set_xlim(0, 40)
     ax[1].set_xscale("log")
     ax[0].legend(fontsize=8)

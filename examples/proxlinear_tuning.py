@@ -1,16 +1,19 @@
 """Tuning (m, eta) of prox-linear rank-one sensing from the map alone, checked by Monte Carlo.
 
-For every (m, eta_bar) on a grid (eta = eta_bar m / d), the one-step map (spec §3.2,
-vmapped over the step sizes of each batch size) predicts the samples needed to reach
-E^2 <= ``--target``, within a budget of ``--budget`` x d samples per setting, and the noise
-floor E_inf^2 (`hdsgd.proxlinear.tune`). Panels:
+For every (m, eta_bar) on a grid (eta = eta_bar m / d), the one-step map (docs/proxlinear.md,
+"The one-step map"; vmapped over the step sizes of each batch size by `hdsgd.predict_grid`)
+predicts the samples needed to reach E^2 <= ``--target``, within a budget of ``--budget`` x d
+samples per setting: `hdsgd.tune` over ``batch_size`` and the derived coordinate ``eta_bar``,
+with the same sample budget for every setting. The noise floor E_inf^2 of every setting comes
+from `hdsgd.proxlinear.floor_grid` (polished from the end of its trajectory). Panels:
 
 1. samples-to-target / d as a heat map over (eta_bar, m), grey where the target is never
    reached (the floor is above it, or the budget runs out), with the chosen point;
 2. at the smallest batch: samples-to-target, the floor and the local rate against eta_bar:
-   the rate rises with eta_bar but so does the floor, hence the interior optimum (spec §5);
-3. the best eta for each m against m: eta proportional to m for m << d (eta_bar fixed,
-   the linear-scaling rule of spec §3.3).
+   the rate rises with eta_bar but so does the floor, hence the interior optimum
+   (docs/proxlinear.md, "Grids and tuning");
+3. the best eta for each m against m: eta proportional to m for m << d (eta_bar fixed, the
+   linear-scaling rule of docs/proxlinear.md, "The small-batch ODE").
 
 The chosen point is then simulated (``--seeds`` runs) and scored with the same objective.
 
@@ -46,28 +49,42 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     d = args.dim
-    setup = hdsgd.ProxLinearSensing(dim_left=d, dim_right=d, batch_size=1, step_size=1.0 / d,
-                                    noise_std=args.noise)
+    setup = hdsgd.proxlinear.ProxLinearSensing(dim_left=d, dim_right=d, batch_size=1,
+                                               step_size=1.0 / d, noise_std=args.noise)
     ms = np.unique(np.round(np.geomspace(1, 2 * d, 10)).astype(int))
     eta_bars = np.geomspace(0.1, 30.0, 16)
     objective = hdsgd.samples_to_target(args.target, "error_sq")
     t0 = time.perf_counter()
-    res = hdsgd.proxlinear.tune(setup, batch_sizes=ms, eta_bars=eta_bars, objective=objective,
-                                max_samples=args.budget * d)
+    tuned = hdsgd.tune(setup, {"batch_size": ms, "eta_bar": eta_bars}, objective,
+                       budget=args.budget * d)
     t_tune = time.perf_counter() - t0
-    scores = res.scores.reshape(len(ms), len(eta_bars)) / d
-    floors = res.floors.reshape(len(ms), len(eta_bars))
-    chosen = res.setup
-    print(f"map over {len(ms)} x {len(eta_bars)} = {scores.size} settings in {t_tune:.1f} s")
-    print(res.report())
+    scores = np.array([row["score"] for row in tuned.table if "refined" not in row])
+    scores = scores.reshape(len(ms), len(eta_bars)) / d
+    # the floor of every setting, polished from where its trajectory ends (the budget)
+    t0 = time.perf_counter()
+    floors = np.stack([hdsgd.proxlinear.floor_grid(
+        setup, np.full(eta_bars.size, m), eta_bars * m / d, np.full(eta_bars.size, args.noise),
+        burn_in=int(np.ceil(args.budget * d / m))) for m in ms])
+    t_floor = time.perf_counter() - t0
+    chosen = tuned.setup
+    chosen_floor = floors[list(ms).index(chosen.batch_size),
+                          int(np.argmin(np.abs(eta_bars - chosen.eta_bar)))]
+    chosen_rate = hdsgd.proxlinear.local_rate(chosen)
+    print(f"map over {len(ms)} x {len(eta_bars)} = {scores.size} settings in {t_tune:.1f} s "
+          f"(floors {t_floor:.1f} s)")
+    print(f"chosen batch_size={chosen.batch_size} step_size={chosen.step_size:.4g} "
+          f"(eta_bar={chosen.eta_bar:.4g}): {objective.description} = "
+          f"{tuned.objective_value:.6g} (predicted); noise floor E_inf^2 = {chosen_floor:.4g}; "
+          f"local rate {chosen_rate:.4g} per step "
+          f"({chosen_rate * d / chosen.batch_size:.4g} per d samples)")
 
     t0 = time.perf_counter()
-    check = res.verify(jax.random.key(args.seed), seeds=args.seeds)
+    check = tuned.verify(jax.random.key(args.seed), seeds=args.seeds, progress=False)
     t_mc = time.perf_counter() - t0
     gap = check.agreement["error_sq"]
     print(f"Monte Carlo at the chosen point ({args.seeds} seeds, {t_mc:.1f} s): "
           f"{objective.description} = {check.objective_value:.6g} vs predicted "
-          f"{res.tuned.objective_value:.6g}; max gap {gap.max_sem_gap:.2f} standard errors "
+          f"{tuned.objective_value:.6g}; max gap {gap.max_sem_gap:.2f} standard errors "
           f"({gap.max_rel_gap:.1%} relative)")
 
     fig, ax = plt.subplots(1, 3, figsize=(17, 4.8))
@@ -79,7 +96,7 @@ def main(argv=None):
     ax[0].contour(eta_bars, ms, floors, levels=[args.target], colors="w", linewidths=1)
     ax[0].plot([chosen.eta_bar], [chosen.batch_size], "r*", ms=14,
                label=f"chosen: m={chosen.batch_size}, eta_bar={chosen.eta_bar:.3g}\n"
-                     f"predicted {res.tuned.objective_value / d:.2f} d, "
+                     f"predicted {tuned.objective_value / d:.2f} d, "
                      f"MC {check.objective_value / d:.2f} d")
     ax[0].set_xscale("log")
     ax[0].set_yscale("log")
@@ -88,11 +105,9 @@ def main(argv=None):
     ax[0].set_title(f"samples to E^2 <= {args.target:g} (white: floor = target)")
     ax[0].legend(fontsize=8, loc="lower left")
 
-    small = hdsgd.ProxLinearSensing(dim_left=d, dim_right=d, batch_size=int(ms[0]),
-                                    step_size=1.0, noise_std=args.noise)
-    rates = np.array([hdsgd.proxlinear.local_rate(
-        hdsgd.ProxLinearSensing(dim_left=d, dim_right=d, batch_size=int(ms[0]),
-                                step_size=eb * ms[0] / d)) * d / ms[0] for eb in eta_bars])
+    small = setup.replace(batch_size=int(ms[0]))
+    rates = np.array([hdsgd.proxlinear.local_rate(small.replace(eta_bar=eb)) * d / ms[0]
+                      for eb in eta_bars])
     ax[1].plot(eta_bars, scores[0], "o-", label=f"samples to target / d (m={ms[0]})")
     ax[1].plot(eta_bars, rates, "s-", label=r"local rate $\rho$ per d samples")
     ax[1].plot(eta_bars, floors[0] / args.noise**2, "^-",

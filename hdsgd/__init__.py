@@ -35,12 +35,11 @@ from .setups import (
 )
 
 from . import lstsq  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
+from . import proxlinear  # noqa: E402
 
 # Systems not yet moved to their face: registered by importing their theory and Monte Carlo.
 from .odes import grokking as _grokking_theory  # noqa: E402,F401
 from .montecarlo import grokking as _grokking_mc  # noqa: E402,F401
-from .odes import proxlinear as _proxlinear_theory  # noqa: E402,F401
-from .montecarlo import proxlinear as _proxlinear_mc  # noqa: E402,F401
 from .odes import momentum as _momentum_theory  # noqa: E402,F401
 from .montecarlo import momentum as _momentum_mc  # noqa: E402,F401
 from .odes import spiked as _spiked_theory  # noqa: E402,F401
@@ -65,6 +64,7 @@ __all__ = [
     "plot_curves",
     "predict",
     "predict_grid",
+    "proxlinear",
     "samples_to_target",
     "simulate",
     "spectra",

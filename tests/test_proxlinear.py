@@ -1,7 +1,6 @@
-"""Prox-linear rank-one sensing: the map of spec §3.2 against Monte Carlo, the ODE, the
-quadrature, floor and rate, and input validation."""
-
-import dataclasses
+"""Prox-linear rank-one sensing: the one-step map against Monte Carlo, the ODE, the
+quadrature, floor and rate, stability, tuning through `hdsgd.tune`, input validation, the
+command line and compile-once (docs/proxlinear.md)."""
 
 import jax
 import jax.numpy as jnp
@@ -9,10 +8,16 @@ import numpy as np
 import pytest
 
 import hdsgd
-from hdsgd import ProxLinearSensing, compare, predict, simulate
-from hdsgd.odes import proxlinear as P
+from hdsgd import compare, predict, simulate
+from hdsgd import proxlinear as P
+from hdsgd.proxlinear import ProxLinearSensing
 
-START = (0.7, 0.6, 0.8, 0.5)  # spec §6, E_0^2 = 0.6365
+START = (0.7, 0.6, 0.8, 0.5)  # docs/proxlinear.md, "Reference values": E_0^2 = 0.6365
+# m = d1 + d2 and m > d1 + d2 at eta = 1e8 (the kernel and the primal solve); the tests share
+# these shapes (and so their compilations)
+HUGE_STEP_KERNEL = ProxLinearSensing(dim_left=10, dim_right=10, batch_size=20, step_size=1e8,
+                                     noise_std=0.5, initial_state=START)
+HUGE_STEP_PRIMAL = HUGE_STEP_KERNEL.replace(batch_size=30)
 
 
 def _agreement(setup, horizon, seed, seeds=32):
@@ -31,7 +36,7 @@ def _agreement(setup, horizon, seed, seeds=32):
     (dict(dim_left=400, dim_right=1000, batch_size=500, step_size=1.5, noise_std=0.2),
      {4: 0.2416, 10: 6.82e-2}),
 ])
-def test_map_reproduces_spec_reference_values(fields, checks):
+def test_map_reproduces_reference_values(fields, checks):
     setup = ProxLinearSensing(initial_state=START, **fields)
     assert abs(setup.initial_error_sq - 0.6365) < 1e-4
     curve = predict(setup, max(checks), times=np.array(sorted(checks), float), method="map")
@@ -55,7 +60,7 @@ REGIMES = {
     # m = d, noiseless: error over four decades
     "m_eq_d": (dict(dim_left=100, dim_right=100, batch_size=100, step_size=1.0,
                     noise_std=0.0), 25),
-    # m > d1 + d2 (primal form), noisy
+    # m > d1 + d2 (primal solve), noisy
     "m_gt_d1_plus_d2": (dict(dim_left=30, dim_right=40, batch_size=150, step_size=2.0,
                              noise_std=0.1), 8),
     # d1 != d2, noisy
@@ -69,8 +74,8 @@ def test_map_agrees_with_monte_carlo(name):
     fields, horizon = REGIMES[name]
     setup = ProxLinearSensing(initial_state=START, **fields)
     theory, mc, agreement = _agreement(setup, horizon, seed=1)
-    # The standard error scales with the error itself (spec §4), so a bound in standard
-    # errors stays tight at every order of magnitude.
+    # The standard error scales with the error itself (docs/proxlinear.md, "Measured
+    # agreement"), so a bound in standard errors stays tight at every order of magnitude.
     assert agreement.ok(sem_tol=4.5), agreement.summary()
     e = theory["error_sq"]
     if setup.noise_std == 0.0:
@@ -86,16 +91,16 @@ def test_monte_carlo_rejects_perturbed_maps():
     theory, mc, agreement = _agreement(setup, horizon, seed=2)
     assert agreement.ok(sem_tol=4.5)
     # delta doubled = the map at half the dimensions; sigma^2 doubled = sigma * sqrt(2)
-    for wrong in (dataclasses.replace(setup, dim_left=40, dim_right=40),
-                  dataclasses.replace(setup, noise_std=0.3 * np.sqrt(2.0))):
+    for wrong in (setup.replace(dim_left=40, dim_right=40),
+                  setup.replace(noise_std=0.3 * np.sqrt(2.0))):
         bad = compare(predict(wrong, horizon, method="map"), mc, "error_sq")
         assert bad["error_sq"].max_sem_gap > 8.0, bad.summary()
 
 
 def test_gap_shrinks_with_dimension():
-    """theory - MC mean (bias O(1/d) plus fluctuations O(E/sqrt(d)), spec §4) shrinks with d
-    at fixed (delta, eta). Also: delta = m/d beats m/(d - 2) at d = 16 (measured: the one-step
-    MC mean 0.4816 +- 0.0012, map 0.4784 with m/d, 0.4637 with m/(d - 2))."""
+    """theory - MC mean (bias O(1/d) plus fluctuations O(E/sqrt(d))) shrinks with d at fixed
+    (delta, eta). Also: delta = m/d beats m/(d - 2) at d = 16 (measured: the one-step MC mean
+    0.4816 +- 0.0012, map 0.4784 with m/d, 0.4637 with m/(d - 2))."""
     rel = []
     for d in (16, 128):
         setup = ProxLinearSensing(dim_left=d, dim_right=d, batch_size=d, step_size=1.0,
@@ -120,8 +125,10 @@ def test_small_batch_map_matches_ode():
     np.testing.assert_allclose(o["error_sq"], m["error_sq"], rtol=3e-3)
     np.testing.assert_allclose(o["alpha_left"], m["alpha_left"], rtol=3e-3)
     assert predict(setup, 10).meta["method"] == "ode"  # m <= d/100 picks the ODE
-    # linear scaling (spec §3.3): at fixed eta_bar, error vs samples does not depend on m
-    double = dataclasses.replace(setup, batch_size=2, step_size=2 / 200)
+    assert P.default_method(setup) == "ode"
+    # linear scaling: at fixed eta_bar, error vs samples does not depend on m
+    double = setup.replace(batch_size=2, eta_bar=setup.eta_bar)
+    assert double.step_size == pytest.approx(2 / 200)
     o2 = predict(double, 600, times=times / 2, method="ode")
     np.testing.assert_allclose(o2.samples, o.samples)
     np.testing.assert_allclose(o2["error_sq"], o["error_sq"], rtol=1e-6)
@@ -160,25 +167,111 @@ def test_map_quadrature_converged_at_large_eta_over_delta():
 
 # ------------------------------------------------------------------ floor and rate
 def test_rate_and_floor_match_small_batch_table():
-    """Spec §4 table (eta_bar = 1: rho = 0.365 per d samples, E_inf^2 / sigma^2 = 0.526)."""
+    """docs/proxlinear.md, "Floor and rate" (eta_bar = 1: rho = 0.365 per d samples,
+    E_inf^2 / sigma^2 = 0.526)."""
     setup = ProxLinearSensing(dim_left=1000, dim_right=1000, batch_size=5, step_size=0.005,
                               noise_std=0.1, initial_state=(1.0, 0.05, 1.0, 0.05))
-    assert abs(hdsgd.proxlinear.local_rate(setup) * 1000 / 5 - 0.365) < 2e-3
-    assert abs(hdsgd.proxlinear.noise_floor(setup, burn_in=200) / 0.01 - 0.526) < 3e-3
+    assert abs(P.local_rate(setup) * 1000 / 5 - 0.365) < 2e-3
+    assert abs(P.noise_floor(setup, burn_in=200) / 0.01 - 0.526) < 3e-3
 
 
 def test_floor_is_the_limit_of_the_trajectory():
     setup = ProxLinearSensing(dim_left=200, dim_right=200, batch_size=200, step_size=1.0,
                               noise_std=0.2, initial_state=START)
-    floor = hdsgd.proxlinear.noise_floor(setup)
+    floor = P.noise_floor(setup)
+    assert isinstance(floor, float)
     curve = predict(setup, 60, method="map")
     assert abs(curve["error_sq"][-1] - floor) < 1e-6 * floor
-    rate = hdsgd.proxlinear.local_rate(setup)
-    assert 0.0 < rate < np.inf
-    noiseless = dataclasses.replace(setup, noise_std=0.0)
-    assert hdsgd.proxlinear.noise_floor(noiseless) == 0.0
+    rate = P.local_rate(setup)
+    assert isinstance(rate, float) and 0.0 < rate < np.inf
+    noiseless = setup.replace(noise_std=0.0)
+    assert P.noise_floor(noiseless) == 0.0
     e = predict(noiseless, 14, method="map")["error_sq"]
     np.testing.assert_allclose(np.log(e[-1] / e[-2]), -rate, rtol=0.05)
+
+
+# ------------------------------------------------------------------ stability
+@pytest.mark.parametrize("dims, batch_size", [((100, 100), 20), ((100, 100), 100),
+                                              ((100, 100), 250), ((40, 160), 60)])
+def test_no_stability_edge_in_the_step_size(dims, batch_size):
+    """docs/proxlinear.md, "Stability": the local rate at the truth is positive and grows with
+    eta up to eta = 1e8 (the undamped Gauss-Newton step), so there is no critical step size;
+    the map stays finite at eta = 1e8 (where it may converge to a spurious fixed point, but
+    does not blow up)."""
+    rates = [P.local_rate(ProxLinearSensing(dim_left=dims[0], dim_right=dims[1],
+                                            batch_size=batch_size, step_size=eta))
+             for eta in (0.1, 1.0, 10.0, 1e3, 1e8)]
+    assert np.all(np.array(rates) > 0) and np.all(np.diff(rates) > -1e-9), rates
+    huge = ProxLinearSensing(dim_left=dims[0], dim_right=dims[1], batch_size=batch_size,
+                             step_size=1e8, noise_std=0.1, initial_state=START)
+    curve = predict(huge, 40, method="map")
+    assert not curve.any_diverged and "warning" not in curve.meta
+    assert np.all(np.isfinite(curve["error_sq"])) and curve["error_sq"][-1] < 1e3
+
+
+def test_float32_blow_up_at_huge_step_is_round_off():
+    """m > d1 + d2 at eta = 1e8: the float32 Monte Carlo blows up (round-off along the null
+    direction (mu, -nu) of J^T J, amplified by eta/m), the float64 one does not."""
+    f32 = simulate(HUGE_STEP_PRIMAL, 30, key=jax.random.key(0), seeds=8, progress=False)
+    f64 = simulate(HUGE_STEP_PRIMAL, 30, key=jax.random.key(0), seeds=8, progress=False,
+                   dtype=jnp.float64)
+    assert f32.meta["method"] == "primal"
+    assert f32.diverged[:, -1].all() and "float64" in f32.meta["warning"]
+    assert not f64.any_diverged and "warning" not in f64.meta
+
+
+def _check_diverged(curve, reason):
+    """inf from the first diverged point on, a finite start, a warning saying why."""
+    div = curve.diverged_mask
+    assert div.any() and not div[..., 0].any()
+    first = np.argmax(div, axis=-1)
+    for row, (d, f) in enumerate(zip(np.atleast_2d(div), np.atleast_1d(first))):
+        if d.any():
+            assert d[f:].all()
+            for name in curve.names:
+                values = np.atleast_2d(curve[name])[row]
+                assert np.all(np.isinf(values[f:])) and np.all(np.isfinite(values[:f]))
+    assert not any(np.isnan(curve[n]).any() for n in curve.names)
+    assert reason in curve.meta["warning"], curve.meta["warning"]
+
+
+def test_failures_of_the_map_are_flagged_for_every_method():
+    # map: at m = d1 + d2 with eta = 1e8 the noise is amplified past the blow-up bound
+    # (the interpolation peak), at step 1
+    peak = HUGE_STEP_KERNEL
+    curve = predict(peak, 10, method="map")
+    _check_diverged(curve, "blow-up bound")
+    assert curve.diverged[1]
+    # the same through the vmapped grid
+    grid = hdsgd.predict_grid(peak, {"step_size": np.array([1.0, 1e8])}, 10)
+    assert not grid[0].any_diverged
+    _check_diverged(grid[1], "blow-up bound")
+    # a failed step of the map (here: a quadrature with a NaN weight, so the (F1, F2) solve
+    # cannot converge) is flagged from that step, with the reason
+    g1, g2, w = P.polar_rule()
+    w = w.copy()
+    w[5] = np.nan
+    setup = ProxLinearSensing(dim_left=50, dim_right=50, batch_size=50, initial_state=START)
+    _check_diverged(predict(setup, 5, method="map", rule=(g1, g2, w)),
+                    "the map failed at step 1: the (kappa1, kappa2) solve")
+    # ode: a huge noise drives E^2 past the bound; the solve stops at its event
+    loud = ProxLinearSensing(dim_left=1000, dim_right=1000, batch_size=1, step_size=1.0,
+                             noise_std=1e4, initial_state=START)
+    ode = predict(loud, 100, method="ode")
+    _check_diverged(ode, "small-batch ODE passed the blow-up bound")
+    assert not ode.meta["solver_ok"]
+
+
+@pytest.mark.parametrize("setup, method", [(HUGE_STEP_KERNEL, "kernel"),
+                                           (HUGE_STEP_PRIMAL, "primal")])
+def test_monte_carlo_divergence_is_flagged_not_nan(setup, method):
+    # m >= d1 + d2 with a huge step: the float32 iterates blow up
+    mc = simulate(setup, 10, key=jax.random.key(0), seeds=2 if method == "kernel" else 8,
+                  progress=False, method=method)
+    assert mc.meta["method"] == method
+    assert mc.diverged.any() and not np.any(np.isnan(mc["error_sq"]))
+    assert np.all(np.isinf(mc["error_sq"][mc.diverged]))
+    _check_diverged(mc, "Monte Carlo runs diverged")
 
 
 # ------------------------------------------------------------------ validation and API
@@ -192,24 +285,41 @@ def test_bad_input_names_the_field(field, value):
         ProxLinearSensing(**{field: value})
     setup = ProxLinearSensing()
     with pytest.raises(ValueError, match=field):
-        dataclasses.replace(setup, **{field: value})
+        setup.replace(**{field: value})
+
+
+def test_eta_bar_is_a_coordinate():
+    setup = ProxLinearSensing(dim_left=100, dim_right=400, batch_size=10, step_size=0.05)
+    assert setup.eta_bar == pytest.approx(0.05 * 200 / 10)
+    moved = setup.replace(batch_size=40, eta_bar=2.0)  # the fields first, then eta_bar
+    assert moved.batch_size == 40 and moved.step_size == pytest.approx(2.0 * 40 / 200)
+    with pytest.raises(ValueError, match="eta_bar"):
+        setup.replace(eta_bar=-1.0)
 
 
 def test_api_errors_and_curve_contract():
     setup = ProxLinearSensing(dim_left=20, dim_right=20, batch_size=10, step_size=1.0)
     with pytest.raises(ValueError, match="method"):
         predict(setup, 5, method="exact")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="unknown option"):
         predict(setup, 5, tolerance=1.0)
+    with pytest.raises(ValueError, match="rtol"):
+        predict(setup, 5, method="map", rtol=1e-9)
     with pytest.raises(ValueError, match="horizon"):
         predict(setup, -1)
+    with pytest.raises(ValueError, match="method"):
+        simulate(setup, 5, key=jax.random.key(0), method="dual")
+    with pytest.raises(ValueError, match="unknown option"):
+        simulate(setup, 5, key=jax.random.key(0), form="kernel")
     c = predict(setup, 5)
     assert c.time_unit == "step" and c.meta["method"] == "map"
     np.testing.assert_array_equal(c.samples, 10 * c.time)
     assert set(c.names) == {"error_sq", "alpha_left", "beta_left", "alpha_right", "beta_right"}
     mc = simulate(setup, 5, key=jax.random.key(0), seeds=2, progress=False)
     assert mc["error_sq"].shape == (2, len(mc.time)) and mc["error_sq"].dtype == np.float64
-    assert mc.meta["dtype"] == "float32"
+    assert mc.meta["dtype"] == "float32" and mc.meta["method"] == "kernel"
+    assert P.PREDICT_METHODS == ("auto", "map", "ode")
+    assert P.SIMULATE_METHODS == ("auto", "kernel", "primal")
 
 
 def test_random_start_hits_the_requested_error():
@@ -220,43 +330,54 @@ def test_random_start_hits_the_requested_error():
 
 
 @pytest.mark.slow
-def test_kernel_and_primal_forms_agree():
+def test_kernel_and_primal_methods_agree():
     setup = ProxLinearSensing(dim_left=15, dim_right=20, batch_size=30, step_size=1.0,
                               noise_std=0.1, initial_state=START)
-    k = simulate(setup, 2, key=jax.random.key(4), seeds=2, form="kernel", dtype=jnp.float64)
-    p = simulate(setup, 2, key=jax.random.key(4), seeds=2, form="primal", dtype=jnp.float64)
+    k = simulate(setup, 2, key=jax.random.key(4), seeds=2, method="kernel", dtype=jnp.float64)
+    p = simulate(setup, 2, key=jax.random.key(4), seeds=2, method="primal", dtype=jnp.float64)
     np.testing.assert_allclose(k["error_sq"], p["error_sq"], rtol=1e-8)
-    again = simulate(setup, 2, key=jax.random.key(4), seeds=2, form="primal", dtype=jnp.float64)
+    again = simulate(setup, 2, key=jax.random.key(4), seeds=2, method="primal", dtype=jnp.float64)
     np.testing.assert_array_equal(p["error_sq"], again["error_sq"])  # same key, same numbers
 
 
-def test_divergence_is_flagged_not_nan():
-    # Near m = d1 + d2 with a huge step the iterates blow up (spec §7 pitfalls).
-    setup = ProxLinearSensing(dim_left=10, dim_right=10, batch_size=20, step_size=1e8,
-                              noise_std=0.5, initial_state=START)
-    mc = simulate(setup, 10, key=jax.random.key(0), seeds=2, progress=False)
-    assert mc.diverged.any() and not np.any(np.isnan(mc["error_sq"]))
-    assert np.all(np.isinf(mc["error_sq"][mc.diverged]))
+def test_repeated_calls_compile_nothing(count_compiles):
+    kernel = ProxLinearSensing(dim_left=20, dim_right=20, batch_size=10, step_size=1.0,
+                               noise_std=0.1, initial_state=START)
+    primal = HUGE_STEP_PRIMAL.replace(step_size=1.0, noise_std=0.1)
+    small = ProxLinearSensing(dim_left=200, dim_right=200, batch_size=1, step_size=1 / 200,
+                              noise_std=0.1, initial_state=START)
+
+    def run(key, **change):
+        predict(kernel.replace(**change), 12, method="map")
+        predict(small.replace(**change), 40, method="ode")
+        hdsgd.predict_grid(kernel.replace(**change), {"step_size": np.array([0.5, 1.0, 2.0])}, 12)
+        simulate(kernel.replace(**change), 12, key=key, seeds=2, progress=False)
+        simulate(primal.replace(**change), 12, key=key, seeds=8, progress=False)
+
+    run(jax.random.key(0))
+    with count_compiles() as compiles:
+        run(jax.random.key(1))
+        # other step sizes and noise levels are traced numbers: still nothing to compile
+        run(jax.random.key(2), step_size=0.02, noise_std=0.2)
+    assert compiles() == 0
 
 
 # ------------------------------------------------------------------ grids and tuning
 def test_predict_grid_is_the_vmapped_map():
-    from hdsgd.autotune import predict_grid
-
     setup = ProxLinearSensing(dim_left=100, dim_right=150, batch_size=40, step_size=1.0,
                               noise_std=0.1, initial_state=START)
     grid = {"batch_size": np.array([20, 40, 200]), "step_size": np.array([0.5, 2.0, 1.0]),
             "noise_std": np.array([0.0, 0.1, 0.3])}
-    curves = predict_grid(setup, grid, 12)
+    curves = hdsgd.predict_grid(setup, grid, 12)
     assert all(c.meta["rule"] == "grid" for c in curves)
     for g, c in enumerate(curves):
-        one = predict(dataclasses.replace(setup, batch_size=int(grid["batch_size"][g]),
-                                          step_size=float(grid["step_size"][g]),
-                                          noise_std=float(grid["noise_std"][g])), 12, method="map")
+        one = predict(setup.replace(batch_size=int(grid["batch_size"][g]),
+                                    step_size=float(grid["step_size"][g]),
+                                    noise_std=float(grid["noise_std"][g])), 12, method="map")
         np.testing.assert_allclose(c["error_sq"], one["error_sq"], rtol=1e-7)
         np.testing.assert_array_equal(c.samples, one.samples)
     # invalid settings give None; the general tuner goes through this path
-    assert predict_grid(setup, {"step_size": np.array([-1.0, 1.0])}, 3)[0] is None
+    assert hdsgd.predict_grid(setup, {"step_size": np.array([-1.0, 1.0])}, 3)[0] is None
     tuned = hdsgd.tune(setup, {"step_size": [0.3, 1.0, 3.0]},
                        hdsgd.steps_to_target(0.05, "error_sq"), horizon=30)
     scores = [row["score"] for row in tuned.table]
@@ -264,42 +385,75 @@ def test_predict_grid_is_the_vmapped_map():
     assert scores[0] > tuned.objective_value  # the smallest step is slower
 
 
+def _grid_table(tuned, names):
+    """The tuner's grid rows (no refinement) as arrays, in the order of the space."""
+    rows = [r for r in tuned.table if "refined" not in r]
+    return [np.array([r[n] for r in rows]) for n in names]
+
+
 def test_tune_finds_interior_optimum_and_linear_scaling():
-    """Spec §5: at fixed eta_bar the sample cost hardly depends on m << d (eta ~ m), and the
-    optimum in eta_bar is interior (the rate rises with eta_bar, but so does the floor)."""
+    """docs/proxlinear.md, "Grids and tuning": at fixed eta_bar the sample cost hardly depends
+    on m << d (eta ~ m), and the optimum in eta_bar is interior (the rate rises with eta_bar,
+    but so does the floor)."""
+    from hdsgd.cli.proxlinear import floor_and_rate, tuning_report
+
     setup = ProxLinearSensing(dim_left=100, dim_right=100, batch_size=10, step_size=0.05,
                               noise_std=0.15, initial_state=START)
     eta_bars = np.geomspace(0.2, 20.0, 7)
-    res = hdsgd.proxlinear.tune(setup, batch_sizes=[1, 4], eta_bars=eta_bars,
-                                objective=hdsgd.samples_to_target(0.05, "error_sq"),
-                                max_samples=12 * 100)
-    scores = res.scores.reshape(2, 7)
-    floors = res.floors.reshape(2, 7)
+    tuned = hdsgd.tune(setup, {"batch_size": [1, 4], "eta_bar": eta_bars},
+                       hdsgd.samples_to_target(0.05, "error_sq"), budget=12 * 100)
+    ms, ebs, scores = _grid_table(tuned, ("batch_size", "eta_bar", "score"))
+    floors = P.floor_grid(setup, ms, ebs * ms / 100.0, np.full(ms.size, 0.15))
+    scores, floors = scores.reshape(2, 7), floors.reshape(2, 7)
     best = np.argmin(scores, axis=1)
     assert np.all((best > 0) & (best < 6))  # interior in eta_bar
     assert np.all(np.isinf(scores[:, -1]))  # the largest eta_bar's floor is above the target
     assert np.all(floors[:, -1] > 0.05) and np.all(np.diff(floors, axis=1) > 0)
     finite = np.isfinite(scores[0])
     np.testing.assert_allclose(scores[1][finite], scores[0][finite], rtol=0.05)  # eta ~ m
-    assert res.setup.eta_bar == pytest.approx(eta_bars[best[np.argmin(scores.min(axis=1))]])
-    assert 0 < res.floor < 0.05 and res.rate > 0
-    assert "noise floor" in res.report()
+    assert tuned.setup.eta_bar == pytest.approx(eta_bars[best[np.argmin(scores.min(axis=1))]])
+    floor, rate = floor_and_rate(tuned)
+    assert 0 < floor < 0.05 and rate > 0
+    assert rate == P.local_rate(tuned.setup)
+    assert "noise floor" in tuning_report(tuned)
 
 
 def test_tuned_choice_confirmed_by_monte_carlo():
     setup = ProxLinearSensing(dim_left=40, dim_right=40, batch_size=20, step_size=1.0,
                               noise_std=0.1, initial_state=START)
-    res = hdsgd.proxlinear.tune(setup, batch_sizes=[40], eta_bars=[0.5, 2.0, 8.0],
-                                objective=hdsgd.samples_to_target(0.03, "error_sq"),
-                                max_samples=15 * 40)
-    check = res.verify(jax.random.key(7), seeds=32, progress=False)
+    tuned = hdsgd.tune(setup, {"batch_size": [40], "eta_bar": [0.5, 2.0, 8.0]},
+                       hdsgd.samples_to_target(0.03, "error_sq"), budget=15 * 40)
+    check = tuned.verify(jax.random.key(7), seeds=32, progress=False)
     assert check.agreement.ok(sem_tol=4.5), check.agreement.summary()
-    assert abs(check.objective_value - res.tuned.objective_value) < 0.1 * res.tuned.objective_value
+    assert abs(check.objective_value - tuned.objective_value) < 0.1 * tuned.objective_value
+
+
+# ------------------------------------------------------------------ command line
+def test_cli_predict_without_flags_is_the_default_setup(tmp_path, capsys):
+    from hdsgd.cli import main
+    from hdsgd.cli.proxlinear import default_horizon
+
+    out = tmp_path / "default.npz"
+    assert main(["proxlinear", "predict", "--out", str(out)]) == 0
+    assert "error_sq" in capsys.readouterr().out
+    got = hdsgd.Curve.load(out)
+    want = predict(ProxLinearSensing(), default_horizon(ProxLinearSensing()))
+    np.testing.assert_array_equal(got.time, want.time)
+    for name in want.names:
+        np.testing.assert_array_equal(got[name], want[name])
+    assert got.meta == want.meta
 
 
 def test_cli_predict_and_tune(capsys):
     from hdsgd.cli import main
 
     assert main(["proxlinear", "predict", "--dim-left", "50", "--dim-right", "50",
-                 "--batch-size", "25", "--horizon", "5"]) == 0
+                 "--batch-size", "25", "--horizon", "5", "--initial-state", "0.7,0.6,0.8,0.5"]) == 0
     assert "error_sq" in capsys.readouterr().out
+    assert main(["proxlinear", "tune", "--dim-left", "20", "--dim-right", "20",
+                 "--batch-size", "10", "--noise-std", "0.1", "--horizon", "10",
+                 "--target", "0.1", "--seeds", "0"]) == 0
+    text = capsys.readouterr().out
+    assert "chosen batch_size=" in text and "noise floor" in text and "local rate" in text
+    assert main(["proxlinear", "predict", "--step-size", "-1"]) == 2
+    assert "--step-size" in capsys.readouterr().err

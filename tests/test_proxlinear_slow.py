@@ -1,4 +1,5 @@
-"""Prox-linear rank-one sensing at the dimensions of spec §6 (d up to 1000): map vs Monte Carlo.
+"""Prox-linear rank-one sensing at the dimensions of the reference values (d up to 1000): map vs
+Monte Carlo (docs/proxlinear.md, "Reference values").
 
 Slow on a CPU (minutes); run with ``pytest -m slow tests/test_proxlinear_slow.py``. Smaller
 versions of every check run by default in tests/test_proxlinear.py.
@@ -8,14 +9,15 @@ import jax
 import numpy as np
 import pytest
 
-from hdsgd import ProxLinearSensing, compare, predict, simulate
+from hdsgd import compare, predict, simulate
+from hdsgd.proxlinear import ProxLinearSensing
 
 START = (0.7, 0.6, 0.8, 0.5)
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("fields, horizon, checks, seeds", [
-    # spec §6 rows: map value, Monte Carlo mean reported in the spec
+    # the reference rows: the Monte Carlo means of docs/proxlinear.md, "Reference values"
     (dict(dim_left=1000, dim_right=1000, batch_size=20, step_size=0.02, noise_std=0.1), 400,
      {100: 0.3597, 200: 0.1925, 400: 5.33e-2}, 32),
     (dict(dim_left=400, dim_right=1000, batch_size=500, step_size=1.5, noise_std=0.2), 10,
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.slow
     (dict(dim_left=1000, dim_right=1000, batch_size=1000, step_size=1.0, noise_std=0.0), 14,
      {5: 0.1288, 10: 1.839e-2, 14: 3.732e-3}, 8),
 ])
-def test_spec_reference_rows_against_monte_carlo(fields, horizon, checks, seeds):
+def test_reference_rows_against_monte_carlo(fields, horizon, checks, seeds):
     setup = ProxLinearSensing(initial_state=START, **fields)
     times = np.unique(np.concatenate([np.linspace(0, horizon, 41).round(), list(checks)]))
     theory = predict(setup, horizon, times=times, method="map")
@@ -32,7 +34,7 @@ def test_spec_reference_rows_against_monte_carlo(fields, horizon, checks, seeds)
     agreement = compare(theory, mc)
     assert agreement.ok(sem_tol=4.5), agreement.summary()
     mean = dict(zip(mc.time.astype(int), mc.mean()["error_sq"]))
-    for t, ref in checks.items():  # our Monte Carlo agrees with the spec's to a few percent
+    for t, ref in checks.items():  # our Monte Carlo agrees with the reference's to a few percent
         assert abs(mean[t] - ref) < 0.08 * ref, (t, mean[t], ref)
 
 

@@ -1,23 +1,31 @@
-"""Setup for mini-batched prox-linear rank-one matrix sensing (spec proxlinear.md §1-2)."""
+"""Setup for mini-batched prox-linear rank-one matrix sensing (data only).
+
+The mathematics is in ``docs/proxlinear.md``.
+"""
 
 from __future__ import annotations
 
-import equinox as eqx
-import numpy as np
-
+import math
 from typing import ClassVar
+
+import numpy as np
 
 from . import _validate as v
 from ._base import Setup
 
+#: a prediction or a Monte Carlo run is diverged once E^2 passes this multiple of (1 + E_0^2).
+DIVERGENCE_FACTOR = 1e6
 
-def error_sq_of_state(state) -> float:
-    """E^2 = ||mu nu^T - mu* nu*^T||_F^2 of a state (alpha1, beta1, alpha2, beta2) (spec §3.1).
+
+def error_sq_of_state(state):
+    """E^2 = ||mu nu^T - mu* nu*^T||_F^2 of a state (alpha1, beta1, alpha2, beta2).
 
     Written as (a1 a2 - 1)^2 + a1^2 b2^2 + b1^2 a2^2 + b1^2 b2^2, which equals
-    (a1^2 + b1^2)(a2^2 + b2^2) - 2 a1 a2 + 1 without its cancellation near the truth.
+    (a1^2 + b1^2)(a2^2 + b2^2) - 2 a1 a2 + 1 without its cancellation near the truth
+    (docs/proxlinear.md, "The system"). ``state`` unpacks into the four components (numbers,
+    numpy or JAX arrays of one shape; a (4, ...) array), and the result has their type.
     """
-    a1, b1, a2, b2 = (np.asarray(s, dtype=np.float64) for s in state)
+    a1, b1, a2, b2 = state
     return (a1 * a2 - 1.0) ** 2 + a1**2 * b2**2 + b1**2 * a2**2 + b1**2 * b2**2
 
 
@@ -56,11 +64,12 @@ def random_initial_state(dim_left: int, dim_right: int, error_sq: float, key
     c1, c2 = u[0] / np.linalg.norm(u), w[0] / np.linalg.norm(w)
 
     def state(tau):
-        return (1.0 + tau * c1, tau * np.sqrt(1.0 - c1**2), 1.0 + tau * c2, tau * np.sqrt(1.0 - c2**2))
+        return (1.0 + tau * c1, tau * np.sqrt(1.0 - c1**2),
+                1.0 + tau * c2, tau * np.sqrt(1.0 - c2**2))
 
     # E^2(tau) is increasing near 0; find the first tau where it reaches error_sq.
     taus = np.linspace(0.0, 2.0, 2001)
-    errs = error_sq_of_state(state(taus))
+    errs = error_sq_of_state(state(taus))  # an array over taus
     above = np.nonzero(errs >= e2)[0]
     if above.size == 0:  # pragma: no cover - error_sq < 1 is always reached
         raise ValueError(f"error_sq={error_sq} could not be reached by a random start")
@@ -75,7 +84,7 @@ class ProxLinearSensing(Setup):
 
     Measurements y = <a, mu*><b, nu*> + eps with a ~ N(0, I_{d1}), b ~ N(0, I_{d2}),
     eps ~ N(0, sigma^2) and ||mu*|| = ||nu*|| = 1. Each iteration draws a fresh batch of m
-    samples and takes the joint prox-linear step (spec §2)
+    samples and takes the joint prox-linear step (docs/proxlinear.md, "The system")
 
         (mu', nu') = argmin (1/m) sum_i (r_i - z_i <a_i, mu - mu_t> - x_i <b_i, nu - nu_t>)^2
                      + (1/eta) (||mu - mu_t||^2 + ||nu - nu_t||^2),
@@ -85,7 +94,7 @@ class ProxLinearSensing(Setup):
 
     Time unit: ``"step"`` (iterations); ``Curve.samples = batch_size * step``.
 
-    Observables (state s_t = (alpha1, beta1, alpha2, beta2), spec §3.1):
+    Observables (state s_t = (alpha1, beta1, alpha2, beta2)):
         error_sq: E_t^2 = ||mu_t nu_t^T - mu* nu*^T||_F^2.
         alpha_left: alpha1 = <mu_t, mu*>.
         beta_left: beta1 = ||mu_t - <mu_t, mu*> mu*||.
@@ -96,19 +105,23 @@ class ProxLinearSensing(Setup):
         dim_left: d1 >= 3, the dimension of mu.
         dim_right: d2 >= 3, the dimension of nu.
         batch_size: m >= 1, fresh samples per iteration.
-        step_size: eta > 0, the prox step in the normalisation of spec §2 (ridge m/eta).
-            Small batches (m << d) behave alike at fixed eta_bar = eta d / m (spec §3.3).
-        noise_std: sigma >= 0, measurement noise.
-        initial_state: (alpha1, beta1, alpha2, beta2) at t = 0, betas >= 0, non-zero
+        step_size: eta > 0, the prox step (the ridge of the step is m/eta). Small batches
+            (m << d) behave alike at fixed eta_bar = eta sqrt(d1 d2) / m (the derived
+            coordinate ``eta_bar``, which `replace` and `hdsgd.tune` accept).
+        noise_std: sigma >= 0, the standard deviation of the measurement noise.
+        initial_state: (alpha1, beta1, alpha2, beta2) at t = 0 (the overlaps of mu_0 and nu_0
+            with mu* and nu*, and the norms of their orthogonal parts), betas >= 0, non-zero
             factors. ``ProxLinearSensing.random_start`` draws one at a given error.
 
-    References: Lou, Verchand, Pananjady, arXiv:2402.01599 (Math. Program. 2025);
-    spec ``proxlinear.md``.
+    References: docs/proxlinear.md; Lou, Verchand, Pananjady, arXiv:2402.01599
+    (Math. Program. 2025).
     """
 
     system: ClassVar[str] = "proxlinear"
     time_unit: ClassVar[str] = "step"
     time_label: ClassVar[str] = "steps"
+    #: eta_bar = eta sqrt(d1 d2) / m, the small-batch step (see `_set_eta_bar`).
+    coordinates: ClassVar[tuple[str, ...]] = ("eta_bar",)
 
     dim_left: int
     dim_right: int
@@ -118,8 +131,8 @@ class ProxLinearSensing(Setup):
     initial_state: tuple[float, float, float, float]
 
     def __init__(self, dim_left: int = 500, dim_right: int = 500, batch_size: int = 500,
-                 step_size: float = 1.0, noise_std: float = 0.0,
-                 initial_state=(0.7, 0.6, 0.8, 0.5)):
+                 step_size: float = 1.0, noise_std: float = 0.1,
+                 initial_state: tuple[float, float, float, float] = (0.7, 0.6, 0.8, 0.5)):
         self.dim_left = v.integer("dim_left", dim_left, low=3)
         self.dim_right = v.integer("dim_right", dim_right, low=3)
         self.batch_size = v.integer("batch_size", batch_size, low=1)
@@ -138,124 +151,25 @@ class ProxLinearSensing(Setup):
 
     @property
     def initial_error_sq(self) -> float:
+        """E_0^2 of the initial state."""
         return float(error_sq_of_state(self.initial_state))
 
     @property
+    def blow_up_bound(self) -> float:
+        """10^6 (1 + E_0^2): past it a prediction or a Monte Carlo run counts as diverged."""
+        return DIVERGENCE_FACTOR * (1.0 + self.initial_error_sq)
+
+    @property
     def eta_bar(self) -> float:
-        """eta_bar = eta sqrt(d1 d2) / m: the small-batch step (spec §3.3; eta d / m if d1 = d2)."""
-        return self.step_size * float(np.sqrt(self.dim_left * self.dim_right)) / self.batch_size
+        """eta_bar = eta sqrt(d1 d2) / m: the small-batch step (eta d / m if d1 = d2)."""
+        return self.step_size * math.sqrt(self.dim_left * self.dim_right) / self.batch_size
+
+    def _set_eta_bar(self, value) -> dict:
+        """The field change that sets eta_bar: step_size = eta_bar m / sqrt(d1 d2)."""
+        eta_bar = v.positive("eta_bar", value)
+        return {"step_size": v.positive("step_size", eta_bar * self.batch_size
+                                        / math.sqrt(self.dim_left * self.dim_right))}
 
     def fields(self) -> dict:
-        """The Setup as plain data (stored in ``Curve.meta``)."""
-        return {
-            "system": "proxlinear",
-            "dim_left": self.dim_left,
-            "dim_right": self.dim_right,
-            "batch_size": self.batch_size,
-            "step_size": self.step_size,
-            "noise_std": self.noise_std,
-            "initial_state": list(self.initial_state),
-            "initial_error_sq": self.initial_error_sq,
-        }
-
-
-# ----------------------------------------------------------------- command line and demo
-def build_from_options(*, dim_left: int = 500, dim_right: int = 500, batch_size: int = 500,
-                       step_size: float = 1.0, noise_std: float = 0.1, alpha_left: float = 0.7,
-                       beta_left: float = 0.6, alpha_right: float = 0.8, beta_right: float = 0.5
-                       ) -> ProxLinearSensing:
-    """A `ProxLinearSensing` from the CLI's options."""
-    return ProxLinearSensing(dim_left=dim_left, dim_right=dim_right, batch_size=batch_size,
-                             step_size=step_size, noise_std=noise_std,
-                             initial_state=(alpha_left, beta_left, alpha_right, beta_right))
-
-
-def _demo(out_dir, key) -> str:
-    from .. import compare, predict, simulate
-
-    setup = ProxLinearSensing(dim_left=200, dim_right=200, batch_size=100, step_size=1.0,
-                              noise_std=0.05)
-    theory = predict(setup, 20, method="map")
-    mc = simulate(setup, 20, key=key, seeds=24, progress=False)
-    agreement = compare(theory, mc, "error_sq")
-    agreement.plot(out_dir / "proxlinear.png", observable="error_sq",
-                   title="prox-linear rank-one sensing, d1=d2=200, m=100, eta=1, sigma=0.05")
-    a = agreement["error_sq"]
-    return (f"proxlinear: error_sq map vs 24-seed Monte Carlo at d=200, m=100: max gap "
-            f"{a.max_sem_gap:.2f} standard errors ({a.max_rel_gap:.2%} relative), over "
-            f"{theory['error_sq'][0] / theory['error_sq'][-1]:.0f}x of error decay")
-
-
-def _cli_tune(setup: ProxLinearSensing, args) -> str:
-    """``hdsgd proxlinear tune``: a (batch_size, eta_bar) grid, from the map alone.
-
-    Objectives: samples_to_target (default target: twice the floor of the given setup, or
-    1e-3 without noise), steps_to_target, value_at_budget (default budget: horizon x
-    batch_size). Every setting gets the sample budget horizon x batch_size (samples
-    objectives) or ``--horizon`` steps (steps_to_target).
-    """
-    import jax
-    import numpy as np
-
-    from .. import samples_to_target, steps_to_target, value_at_budget
-    from ..odes.proxlinear import noise_floor, tune
-
-    observable = getattr(args, "observable", None) or "error_sq"
-    kind = getattr(args, "objective", None) or "samples_to_target"
-    budget = float(args.horizon) * setup.batch_size
-    target = getattr(args, "target", None)
-    if target is None:
-        target = 2.0 * noise_floor(setup) if setup.noise_std > 0 else 1e-3
-    if kind == "value_at_budget":
-        budget = float(getattr(args, "budget", None) or budget)
-        objective = value_at_budget(samples=budget, observable=observable)
-    elif kind == "steps_to_target":
-        objective = steps_to_target(target, observable)
-    else:
-        objective = samples_to_target(target, observable)
-    d = min(setup.dim_left, setup.dim_right)
-    ms = sorted({int(m) for m in np.geomspace(max(1, d // 50), 2 * d, 7).round()})
-    res = tune(setup, batch_sizes=ms, eta_bars=np.geomspace(0.1, 30.0, 12), objective=objective,
-               max_samples=None if kind == "steps_to_target" else budget,
-               horizon=int(args.horizon) if kind == "steps_to_target" else None)
-    lines = [f"# proxlinear tuning over batch_size {ms} x eta_bar in [0.1, 30] (12 log-spaced): "
-             f"{objective.description}", res.report()]
-    if np.isfinite(res.tuned.objective_value) and args.seeds >= 2:
-        check = res.verify(jax.random.key(args.seed), seeds=args.seeds, progress=False)
-        lines.append(f"Monte Carlo ({args.seeds} seeds): {objective.description} = "
-                     f"{check.objective_value:.6g}; map vs Monte Carlo max gap "
-                     f"{check.agreement['error_sq'].max_sem_gap:.2f} standard errors")
-    if args.out is not None:
-        res.tuned.curve.save(args.out)
-        lines.append(f"# wrote {args.out}")
-    return "\n".join(lines)
-
-
-def _register():
-    from ..registry import Option, System, register_system
-
-    register_system(System(
-        name="proxlinear",
-        setup_type=ProxLinearSensing,
-        summary="mini-batched prox-linear (damped Gauss-Newton) rank-one matrix sensing",
-        options=(
-            Option("dim_left", int, 500, "d1, dimension of mu (>= 3)"),
-            Option("dim_right", int, 500, "d2, dimension of nu (>= 3)"),
-            Option("batch_size", int, 500, "m >= 1 fresh samples per iteration"),
-            Option("step_size", float, 1.0, "eta > 0 (ridge m/eta; eta_bar = eta d/m)"),
-            Option("noise_std", float, 0.1, "measurement noise sigma >= 0"),
-            Option("alpha_left", float, 0.7, "initial <mu_0, mu*>"),
-            Option("beta_left", float, 0.6, "initial ||mu_0 - <mu_0, mu*> mu*|| >= 0"),
-            Option("alpha_right", float, 0.8, "initial <nu_0, nu*>"),
-            Option("beta_right", float, 0.5, "initial ||nu_0 - <nu_0, nu*> nu*|| >= 0"),
-        ),
-        build=build_from_options,
-        default_horizon=20.0,
-        time_unit="step",
-        methods=("auto", "map", "ode"),
-        demo=_demo,
-        tune=_cli_tune,
-    ))
-
-
-_register()
+        """The Setup as plain data (stored in ``Curve.meta``), with ``initial_error_sq``."""
+        return {**super().fields(), "initial_error_sq": self.initial_error_sq}

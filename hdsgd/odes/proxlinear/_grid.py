@@ -1,0 +1,93 @@
+"""Grids of settings: the map vmapped over (batch_size, step_size, noise_std).
+
+docs/proxlinear.md, "Grids and tuning". `map_grid` runs G settings as batches of
+`ProxLinearMap` states (padded to powers of two, so one compilation serves every grid);
+`predict_grid` is registered for `ProxLinearSensing` on top of it, which is what
+`hdsgd.tune` calls (one call per batch size when it gives every candidate the same sample
+budget).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..._numerics import power_of_two_at_least
+from ..._precision import scoped_x64
+from ...api import grid_setups, predict_grid
+from ...setups.proxlinear import ProxLinearSensing
+from ._map import run_map, states_of
+from ._predict import METHODS, map_curve
+from ._quadrature import grid_rule_arrays
+
+GRID_FIELDS = ("batch_size", "step_size", "noise_std")
+_GRID_BATCH = 32
+_GRID_MIN_BATCH = 8
+
+
+def grid_params(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds) -> np.ndarray:
+    """(G, 4) map parameters (delta1, delta2, eta, sigma^2) of G settings."""
+    m = np.asarray(batch_sizes, dtype=np.float64)
+    eta = np.asarray(step_sizes, dtype=np.float64)
+    sig = np.asarray(noise_stds, dtype=np.float64)
+    return np.stack([m / setup.dim_left, m / setup.dim_right, eta, sig**2], axis=1)
+
+
+def grid_records(setup: ProxLinearSensing, params: np.ndarray, steps, rule=None) -> dict:
+    """The map's records (name -> (G, T)) for G settings ``params`` (G, 4) at whole ``steps``.
+
+    Settings run in batches of up to 32, each padded to a power of two of at least 8 (so that
+    a few batch shapes serve every grid).
+    """
+    rule = grid_rule_arrays(rule)
+    G = params.shape[0]
+    batch = min(_GRID_BATCH, power_of_two_at_least(G, _GRID_MIN_BATCH))
+    pad = (-G) % batch
+    params = np.concatenate([params, np.repeat(params[-1:], pad, axis=0)])
+    parts = []
+    for b in range(0, G + pad, batch):
+        records, _ = run_map(setup.initial_state, params[b:b + batch], steps, rule)
+        parts.append(records)
+    return {k: np.concatenate([p[k] for p in parts])[:G] for k in parts[0]}
+
+
+@scoped_x64
+def map_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, steps, *,
+             rule=None) -> tuple[np.ndarray, np.ndarray]:
+    """Map trajectories of G settings (m_g, eta_g, sigma_g) from the Setup's start, vmapped.
+
+    ``steps``: an integer n (every step 0..n) or the whole output steps. Returns numpy states
+    (G, T, 4) and a per-point good flag (G, T) (False from a failed step of the map on).
+    Quadrature: ``rule`` (default `GRID_RULE`).
+    """
+    steps = np.arange(int(steps) + 1) if np.ndim(steps) == 0 else np.asarray(steps)
+    records = grid_records(setup, grid_params(setup, batch_sizes, step_sizes, noise_stds),
+                           steps, rule)
+    return states_of(records), records["status"] == 0
+
+
+@predict_grid.register
+def _predict_grid(setup: ProxLinearSensing, grid, horizon: float, *, executor=None,
+                  times=None, method: str | None = None, rule=None, **options) -> list:
+    """Every (batch_size, step_size, noise_std) setting of ``grid`` in one vmapped map.
+
+    Grids over other fields, ``method="ode"``, or options other than ``rule`` fall back to one
+    `predict` per point. Uses `GRID_RULE` unless ``rule`` is given (``meta["rule"]`` says
+    which). A setting that fails validation gives None.
+    """
+    if set(grid) - set(GRID_FIELDS) or method == "ode" or options:
+        return predict_grid.dispatch(object)(setup, grid, horizon, executor=executor,
+                                             times=times, method=method, rule=rule, **options)
+    if method not in (None, "auto", "map"):
+        raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
+    setups = grid_setups(setup, grid)
+    valid = [s for s in setups if s is not None]
+    if not valid:
+        return setups
+    steps = setup.output_steps(horizon, times)
+    params = grid_params(setup, [s.batch_size for s in valid], [s.step_size for s in valid],
+                         [s.noise_std for s in valid])
+    records = grid_records(setup, params, steps, rule)
+    label = "grid" if rule is None else "given"
+    curves = iter(map_curve(s, steps, {k: v[g] for k, v in records.items()}, {"rule": label})
+                  for g, s in enumerate(valid))
+    return [None if s is None else next(curves) for s in setups]
