@@ -30,7 +30,7 @@ import scipy.optimize
 
 from ._numerics import first_crossing
 from ._precision import scoped_x64
-from .api import check_horizon, check_setup, grid_setups, predict, predict_grid, simulate  # noqa: F401
+from .api import check_horizon, check_setup, predict, predict_grid, simulate
 from .compare import Agreement, compare
 from .curve import Curve
 

@@ -127,8 +127,9 @@ def _add_tune_options(parser, system: CliSystem) -> None:
     g.add_argument("--target", type=float, default=None,
                    help="the level to reach (*_to_target; default: the system's, see above)")
     g.add_argument("--budget", type=float, default=None,
-                   help="value_at_budget: the fresh-sample budget (each candidate runs until it "
-                        "has used it)")
+                   help="a fresh-sample budget per candidate (each runs until it has used it): "
+                        "the budget of value_at_budget, or the samples available to "
+                        "samples_to_target (default: what the given setup uses in --horizon)")
     g.add_argument("--budget-steps", type=float, default=None,
                    help="value_at_budget: a budget in steps instead of samples")
     g.add_argument("--horizon", type=float, default=None,
@@ -316,21 +317,31 @@ def _run_tune(args, system: CliSystem, setup, horizon) -> int:
                      value_at_budget(steps=args.budget_steps, observable=observable))
         run = {"budget": args.budget} if args.budget is not None else {"horizon": horizon}
     else:
-        for flag in ("budget", "budget_steps"):
-            if getattr(args, flag) is not None:
-                raise CliError(f"--{flag.replace('_', '-')} is for --objective value_at_budget; "
-                               f"allowed with {args.objective}: --target")
+        if args.budget_steps is not None:
+            raise CliError("--budget-steps is for --objective value_at_budget; allowed with "
+                           f"{args.objective}: --target, --budget (samples) or --horizon")
         target = args.target if args.target is not None else system.tune_target(setup, observable)
-        make = samples_to_target if args.objective == "samples_to_target" else steps_to_target
-        objective = make(target, observable)
-        run = {"horizon": horizon}
+        if args.objective == "samples_to_target":
+            objective = samples_to_target(target, observable)
+            # every candidate gets the same sample budget: --budget, or what the given setup
+            # uses in --horizon
+            budget = args.budget if args.budget is not None else (
+                horizon * setup.steps_per_unit * setup.samples_per_step)
+            run = {"budget": budget}
+        else:
+            if args.budget is not None:
+                raise CliError("--budget is a sample budget; allowed with steps_to_target: "
+                               "--horizon")
+            objective = steps_to_target(target, observable)
+            run = {"horizon": horizon}
     tuned = tune(setup, space, objective, **run, **options)
     print(f"# {system.name} tune: {objective.description}, over {', '.join(space)}")
     print(tuned.table_str())
-    chosen = ", ".join(f"{n}={getattr(tuned.setup, n):.6g}" for n in tuned.names)
-    print(f"# chosen {chosen}: predicted {tuned.objective_value:.6g}")
     if system.tune_report is not None:
         print(system.tune_report(tuned))
+    else:
+        chosen = ", ".join(f"{n}={getattr(tuned.setup, n):.6g}" for n in tuned.names)
+        print(f"# chosen {chosen}: predicted {tuned.objective_value:.6g}")
     check = None
     if args.seeds > 0:
         if args.seeds < 2:

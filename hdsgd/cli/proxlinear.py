@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import math
 
-import jax
 import numpy as np
 
 from .. import proxlinear
 from ..api import predict, simulate
-from ..autotune import samples_to_target, steps_to_target, tune, value_at_budget
 from ..compare import compare
-from ..plot import plot_curves
 from ._system import CliSystem, Demo, register
 
 
@@ -55,58 +52,22 @@ def tuning_report(tuned) -> str:
     s = tuned.setup
     floor, rate = floor_and_rate(tuned)
     d = min(s.dim_left, s.dim_right)
-    return (f"chosen batch_size={s.batch_size} step_size={s.step_size:.4g} "
+    return (f"# chosen batch_size={s.batch_size} step_size={s.step_size:.4g} "
             f"(eta_bar={s.eta_bar:.4g}): {tuned.objective.description} = "
             f"{tuned.objective_value:.6g} (predicted); noise floor E_inf^2 = {floor:.4g}; "
             f"local rate {rate:.4g} per step ({rate * d / s.batch_size:.4g} per d samples)")
 
 
-def cli_tune(setup: proxlinear.ProxLinearSensing, args) -> str:
-    """``hdsgd proxlinear tune``: a (batch_size, eta_bar) grid through `hdsgd.tune`.
-
-    7 batch sizes from d/50 to 2d x 12 values of eta_bar in [0.1, 30]. Objectives:
-    samples_to_target (default target: twice the given setting's floor, or 1e-3 without
-    noise) and value_at_budget give every setting the same sample budget (``--budget``,
-    default horizon x batch_size); steps_to_target gives every setting ``--horizon`` steps.
-    """
-    observable = args.observable or "error_sq"
-    horizon = args.horizon if args.horizon is not None else default_horizon(setup)
-    budget = float(args.budget) if args.budget is not None else float(horizon) * setup.batch_size
-    target = args.target
-    if target is None:
-        target = 2.0 * proxlinear.noise_floor(setup) if setup.noise_std > 0 else 1e-3
-    if args.objective == "value_at_budget":
-        objective = value_at_budget(samples=budget, observable=observable)
-        length = {"budget": budget}
-    elif args.objective == "steps_to_target":
-        objective = steps_to_target(target, observable)
-        length = {"horizon": float(horizon)}
-    else:
-        objective = samples_to_target(target, observable)
-        length = {"budget": budget}
+def tune_space(setup: proxlinear.ProxLinearSensing) -> dict:
+    """7 batch sizes from d/50 to 2d (d = min(d1, d2)) x 12 values of eta_bar in [0.1, 30]."""
     d = min(setup.dim_left, setup.dim_right)
     ms = sorted({int(m) for m in np.geomspace(max(1, d // 50), 2 * d, 7).round()})
-    options = {"method": args.method} if args.method is not None else {}
-    tuned = tune(setup, {"batch_size": ms, "eta_bar": np.geomspace(0.1, 30.0, 12)}, objective,
-                 **length, **options)
-    lines = [f"# proxlinear tuning over batch_size {ms} x eta_bar in [0.1, 30] (12 log-spaced): "
-             f"{objective.description}", tuning_report(tuned)]
-    check = None
-    if np.isfinite(tuned.objective_value) and args.seeds >= 2:
-        variant = {"method": args.mc_method} if getattr(args, "mc_method", None) else {}
-        check = tuned.verify(jax.random.key(args.seed), seeds=args.seeds, progress=False,
-                             **variant)
-        lines.append(f"Monte Carlo ({args.seeds} seeds): {objective.description} = "
-                     f"{check.objective_value:.6g}; map vs Monte Carlo max gap "
-                     f"{check.agreement['error_sq'].max_sem_gap:.2f} standard errors")
-    if args.out is not None:
-        tuned.curve.save(args.out)
-        lines.append(f"# wrote {args.out}")
-    if args.plot is not None:
-        plot_curves(tuned.curve, None if check is None else check.mc, path=args.plot,
-                    title="proxlinear tune: the chosen setting")
-        lines.append(f"# wrote {args.plot}")
-    return "\n".join(lines)
+    return {"batch_size": ms, "eta_bar": np.geomspace(0.1, 30.0, 12)}
+
+
+def tune_target(setup: proxlinear.ProxLinearSensing, observable: str) -> float:
+    """Twice the given setting's noise floor, or 1e-3 without noise."""
+    return 2.0 * proxlinear.noise_floor(setup) if setup.noise_std > 0 else 1e-3
 
 
 SYSTEM = register(CliSystem(
@@ -118,5 +79,9 @@ SYSTEM = register(CliSystem(
     simulate_methods=proxlinear.SIMULATE_METHODS,
     demo=demo,
     observable="error_sq",
-    tune=cli_tune,
+    tune_space=tune_space,
+    tune_target=tune_target,
+    tune_report=tuning_report,
+    tune_help="batch_size on 7 values from d/50 to 2d x eta_bar on 12 values in [0.1, 30] "
+              "(every setting gets the same sample budget); target twice the floor",
 ))
