@@ -31,11 +31,9 @@ from .setups import (
     spectra,
 )
 
-from . import lstsq  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
+from . import grokking, lstsq  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
 
 # Systems not yet moved to their face: registered by importing their theory and Monte Carlo.
-from .odes import grokking as _grokking_theory  # noqa: E402,F401
-from .montecarlo import grokking as _grokking_mc  # noqa: E402,F401
 from .odes import proxlinear as _proxlinear_theory  # noqa: E402,F401
 from .montecarlo import proxlinear as _proxlinear_mc  # noqa: E402,F401
 from .odes import momentum as _momentum_theory  # noqa: E402,F401
@@ -55,6 +53,7 @@ __all__ = [
     "Tuned",
     "__version__",
     "compare",
+    "grokking",
     "lstsq",
     "plot_curves",
     "predict",
