@@ -23,7 +23,6 @@ from typing import NamedTuple
 import diffrax
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ...setups.grokking import (GrokkingTwoLayer, initial_weights, kernel_alignment,
                                 loss_decomposition, training_set)
@@ -198,7 +197,3 @@ def problem_of(setup: GrokkingTwoLayer, state0: State, params: Params) -> Proble
     if setup.centered:
         problem = problem._replace(f0=network_output(state0, x, params))
     return problem
-
-
-def as_numpy(tree) -> dict:
-    return {k: np.asarray(v, dtype=np.float64) for k, v in tree.items()}

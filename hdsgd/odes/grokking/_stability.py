@@ -113,9 +113,10 @@ def critical_step_size(setup: GrokkingTwoLayer, init_key=None) -> float:
             (`initial_weights`), whose exact edge differs by O(1/sqrt(N)).
 
     Above it GD leaves its initial point along the top Hessian mode (the loss grows
-    geometrically at first). Whether it then diverges depends on the regime: lazy networks
-    catapult back for eta0 up to ~1.2x the edge, and in the rich regime the sharpness grows
-    during training, so GD can diverge below it (docs/grokking.md, "Stability", measured).
+    geometrically at first). Whether it then diverges depends on the regime (measured,
+    docs/grokking.md, "Stability"): lazy networks catapult back up to ~1.05x (D = 100) to
+    ~1.25x (D = 20) the edge; in the rich regime the sharpness grows during training, so GD
+    diverges from ~0.9-0.95x the edge on.
     """
     if init_key is not None:
         lam = hessian_top_eigenvalue(*_initial_population(setup, init_key), setup.output_scale,
