@@ -20,18 +20,20 @@ from ._kernel import kernel_flow
 from ._lazy import LazySpectrum, lazy_curves, lazy_spectrum
 from ._onset import GrokkingTime, grokking_time
 from ._predict import FORMS, METHODS, SOLVERS
-from ._reduced import (Params, Problem, State, flow_field, gd_step, initial_state, network_output,
-                       observables, params_of, problem_of, reduced_flow, reduced_gd, residuals)
-from ._samples import (InitMoments, SampleState, init_moments, problem_and_moments,
-                       sample_gd_step, sample_observables, samples_flow, samples_gd)
+from ._reduced import (Params, Problem, ReducedGD, State, flow_field, gd_step, initial_state,
+                       network_output, observables, params_of, problem_of, reduced_flow,
+                       residuals)
+from ._samples import (InitMoments, SampleGD, SampleState, init_moments, problem_and_moments,
+                       sample_gd_step, sample_observables, samples_flow, zero_state)
 from ._stability import critical_step_size, hessian_top_eigenvalue, stability_warning
 
 __all__ = [
     "DmftConfig", "DmftParams", "FORMS", "GrokkingTime", "InitMoments", "LazySpectrum",
-    "METHODS", "Params", "Problem", "SOLVERS", "SampleState", "State", "critical_step_size",
+    "METHODS", "Params", "Problem", "ReducedGD", "SOLVERS", "SampleGD", "SampleState", "State",
+    "critical_step_size",
     "dmft_curves", "flow_field", "gd_step", "grokking_time", "hessian_top_eigenvalue",
     "init_moments", "initial_state", "kernel_flow", "lazy_curves", "lazy_spectrum",
     "network_output", "observables", "params_of", "problem_and_moments", "problem_of",
-    "reduced_flow", "reduced_gd", "residuals", "sample_gd_step", "sample_observables",
-    "samples_flow", "samples_gd", "stability_warning",
+    "reduced_flow", "residuals", "sample_gd_step", "sample_observables", "samples_flow",
+    "stability_warning", "zero_state",
 ]

@@ -6,6 +6,7 @@ import numpy as np
 import jax.numpy as jnp
 
 from ..._numerics import exceeds, power_of_two_at_least
+from ..._segments import run_segments
 from ...api import predict, reject_options
 from ...curve import Curve, finish_curve
 from ...setups.grokking import GrokkingTwoLayer
@@ -24,13 +25,15 @@ _OPTIONS = ("solver", "form", "init_key", "rtol", "n_quad", "dt", "paths", "resp
 
 
 def _pad(values: np.ndarray) -> np.ndarray:
-    """``values`` padded to a power-of-two length by repeating the last one (one compilation
-    serves every grid of nearby length; the padding costs nothing and is dropped)."""
+    """``values`` padded to a power-of-two length by repeating the last one (one compilation of
+    the gradient-flow solver serves every output grid of nearby length; the padding is dropped).
+    The GD map needs none: `run_segments` compiles per state shape, not per grid."""
     n = power_of_two_at_least(len(values))
     return np.concatenate([values, np.repeat(values[-1:], n - len(values))])
 
 
-def _reduced_curves(setup: GrokkingTwoLayer, steps, *, solver, form, init_key, rtol) -> tuple[dict, dict]:
+def _reduced_curves(setup: GrokkingTwoLayer, steps, *, solver, form, init_key,
+                    rtol) -> tuple[dict, dict]:
     """The exact (w_bar, M) dynamics (D-space or P-space form), as a GD map or gradient flow."""
     if init_key is not None and setup.width is None:
         raise ValueError("init_key needs a finite width; got width=None (allowed: an integer "
@@ -40,19 +43,26 @@ def _reduced_curves(setup: GrokkingTwoLayer, steps, *, solver, form, init_key, r
         form = "P" if setup.n_samples < setup.dim else "D"
     if form == "P":
         problem, init = _samples.problem_and_moments(setup, params, init_key)
-        args, gd_fn, flow_fn = (init, problem, params), _samples.samples_gd, _samples.samples_flow
+        start = _samples.zero_state(init)
+        dynamics = _samples.SampleGD(init, problem, params, setup.centered)
+        flow_fn, flow_args = _samples.samples_flow, (init, problem, params)
     else:
-        state0 = _reduced.initial_state(setup, init_key)
-        problem = _reduced.problem_of(setup, state0, params)
-        args, gd_fn, flow_fn = (state0, problem, params), _reduced.reduced_gd, _reduced.reduced_flow
+        start = _reduced.initial_state(setup, init_key)
+        problem = _reduced.problem_of(setup, start, params)
+        dynamics = _reduced.ReducedGD(start, problem, params, setup.centered)
+        flow_fn, flow_args = _reduced.reduced_flow, (start, problem, params)
     n = len(steps)
     extra = {"form": form, "solver": solver,
              "initial_condition": "infinite-width law" if init_key is None else "init_key draw"}
     if solver == "scan":
-        obs = gd_fn(*args, jnp.asarray(_pad(np.asarray(steps, dtype=np.int64))), setup.centered)
+        p, d = setup.n_samples, setup.dim
+        obs, _ = run_segments(dynamics, start, np.asarray(steps, dtype=np.int64), batched=False,
+                              work_per_step=p**3 if form == "P" else p * d * d + d**3,
+                              description="grokking reduced map")
     else:
         taus = setup.tau(steps)
-        obs, ok = flow_fn(*args, jnp.asarray(_pad(taus)), setup.centered, rtol, MAX_FLOW_STEPS)
+        obs, ok = flow_fn(*flow_args, jnp.asarray(_pad(taus)), setup.centered, rtol,
+                          MAX_FLOW_STEPS)
         extra["solver_ok"] = bool(ok)
     return {k: np.asarray(v, dtype=np.float64)[:n] for k, v in obs.items()}, extra
 

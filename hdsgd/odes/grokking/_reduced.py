@@ -8,7 +8,7 @@ first-layer mean ``w_bar`` and second moment ``M`` close:
     B = I - c eps G,  b = -c g
     w_bar <- B w_bar + b,   M <- B M B^T + (B w_bar) b^T + b (B w_bar)^T + b b^T .
 
-`reduced_gd` iterates this GD map; `reduced_flow` integrates its gradient-flow limit in
+`ReducedGD` iterates this GD map; `reduced_flow` integrates its gradient-flow limit in
 tau = 2 eta0 t / D with diffrax,
 
     dw_bar/dtau = -(D/alpha)(g + eps G w_bar),  dM/dtau = -(D/alpha)(g w_bar^T + w_bar g^T + eps(G M + M G)).
@@ -21,9 +21,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..._segments import Dynamics
 from ...setups.grokking import (GrokkingTwoLayer, initial_weights, kernel_alignment,
                                 loss_decomposition, training_set)
 
@@ -120,31 +122,21 @@ def observables(state: State, state0: State, problem: Problem, params: Params,
 
 
 # ----------------------------------------------------------------- the drivers
-def observed_at_steps(step, observe, state0, steps) -> dict:
-    """``observe(state_k)`` for each k in the sorted integer ``steps``, where state_{k+1} =
-    ``step(state_k)``: one ``fori_loop`` per gap between output steps, inside a ``scan``.
-    (A grid padded by repeating its last step costs nothing: the loop over an empty gap is
-    empty.)"""
-    steps = jnp.asarray(steps)
-    starts = jnp.concatenate([jnp.zeros(1, steps.dtype), steps[:-1]])
+class ReducedGD(Dynamics):
+    """The exact GD map of (w_bar, M) as a `Dynamics` for `hdsgd._segments.run_segments` (the
+    arrays are traced: a new step size, alpha or eps compiles nothing)."""
 
-    def segment(state, bounds):
-        lo, hi = bounds
-        state = jax.lax.fori_loop(lo, hi, lambda _, s: step(s), state)
-        return state, observe(state)
+    state0: State
+    problem: Problem
+    params: Params
+    centered: bool = eqx.field(static=True)
 
-    _, obs = jax.lax.scan(segment, state0, (starts, steps))
-    return obs
+    def advance(self, state, first_step, n_steps):
+        return jax.lax.fori_loop(first_step, first_step + n_steps,
+                                 lambda _, s: gd_step(s, self.problem, self.params), state)
 
-
-def _reduced_gd(state0: State, problem: Problem, params: Params, steps, centered: bool) -> dict:
-    return observed_at_steps(lambda s: gd_step(s, problem, params),
-                             lambda s: observables(s, state0, problem, params, centered),
-                             state0, steps)
-
-
-reduced_gd = jax.jit(_reduced_gd, static_argnames=("centered",))
-reduced_gd.__doc__ = """Observables at the (sorted, integer) ``steps`` of the exact GD map."""
+    def observe(self, state):
+        return observables(state, self.state0, self.problem, self.params, self.centered)
 
 
 def flow_controller(rtol):

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..._segments import Dynamics
 from ...setups.grokking import (GrokkingTwoLayer, initial_weights, kernel_alignment,
                                 loss_decomposition, training_set)
-from ._reduced import Params, Problem, observed_at_steps, solve_flow
+from ._reduced import Params, Problem, solve_flow
 
 
 class SampleState(NamedTuple):
@@ -160,25 +162,32 @@ def sample_observables(state: SampleState, init: InitMoments, problem: Problem, 
     }
 
 
-def _zero_state(init: InitMoments) -> SampleState:
+def zero_state(init: InitMoments) -> SampleState:
     p = init.gram.shape[0]
     return SampleState(jnp.zeros((p, p), init.gram.dtype), jnp.zeros(p, init.gram.dtype))
 
 
-def _samples_gd(init: InitMoments, problem: Problem, params: Params, steps,
-                centered: bool) -> dict:
-    return observed_at_steps(lambda s: sample_gd_step(s, init, problem, params),
-                             lambda s: sample_observables(s, init, problem, params, centered),
-                             _zero_state(init), steps)
+class SampleGD(Dynamics):
+    """The exact GD map in P-space as a `Dynamics` for `hdsgd._segments.run_segments`; its
+    state starts at `zero_state` (V = 0, v = 0: the initial weights)."""
 
+    init: InitMoments
+    problem: Problem
+    params: Params
+    centered: bool = eqx.field(static=True)
 
-samples_gd = jax.jit(_samples_gd, static_argnames=("centered",))
-samples_gd.__doc__ = """Observables at the (sorted, integer) ``steps`` of the exact GD map in P-space."""
+    def advance(self, state, first_step, n_steps):
+        return jax.lax.fori_loop(first_step, first_step + n_steps,
+                                 lambda _, s: sample_gd_step(s, self.init, self.problem,
+                                                             self.params), state)
+
+    def observe(self, state):
+        return sample_observables(state, self.init, self.problem, self.params, self.centered)
 
 
 def _samples_flow(init: InitMoments, problem: Problem, params: Params, taus, centered: bool,
                   rtol, max_steps: int):
-    ys, ok = solve_flow(sample_flow_field, _zero_state(init), (init, problem, params),
+    ys, ok = solve_flow(sample_flow_field, zero_state(init), (init, problem, params),
                         jnp.asarray(taus), rtol, max_steps)
     obs = jax.vmap(lambda s: sample_observables(s, init, problem, params, centered))(ys)
     return jax.tree_util.tree_map(lambda v: jnp.where(ok, v, jnp.nan), obs), ok
