@@ -163,6 +163,7 @@ def sample_observables(state: SampleState, init: InitMoments, problem: Problem, 
 
 
 def zero_state(init: InitMoments) -> SampleState:
+    """(V, v) = (0, 0): every neuron at its initial weights."""
     p = init.gram.shape[0]
     return SampleState(jnp.zeros((p, p), init.gram.dtype), jnp.zeros(p, init.gram.dtype))
 
