@@ -5,14 +5,14 @@ map from the infinite-width initial law (theory, `hdsgd.predict`) and the full n
 ``--mc-width`` over ``--mc-seeds`` initialisations (Monte Carlo, `hdsgd.simulate`), both over
 the whole horizon. Panels: test/train loss in tau = 2 eta0 t / D; the train-to-test delay
 tau_test(L < level) - tau_train(L < level) against alpha with the onset heuristic tau_g of
-spec §3.2 (`hdsgd.grokking_time`, a scaling law); the final test loss against alpha with the
-lazy (alpha -> inf) closed form of spec §3.1 at the same tau and its tau -> inf floor, and the
+docs/grokking.md, "Grokking time" (`hdsgd.grokking.grokking_time`, a scaling law); the final test loss against alpha with the
+lazy (alpha -> inf) closed form (docs/grokking.md, "The lazy limit") at the same tau and its tau -> inf floor, and the
 finite-D lazy value: kernel gradient flow with the initial NTK on this training set (at D = 50
 the kernel still learns part of the quadratic modes, so large alpha approaches this, not the
 proportional-limit floor).
 
 The defaults (D = 50, eta0 = 2, tau = 1000) run in a few minutes on a laptop CPU; the paper's
-size is ``--dim 100 --n-samples 550 --learning-rate 1`` (slower Monte Carlo).
+size is ``--dim 100 --n-samples 550 --step-size 1`` (slower Monte Carlo).
 
     python examples/grokking_alpha_sweep.py --out figures
 """
@@ -33,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import hdsgd  # noqa: E402
-from hdsgd.odes.grokking import kernel_flow  # noqa: E402
+from hdsgd.grokking import kernel_flow  # noqa: E402
 
 
 def first_below(tau, values, level):
@@ -88,7 +88,7 @@ def plot_sweep(rows, axes, *, level, label, lazy=None, floor=None, kernel=None, 
                          mfc="none", color=color)
     if lazy is not None:
         keep = lazy["tau"] > 0
-        axes[0].plot(lazy["tau"][keep], lazy["test_loss"][keep], "k--", label="lazy limit (§3.1)")
+        axes[0].plot(lazy["tau"][keep], lazy["test_loss"][keep], "k--", label="lazy limit")
     axes[0].set(xscale="log", yscale="log", ylim=(1e-5, 2), xlabel="tau = 2 eta0 t / D",
                 ylabel="loss",
                 title="test (solid: theory, o: MC) and train (dotted)")
@@ -99,7 +99,7 @@ def plot_sweep(rows, axes, *, level, label, lazy=None, floor=None, kernel=None, 
         axes[1].plot(vals, [delay(r[2], level) for r in rows], "x", ms=9, mew=2,
                      label="Monte Carlo (seed mean)")
     if heuristic is not None:
-        axes[1].plot(vals, heuristic, "s--", label="onset heuristic tau_g (§3.2)")
+        axes[1].plot(vals, heuristic, "s--", label="onset heuristic tau_g")
     axes[1].set(xscale="log", yscale="log", xlabel=label, ylabel="tau",
                 title=f"train-to-test delay (first L < {level})")
     axes[1].legend(fontsize=8)
@@ -133,7 +133,7 @@ def main(argv=None):
     parser.add_argument("--dim", type=int, default=50)
     parser.add_argument("--n-samples", type=int, default=275)
     parser.add_argument("--eps", type=float, default=0.25)
-    parser.add_argument("--learning-rate", type=float, default=2.0, help="eta0")
+    parser.add_argument("--step-size", type=float, default=2.0, help="eta0")
     parser.add_argument("--level", type=float, default=0.1,
                         help="loss level for the delay (0.1 as in the paper's code)")
     parser.add_argument("--mc-seeds", type=int, default=2, help="Monte Carlo seeds (0: none)")
@@ -141,8 +141,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    base = hdsgd.GrokkingTwoLayer(dim=args.dim, n_samples=args.n_samples, width=None,
-                                  quadratic_strength=args.eps, learning_rate=args.learning_rate,
+    base = hdsgd.grokking.GrokkingTwoLayer(dim=args.dim, n_samples=args.n_samples, width=None,
+                                  quadratic_strength=args.eps, step_size=args.step_size,
                                   centered=True)
     rows = sweep(base, "output_scale", args.alphas, args.tau, mc_seeds=args.mc_seeds,
                  mc_width=args.mc_width, level=args.level, label="alpha")
@@ -150,7 +150,7 @@ def main(argv=None):
     far = float(base.steps(1e6))
     floor = hdsgd.predict(base, far, times=[0.0, far], method="lazy")["test_loss"][-1]
     kernel = kernel_flow(base, np.array([0.0, args.tau]))["test_loss"][-1]
-    heuristic = [hdsgd.grokking_time(dataclasses.replace(base, output_scale=a)).tau_onset
+    heuristic = [hdsgd.grokking.grokking_time(dataclasses.replace(base, output_scale=a)).tau_onset
                  for a in args.alphas]
     for a, h in zip(args.alphas, heuristic):
         print(f"alpha={a:<6g} onset heuristic tau_g = {h:.3g}")
@@ -158,7 +158,7 @@ def main(argv=None):
     plot_sweep(rows, ax, level=args.level, label="alpha", lazy=lazy, floor=floor, kernel=kernel,
                heuristic=heuristic)
     fig.suptitle(f"alpha sweep, centred: D={args.dim}, P={args.n_samples}, eps={args.eps}, "
-                 f"eta0={args.learning_rate}; MC width {args.mc_width}, {args.mc_seeds} seeds")
+                 f"eta0={args.step_size}; MC width {args.mc_width}, {args.mc_seeds} seeds")
     fig.tight_layout()
     path = args.out / "grokking_alpha_sweep.png"
     fig.savefig(path, dpi=120)

@@ -4,7 +4,7 @@ D = 100, P = 550, N = 500, alpha = 1, eps = 1/4, eta0 = 1, uncentred, 1e5 GD ste
 Theory: the exact reduced (w_bar, M) dynamics from the infinite-width initial law, integrated as
 gradient flow in tau (diffrax); Monte Carlo: the full N = 500 network over the first
 ``--mc-steps`` steps (the CPU cost is ~1e8 flops per step and seed). Panels: train and test
-loss, the test-loss decomposition (spec eq. 6), the teacher overlap S and the weight norm, and
+loss, the test-loss decomposition (docs/grokking.md, "Observables"), the teacher overlap S and the weight norm, and
 the kernel-task alignment.
 
     python examples/grokking_fig1.py --out figures
@@ -41,8 +41,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    setup = hdsgd.GrokkingTwoLayer(dim=args.dim, n_samples=args.n_samples, width=args.width,
-                                   output_scale=1.0, quadratic_strength=0.25, learning_rate=1.0)
+    setup = hdsgd.grokking.GrokkingTwoLayer(dim=args.dim, n_samples=args.n_samples, width=args.width,
+                                   output_scale=1.0, quadratic_strength=0.25, step_size=1.0)
     start = time.perf_counter()
     theory = hdsgd.predict(setup, args.steps, solver="ode")
     print(f"theory (reduced gradient flow, tau <= {theory['tau'][-1]:.0f}): "
@@ -88,7 +88,7 @@ def main(argv=None):
     ax[3].set_title("NTK-task alignment (CKA, train set)")
     for a in ax:
         a.set_xscale("log")
-        a.set_xlabel("GD steps t (tau = t/50)")
+        a.set_xlabel(f"GD steps t (tau = 2 eta0 t / D = t/{args.dim / 2:g})")
         a.legend(fontsize=8)
         a.grid(alpha=0.3)
     ax[0].set_yscale("log")

@@ -3,12 +3,12 @@
 D = 40, alpha = 1, eps = 1/4, eta0 = 1/2, uncentred, ``--steps`` GD steps, P in ``--sizes``.
 Too little data (P ~ D): the network interpolates the training set through linear modes and
 never generalises; too much (P >> D): train and test loss fall together; in between
-(P = 120, kappa = 3) the test loss falls long after the train loss (spec §3.2, §5).
+(P = 120, kappa = 3) the test loss falls long after the train loss.
 
-Theory: the exact reduced dynamics from the infinite-width initial law (the P-space form of
-spec §2.4 is used automatically when P < D). Monte Carlo: the paper's N = 2 network over
-``--mc-seeds`` initialisations and training sets (``vary_data``); at N = 2 the outcome depends
-on the seed (spec §5), so the figure shows every seed and the fraction that groks. The
+Theory: the exact reduced dynamics from the infinite-width initial law (the P-space form,
+docs/grokking.md, is used automatically when P < D). Monte Carlo: the paper's N = 2 network over
+``--mc-seeds`` initialisations and training sets (``method="fresh_data"``); at N = 2 the
+outcome depends on the seed, so the figure shows every seed and the fraction that groks. The
 reduced dynamics does not depend on N except through the initial condition, so the N = 2
 spread around the N = inf curve is the effect of the initial statistics alone.
 
@@ -45,7 +45,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=float, default=5e4, help="GD steps")
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--eps", type=float, default=0.25)
-    parser.add_argument("--learning-rate", type=float, default=0.5, help="eta0")
+    parser.add_argument("--step-size", type=float, default=0.5, help="eta0")
     parser.add_argument("--level", type=float, default=0.1, help="loss level (paper: 0.1)")
     parser.add_argument("--mc-seeds", type=int, default=8, help="N = 2 seeds (0: none)")
     parser.add_argument("--mc-width", type=int, default=2)
@@ -56,9 +56,9 @@ def main(argv=None):
                            squeeze=False)
     summary = []
     for j, p in enumerate(args.sizes):
-        setup = hdsgd.GrokkingTwoLayer(dim=args.dim, n_samples=p, width=None,
+        setup = hdsgd.grokking.GrokkingTwoLayer(dim=args.dim, n_samples=p, width=None,
                                        output_scale=args.alpha, quadratic_strength=args.eps,
-                                       learning_rate=args.learning_rate)
+                                       step_size=args.step_size)
         start = time.perf_counter()
         theory = hdsgd.predict(setup, args.steps)
         t = theory.time
@@ -70,12 +70,12 @@ def main(argv=None):
         for i, name in enumerate(("train_loss", "test_loss")):
             ax[i, j].plot(t[keep], theory[name][keep], "k", lw=2, label="theory, N = inf init")
         if args.mc_seeds > 0:
-            mc_setup = hdsgd.GrokkingTwoLayer(dim=args.dim, n_samples=p, width=args.mc_width,
+            mc_setup = hdsgd.grokking.GrokkingTwoLayer(dim=args.dim, n_samples=p, width=args.mc_width,
                                               output_scale=args.alpha,
                                               quadratic_strength=args.eps,
-                                              learning_rate=args.learning_rate)
+                                              step_size=args.step_size)
             mc = hdsgd.simulate(mc_setup, args.steps, key=jax.random.key(0), seeds=args.mc_seeds,
-                                times=t, vary_data=True, progress=False)
+                                times=t, method="fresh_data", progress=False)
             tests = np.array([first_below(t, v, args.level) for v in mc["test_loss"]])
             trains = np.array([first_below(t, v, args.level) for v in mc["train_loss"]])
             row.update(mc_grokked=float(np.mean(np.isfinite(tests))),
@@ -102,7 +102,7 @@ def main(argv=None):
         print(msg + f"  [{time.perf_counter() - start:.1f} s]")
     ax[0, 0].legend(fontsize=7)
     fig.suptitle(f"goldilocks data size: D={args.dim}, alpha={args.alpha}, eps={args.eps}, "
-                 f"eta0={args.learning_rate}, uncentred (thick: theory; thin: N={args.mc_width} "
+                 f"eta0={args.step_size}, uncentred (thick: theory; thin: N={args.mc_width} "
                  f"networks, fresh data per seed)")
     fig.tight_layout()
     path = args.out / "grokking_goldilocks.png"

@@ -1,12 +1,12 @@
-"""Grokking time against alpha and ln D: the onset heuristic of spec §3.2 vs measured onsets.
+"""Grokking time against alpha and ln D: the onset heuristic vs measured onsets.
 
-Spec §3.2: along the lazy trajectory the teacher overlap grows as S(tau) ~ S(0) e^Lambda(tau),
+docs/grokking.md, "Grokking time": along the lazy trajectory the teacher overlap grows as S(tau) ~ S(0) e^Lambda(tau),
 and generalisation starts when Lambda(tau_g) = ln(D/(alpha eps)); for small alpha
 tau_g ~ alpha ln(D/(alpha eps)) / (2 eps (1 - 1/kappa)). So the delay grows like alpha ln D.
-Here tau_g (`hdsgd.grokking_time`) is compared with the measured onset of the exact reduced
+Here tau_g (`hdsgd.grokking.grokking_time`) is compared with the measured onset of the exact reduced
 dynamics (infinite-width initial law, centred, kappa = 5.5, eps = 1/4), for every alpha in
 ``--alphas`` and D in ``--dims``, averaged over ``--data-seeds`` training sets: the first tau
-with L_test < ``--level`` x L_test(0) (0.4 x 0.75 = 0.3 is the spec's absolute level for
+with L_test < ``--level`` x L_test(0) (0.4 x 0.75 = 0.3 is the reference absolute level for
 |beta|^2 = D; relative, because |beta|^2/D fluctuates by sqrt(2/D), which moves
 L_test(0) = (3/4)(|beta|^2/D)^2 by +-50% at D = 25).
 eta0 = D/25, so every D uses the same step 0.08 in tau = 2 eta0 t / D. ``--mc-seeds`` adds the
@@ -70,11 +70,11 @@ def main(argv=None):
     rows = []
     for dim in args.dims:
         for alpha in args.alphas:
-            setup = hdsgd.GrokkingTwoLayer(dim=dim, n_samples=int(round(args.kappa * dim)),
+            setup = hdsgd.grokking.GrokkingTwoLayer(dim=dim, n_samples=int(round(args.kappa * dim)),
                                            width=None, output_scale=alpha,
                                            quadratic_strength=args.eps,
-                                           learning_rate=dim / 25.0, centered=True)
-            g = hdsgd.grokking_time(setup)
+                                           step_size=dim / 25.0, centered=True)
+            g = hdsgd.grokking.grokking_time(setup)
             if not np.isfinite(g.tau_onset):
                 print(f"D={dim} alpha={alpha}: too lazy by the heuristic; skipped")
                 continue
@@ -89,7 +89,7 @@ def main(argv=None):
             mc_onset = np.nan
             if args.mc_seeds > 0 and dim == min(args.dims):
                 mc = hdsgd.simulate(dataclasses.replace(setup, width=args.mc_width), horizon,
-                                    key=jax.random.key(0), seeds=args.mc_seeds, vary_data=True,
+                                    key=jax.random.key(0), seeds=args.mc_seeds, method="fresh_data",
                                     times=grid, progress=False)
                 mc_onset = np.mean([onset_test(mc, args.level, s) for s in range(args.mc_seeds)])
             onset = float(np.mean(onsets))
@@ -117,7 +117,7 @@ def main(argv=None):
     lim = np.array([rows[:, 2].min() * 0.7, rows[:, 2].max() * 1.4])
     ax[0].plot(lim, lim, "k:", label="measured = tau_g")
     ax[0].plot(lim, ratio.mean() * lim, "k--", label=f"measured = {ratio.mean():.2f} tau_g")
-    ax[0].set(xscale="log", yscale="log", xlabel="onset heuristic tau_g (spec §3.2)",
+    ax[0].set(xscale="log", yscale="log", xlabel="onset heuristic tau_g",
               ylabel="measured onset tau",
               title=f"onset: L_test < {args.level} L_test(0) (x: Monte Carlo)")
     x = np.linspace(rows[:, 4].min() * 0.9, rows[:, 4].max() * 1.1, 10)

@@ -34,12 +34,9 @@ from .setups import (
     spectra,
 )
 
-from . import lstsq  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
-from . import proxlinear  # noqa: E402
+from . import grokking, lstsq, proxlinear  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
 
 # Systems not yet moved to their face: registered by importing their theory and Monte Carlo.
-from .odes import grokking as _grokking_theory  # noqa: E402,F401
-from .montecarlo import grokking as _grokking_mc  # noqa: E402,F401
 from .odes import momentum as _momentum_theory  # noqa: E402,F401
 from .montecarlo import momentum as _momentum_mc  # noqa: E402,F401
 from .odes import spiked as _spiked_theory  # noqa: E402,F401
@@ -60,6 +57,7 @@ __all__ = [
     "__version__",
     "batch_tradeoff",
     "compare",
+    "grokking",
     "lstsq",
     "plot_curves",
     "predict",

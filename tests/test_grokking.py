@@ -11,6 +11,7 @@ import pytest
 import hdsgd
 from hdsgd import GrokkingTwoLayer
 from hdsgd.odes import grokking as th
+from hdsgd.odes.grokking._kernel import _kernel_flow_arrays
 
 OBS = ("train_loss", "test_loss", "variance_error", "misalignment_error", "linear_power",
        "T", "S", "F", "ell", "weight_norm", "alignment")
@@ -24,7 +25,7 @@ KERNEL_TAUS = np.array([0.0, 0.5, 2.0, 8.0])
 @pytest.fixture(scope="module")
 def small():
     return GrokkingTwoLayer(dim=24, n_samples=72, width=12, output_scale=1.0,
-                            quadratic_strength=0.5, learning_rate=1.0, data_seed=3)
+                            quadratic_strength=0.5, step_size=1.0, data_seed=3)
 
 
 # ----------------------------------------------------------------- exactness of the reduced map
@@ -34,7 +35,7 @@ P_BELOW_D = GrokkingTwoLayer(dim=30, n_samples=18, width=5, quadratic_strength=0
 
 @pytest.mark.parametrize("case", ["D-space, uncentred", "P < D, centred"])
 def test_reduced_map_equals_full_network(small, case):
-    """The reduced dynamics is exact (spec §2.4): same init, every observable to round-off.
+    """The reduced dynamics is exact: same init, every observable to round-off.
     P < D uses the P-space form (auto) and is also checked against the D-space form; centred,
     so the test loss checks M - M_0 and T, S, F, ell the raw statistics (init cross terms)."""
     setup = small if case.startswith("D") else P_BELOW_D
@@ -68,18 +69,19 @@ def test_reduced_map_equals_full_network(small, case):
 def test_reduced_map_mutation_is_detected(small):
     """Dropping the b b^T term of the M update moves the test loss by far more than the 1e-10
     tolerance of the exactness test above, so that test would catch it (eager, 10 steps)."""
-    state0 = th.initial_state(small, jax.random.key(5))
-    params = th.params_of(small)
-    problem = th.problem_of(small, state0, params)
-    good = bad = state0
-    for _ in range(10):
-        c = 2.0 * params.eta0 / params.alpha
-        b = -c * problem.x.T @ th.residuals(bad, problem, params) / problem.x.shape[0]
-        new = th.gd_step(bad, problem, params)
-        bad = th.State(new.w_bar, new.m - jnp.outer(b, b))
-        good = th.gd_step(good, problem, params)
-    loss = [float(th.observables(s, state0, problem, params, False)["test_loss"])
-            for s in (good, bad)]
+    with jax.enable_x64(True):
+        state0 = th.initial_state(small, jax.random.key(5))
+        params = th.params_of(small)
+        problem = th.problem_of(small, state0, params)
+        good = bad = state0
+        for _ in range(10):
+            c = 2.0 * params.eta0 / params.alpha
+            b = -c * problem.x.T @ th.residuals(bad, problem, params) / problem.x.shape[0]
+            new = th.gd_step(bad, problem, params)
+            bad = th.State(new.w_bar, new.m - jnp.outer(b, b))
+            good = th.gd_step(good, problem, params)
+        loss = [float(th.observables(s, state0, problem, params, False)["test_loss"])
+                for s in (good, bad)]
     assert abs(loss[0] - loss[1]) > 1e-6
 
 
@@ -87,7 +89,7 @@ def test_gradient_flow_solver_approaches_gd_as_steps_shrink():
     """The diffrax gradient flow in tau and the GD map differ by O(eta0 / D) at fixed tau."""
     gaps = []
     for eta0 in (1.0, 0.25):
-        setup = dataclasses.replace(KERNEL_BASE, learning_rate=eta0)
+        setup = dataclasses.replace(KERNEL_BASE, step_size=eta0)
         steps = setup.steps(KERNEL_TAUS)
         gd = hdsgd.predict(setup, steps[-1], times=steps)
         flow = hdsgd.predict(setup, steps[-1], times=steps, solver="ode")
@@ -114,7 +116,7 @@ def test_mean_init_prediction_vs_monte_carlo_gap_shrinks_with_width():
     gaps, sem_gaps = [], []
     times = [0, 30, 300]
     for n in (4, 64):
-        setup = GrokkingTwoLayer(dim=20, n_samples=60, width=n, learning_rate=1.0, data_seed=2)
+        setup = GrokkingTwoLayer(dim=20, n_samples=60, width=n, step_size=1.0, data_seed=2)
         mc = hdsgd.simulate(setup, 300, key=jax.random.key(1), seeds=16, times=times,
                             n_test=2000, progress=False)
         _check_exact_test_loss_against_held_out(mc)
@@ -129,7 +131,7 @@ def test_mean_init_prediction_vs_monte_carlo_gap_shrinks_with_width():
 
 @pytest.mark.slow
 def test_mean_init_prediction_agrees_at_large_width():
-    setup = GrokkingTwoLayer(dim=40, n_samples=160, width=1024, learning_rate=1.0, data_seed=2)
+    setup = GrokkingTwoLayer(dim=40, n_samples=160, width=1024, step_size=1.0, data_seed=2)
     mc = hdsgd.simulate(setup, 1000, key=jax.random.key(4), seeds=16, progress=False)
     agreement = hdsgd.compare(hdsgd.predict(setup, 1000), mc, ("train_loss", "test_loss"))
     assert agreement.ok(sem_tol=4.0, abs_tol=1e-6)
@@ -137,7 +139,7 @@ def test_mean_init_prediction_agrees_at_large_width():
 
 # ----------------------------------------------------------------- the lazy limit
 def test_lazy_reference_values():
-    """Spec §3.1 table (kappa = 5.5, eps = 1/4): L_test(inf) 0.617, ell 0.109, b 0.409, peak ~0.79."""
+    """Reference values (kappa = 5.5, eps = 1/4): L_test(inf) 0.617, ell 0.109, b 0.409, peak ~0.79."""
     taus = np.linspace(0.0, 3000.0, 6001)
     c = th.lazy_curves(taus, 5.5, 0.25)
     assert abs(c["test_loss"][-1] - 0.617) < 2e-3
@@ -165,7 +167,7 @@ def _lazy_gap(dim, seeds):
     by ~0.07 at D = 160, more than the gap being tested."""
     taus = np.array([0.0, 0.5, 1.0, 2.0, 5.0, 20.0, 100.0])
     lazy = th.lazy_curves(taus, 3.0, 0.25)
-    flows = [th.kernel_flow(GrokkingTwoLayer(dim=dim, n_samples=3 * dim, centered=True,
+    flows = [hdsgd.grokking.kernel_flow(GrokkingTwoLayer(dim=dim, n_samples=3 * dim, centered=True,
                                              data_seed=s), taus, average_teacher=True)
              for s in range(seeds)]
     return {k: np.max(np.abs(np.mean([f[k] for f in flows], axis=0) - lazy[k]))
@@ -177,13 +179,13 @@ def test_kernel_flow_teacher_average_is_the_mean_over_teachers():
     (mean within 4 standard errors): guards the fourth-moment algebra."""
     taus = np.array([0.0, 2.0, 20.0])
     base = GrokkingTwoLayer(dim=10, n_samples=30, centered=True)
-    avg = th.kernel_flow(base, taus, average_teacher=True)
-    x = np.asarray(th.training_set(base)[0])
+    avg = hdsgd.grokking.kernel_flow(base, taus, average_teacher=True)
+    x = hdsgd.grokking.training_set(base)[0]
     rng = np.random.default_rng(0)
     draws = {k: [] for k in avg}
     for _ in range(200):
         beta = rng.standard_normal(10)
-        one = th._kernel_flow_arrays(x, beta, 0.5 * (x @ beta) ** 2, 3.0, 0.25, taus)
+        one = _kernel_flow_arrays(x, beta, 0.5 * (x @ beta) ** 2, 3.0, 0.25, taus)
         for k in draws:
             draws[k].append(one[k])
     for k, v in draws.items():
@@ -210,7 +212,7 @@ def test_lazy_closed_form_vs_kernel_flow_large_dim():
 def test_reduced_dynamics_becomes_kernel_flow_as_alpha_grows():
     """Centred, alpha -> inf: the exact (w_bar, M) flow is kernel gradient flow with K0."""
     base, taus = KERNEL_BASE, KERNEL_TAUS
-    ref = th.kernel_flow(base, taus)
+    ref = hdsgd.grokking.kernel_flow(base, taus)
     gaps = []
     for alpha in (10.0, 100.0):
         setup = dataclasses.replace(base, output_scale=alpha)
@@ -231,35 +233,224 @@ def test_lazy_predict_curve():
 
 # ----------------------------------------------------------------- grokking time
 def test_grokking_time_reference_table():
-    """Spec §3.2 table (D = 100, kappa = 5.5, eps = 1/4, centred): tau_g and the lazy threshold."""
+    """Reference table (D = 100, kappa = 5.5, eps = 1/4, centred): tau_g and the lazy threshold."""
     table = {0.25: 2.9, 0.5: 5.6, 1.0: 11.0, 2.0: 22.0, 4.0: 48.0, 8.0: 131.0}
     for alpha, ref in table.items():
-        g = hdsgd.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=alpha,
+        g = hdsgd.grokking.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=alpha,
                                                  centered=True))
         assert abs(g.tau_onset - ref) < 0.03 * ref + 0.1, (alpha, g.tau_onset)
         assert not g.too_lazy
-    g = hdsgd.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=16.0,
+    g = hdsgd.grokking.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=16.0,
                                              centered=True))
     assert g.too_lazy and g.tau_onset == np.inf
     assert 10.0 < g.alpha_threshold < 16.0
     assert abs(g.lambda_inf - 2 * 4.5 / (16 * 0.25)) < 0.15 * g.lambda_inf
-    g = hdsgd.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=1024.0,
+    g = hdsgd.grokking.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=1024.0,
                                              centered=True))
     assert g.too_lazy and g.tau_onset == np.inf   # alpha eps > D: no onset, not tau_g = 0
 
 
 # ----------------------------------------------------------------- the Curve and validation
-def test_divergence_is_flagged(small):
-    setup = dataclasses.replace(small, learning_rate=200.0)
-    pred = hdsgd.predict(setup, 300)   # the exactness test's grid: the compiled map is reused
-    assert pred.any_diverged and np.all(np.isinf(pred["train_loss"][pred.diverged]))
-    mc = hdsgd.simulate(setup, 300, key=jax.random.key(0), seeds=2, progress=False)
-    assert mc.any_diverged and not np.any(np.isnan(mc["train_loss"]))
+# Shared sizes: the tests below reuse each other's compiled programs (same shapes, same padded
+# grids), which keeps the suite fast; the compile-once test checks that reuse directly.
+RICH = GrokkingTwoLayer(dim=20, n_samples=60, width=64, quadratic_strength=0.5, data_seed=2)
+LAZY = RICH.replace(output_scale=100.0, centered=True)
+EVERY_STEP = np.arange(41)
+DMFT_SMALL = GrokkingTwoLayer(dim=40, n_samples=120, width=2, step_size=2.0)
+DMFT_TINY = dict(method="dmft", paths=64, response_paths=8, z_nodes=2, iterations=2)
+
+
+def _check_diverged(curve, warned=True):
+    """inf from the first diverged time on (never NaN), finite at t = 0, the edge named."""
+    div = curve.diverged_mask
+    assert div.any() and not div[..., 0].any()
+    for name in curve.names:
+        values = curve[name]
+        assert not np.any(np.isnan(values)), name
+        assert np.all(np.isinf(values[div])), name
+        assert np.all(np.isfinite(values[~div])), name
+    assert np.array_equal(div, np.maximum.accumulate(div, axis=-1))   # sticky
+    if warned:
+        assert "critical step size" in curve.meta["warning"]
+        assert "edge of stability" in curve.meta["warning"]
+
+
+def test_divergence_is_flagged_by_every_method():
+    """Past the edge: the GD map and the Monte Carlo blow up (inf from the first diverged step,
+    the initial state kept, the edge named); the DMFT's Euler map blows up at a large dt; the
+    gradient-flow solver and the lazy closed form do not diverge (they are flows), but warn."""
+    edge = hdsgd.grokking.critical_step_size(RICH)
+    past = RICH.replace(step_size=3.0 * edge)
+    _check_diverged(hdsgd.predict(past, 40, times=EVERY_STEP))
+    mc = hdsgd.simulate(past, 40, times=EVERY_STEP, key=jax.random.key(0), seeds=2,
+                        dtype=jnp.float64, progress=False)
+    _check_diverged(mc, warned=False)
+    assert mc.diverged_mask[:, -1].all() and "2 of 2 Monte Carlo runs diverged" in mc.meta["warning"]
+    flow_setup = KERNEL_BASE.replace(step_size=3.0 * hdsgd.grokking.critical_step_size(KERNEL_BASE))
+    steps = flow_setup.steps(KERNEL_TAUS)
+    flow = hdsgd.predict(flow_setup, steps[-1], times=steps, solver="ode")
+    assert not flow.any_diverged and "critical step size" in flow.meta["warning"]
+    lazy = hdsgd.predict(flow_setup, 100, method="lazy")
+    assert not lazy.any_diverged and "critical step size" in lazy.meta["warning"]
+    # the DMFT's Euler map in tau is GD with step dt: unstable at dt = 3 (the solver's sizes
+    # are those of the compile-once test, so one compilation serves both)
+    dmft = hdsgd.predict(DMFT_SMALL, 240, times=[0.0, 80.0, 160.0, 240.0], dt=3.0, **DMFT_TINY)
+    _check_diverged(dmft, warned=False)
+    assert "diverged" in dmft.meta["warning"]
+    quiet = hdsgd.predict(RICH, 40, times=EVERY_STEP)
+    assert not quiet.any_diverged and "warning" not in quiet.meta
+
+
+# ----------------------------------------------------------------- the edge of stability
+@jax.jit
+def _hessian_top(w0, x, y, f0, alpha, eps):
+    def loss(flat):
+        h = flat.reshape(w0.shape) @ x.T
+        return jnp.mean((alpha * jnp.mean(h + 0.5 * eps * h * h, axis=0) - f0 - y) ** 2)
+
+    return jnp.linalg.eigvalsh(jax.hessian(loss)(w0.reshape(-1)))[-1]
+
+
+def _hessian_edge(setup, init_key):
+    """2 alpha^2 / (N lambda_max) of the Hessian of L(W) = (1/P) sum (f - y)^2, by autodiff."""
+    x, _, y = hdsgd.grokking.training_set(setup)
+    w0 = hdsgd.grokking.initial_weights(setup, init_key)
+    alpha, eps = setup.output_scale, setup.quadratic_strength
+    h = w0 @ x.T
+    f0 = alpha * np.mean(h + 0.5 * eps * h * h, axis=0) if setup.centered else np.zeros_like(y)
+    with jax.enable_x64(True):
+        top = float(_hessian_top(w0, x, y, f0, alpha, eps))
+    return 2.0 * alpha**2 / (setup.width * top)
+
+
+@pytest.mark.parametrize("centered,alpha", [(False, 0.3), (True, 2.0)])
+def test_critical_step_size_is_the_hessian_edge_at_initialisation(centered, alpha):
+    """eta lambda_max(Hessian) = 2 with eta = eta0 N / alpha^2, against autodiff, including the
+    residual term (a small alpha makes it matter); the infinite-width law lies near a wide
+    network's own edge."""
+    setup = GrokkingTwoLayer(dim=6, n_samples=9, width=4, output_scale=alpha, centered=centered,
+                             quadratic_strength=0.5, data_seed=1)
+    key = jax.random.key(3)
+    exact = hdsgd.grokking.critical_step_size(setup, init_key=key)
+    np.testing.assert_allclose(exact, _hessian_edge(setup, key), rtol=1e-9)
+    x = hdsgd.grokking.training_set(setup)[0]
+    ntk_only = setup.n_samples / np.linalg.eigvalsh((x @ x.T) * (1 + 0.25 * (x @ x.T)))[-1]
+    law = hdsgd.grokking.critical_step_size(setup)
+    assert abs(law - ntk_only) > 1e-3 * law           # the residual term is not negligible here
+    wide = setup.replace(width=4096)
+    np.testing.assert_allclose(hdsgd.grokking.critical_step_size(wide, init_key=key), law,
+                               rtol=0.1)
+
+
+def _run_at(setup, fraction, steps):
+    """The reduced map (infinite-width law) at ``fraction`` of its edge and the network (seed 0
+    of two) at ``fraction`` of its own edge, observed at every step."""
+    key = jax.random.key(0)
+    edge = hdsgd.grokking.critical_step_size(setup)
+    theory = hdsgd.predict(setup.replace(step_size=fraction * edge), steps[-1], times=steps)
+    own = hdsgd.grokking.critical_step_size(setup, init_key=jax.random.split(key, 2)[0])
+    mc = hdsgd.simulate(setup.replace(step_size=fraction * own), steps[-1], times=steps,
+                        key=key, seeds=2, dtype=jnp.float64, progress=False)
+    return theory, mc
+
+
+def _decreasing(loss):
+    return bool(np.all(np.diff(loss) <= 1e-12 * loss[0]))
+
+
+def test_edge_decides_stability_in_the_lazy_regime():
+    """alpha = 100, centred: just below the edge the train loss decreases at every step (GD is
+    stable); just above it grows (the linear instability: a catapult here, the loss rises ~100x
+    and comes back down after ~100 steps), and at twice the edge GD diverges."""
+    steps = np.arange(65)
+    theory, mc = _run_at(LAZY, 0.98, steps)
+    for loss in (theory["train_loss"], mc["train_loss"][0]):
+        assert _decreasing(loss) and loss[-1] < 1e-2 * loss[0]
+    assert "warning" not in theory.meta
+    theory, mc = _run_at(LAZY, 1.02, steps)
+    for loss in (theory["train_loss"], mc["train_loss"][0]):
+        assert np.all(np.isfinite(loss)) and loss[-1] > 2.0 * loss[0]
+    assert "critical step size" in theory.meta["warning"]
+    theory, mc = _run_at(LAZY, 2.0, steps)
+    assert theory.any_diverged and mc.diverged_mask[0].any()
+
+
+def test_sharpening_moves_the_edge_down_in_the_rich_regime():
+    """alpha = 1: both the reduced map and the network diverge just above the edge, and also
+    just below it: training sharpens the loss (the edge along the trajectory falls to ~0.6 of its
+    initial value within ten steps), so only a step below that edge decreases the loss at
+    every step."""
+    for fraction in (1.02, 0.95):
+        theory, mc = _run_at(RICH, fraction, EVERY_STEP)
+        assert theory.any_diverged and mc.diverged_mask[0].any(), fraction
+    theory, mc = _run_at(RICH, 0.5, EVERY_STEP)
+    assert _decreasing(theory["train_loss"]) and _decreasing(mc["train_loss"][0])
+    # the edge along the reduced trajectory (infinite-width law) after 10 steps at 0.3 x edge
+    edge = hdsgd.grokking.critical_step_size(RICH)
+    with jax.enable_x64(True):
+        slow = RICH.replace(step_size=0.3 * edge)
+        state = th.initial_state(slow)
+        params = th.params_of(slow)
+        problem = th.problem_of(slow, state, params)
+        for _ in range(10):
+            state = th.gd_step(state, problem, params)
+        delta = np.asarray(th.residuals(state, problem, params))
+        w_bar, m, x = np.asarray(state.w_bar), np.asarray(state.m), np.asarray(problem.x)
+    later = 1.0 / th.hessian_top_eigenvalue(x, delta, w_bar, m, 1.0, 0.5)
+    assert 0.5 * edge < later < 0.65 * edge
+
+
+# ----------------------------------------------------------------- compile once and the CLI
+def test_repeated_calls_compile_nothing(count_compiles):
+    """Second identical calls, new numbers, a nearby horizon: nothing compiles. (The sizes are
+    those of the other tests, so in the full suite the first round compiles little, too.)"""
+    def run(rich, below, key):
+        hdsgd.predict(rich, 40, times=EVERY_STEP)
+        hdsgd.predict(rich.replace(centered=True), 40, times=[0.0, 5.0, 20.0, 40.0],
+                      solver="ode")
+        hdsgd.predict(below, 300)                      # P < D: the P-space form
+        hdsgd.predict(rich.replace(centered=True), 40, method="lazy")
+        for method in hdsgd.grokking.SIMULATE_METHODS:
+            hdsgd.simulate(rich, 40, times=EVERY_STEP, key=key, seeds=2, dtype=jnp.float64,
+                           method=method, progress=False)
+
+    dmft_options = dict(times=[0.0, 2.0, 4.0], **DMFT_TINY)
+    run(RICH, P_BELOW_D, jax.random.key(0))
+    hdsgd.predict(DMFT_SMALL, 4, **dmft_options)
+    with count_compiles() as compiles:
+        run(RICH, P_BELOW_D, jax.random.key(1))
+        hdsgd.predict(DMFT_SMALL, 4, **dmft_options)
+        # new numbers are traced, and a nearby horizon pads to the same grid: nothing compiles
+        changes = dict(step_size=0.7, output_scale=1.5, quadratic_strength=0.3)
+        run(RICH.replace(**changes), P_BELOW_D.replace(**changes), jax.random.key(2))
+        hdsgd.predict(RICH, 47)
+        hdsgd.predict(DMFT_SMALL.replace(output_scale=1.5, quadratic_strength=0.3), 4,
+                      **dmft_options)
+    assert compiles() == 0
+
+
+def test_cli_predict_is_the_default_setup(tmp_path):
+    from hdsgd.cli import SYSTEMS, main
+
+    out = tmp_path / "p.npz"
+    assert main(["grokking", "predict", "--out", str(out)]) == 0
+    setup = GrokkingTwoLayer()
+    curve = hdsgd.predict(setup, SYSTEMS["grokking"].default_horizon(setup))
+    saved = hdsgd.Curve.load(out)
+    np.testing.assert_array_equal(saved.time, curve.time)
+    for name in curve.names:
+        np.testing.assert_array_equal(saved[name], curve[name], err_msg=name)
+    lazy = tmp_path / "lazy.npz"
+    assert main(["grokking", "predict", "--width", "none", "--centered", "yes", "--method",
+                 "lazy", "--horizon", "100", "--out", str(lazy)]) == 0
+    meta = hdsgd.Curve.load(lazy).meta
+    assert meta["width"] is None and meta["centered"] is True and meta["method"] == "lazy"
+    assert main(["grokking", "predict", "--step-size", "-1"]) == 2
 
 
 @pytest.mark.parametrize("field,value", [
     ("dim", 0), ("n_samples", -3), ("width", 0), ("output_scale", 0.0),
-    ("quadratic_strength", -0.1), ("learning_rate", float("nan")), ("centered", "yes"),
+    ("quadratic_strength", -0.1), ("step_size", float("nan")), ("centered", "yes"),
     ("data_seed", -1), ("dim", 2.5),
 ])
 def test_bad_input_names_the_field(field, value):
@@ -268,8 +459,10 @@ def test_bad_input_names_the_field(field, value):
 
 
 def test_bad_options(small):
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="nonsense"):
         hdsgd.predict(small, 10, nonsense=1)
+    with pytest.raises(ValueError, match="method"):
+        hdsgd.simulate(small, 10, key=jax.random.key(0), method="vary_data")
     with pytest.raises(ValueError, match="method"):
         hdsgd.predict(small, 10, method="dmft2")
     with pytest.raises(ValueError, match="solver"):
@@ -290,18 +483,18 @@ def _dmft_gaps(dims, taus, paths, seeds):
     out = []
     seeds = (seeds,) * len(dims) if isinstance(seeds, int) else seeds
     for dim, n_seeds in zip(dims, seeds):
-        setup = GrokkingTwoLayer(dim=dim, n_samples=3 * dim, width=2, learning_rate=2.0)
+        setup = GrokkingTwoLayer(dim=dim, n_samples=3 * dim, width=2, step_size=2.0)
         steps = np.round(setup.steps(np.asarray(taus)))
         pred = hdsgd.predict(setup, steps[-1], times=steps, method="dmft", paths=paths)
         assert pred.meta["fixed_point_residual"] < 1e-5
         mc = hdsgd.simulate(setup, steps[-1], key=jax.random.key(1), seeds=n_seeds, times=steps,
-                            vary_data=True, progress=False)
+                            method="fresh_data", progress=False)
         out.append(hdsgd.compare(pred, mc, ("train_loss", "test_loss")))
     return out
 
 
 def test_dmft_vs_monte_carlo_gap_shrinks_with_dim():
-    """N = 2, kappa = 3, alpha = 1, eps = 1/4 (spec §5); seeds over inits and training sets.
+    """N = 2, kappa = 3, alpha = 1, eps = 1/4; seeds over inits and training sets.
     The same tau grid at both D shares one compiled DMFT solve."""
     small_d, large_d = _dmft_gaps((40, 160), [0.0, 0.1, 0.2], paths=8192, seeds=128)
     assert large_d["train_loss"].max_abs_gap < 0.5 * small_d["train_loss"].max_abs_gap
@@ -332,14 +525,14 @@ def test_dmft_approaches_infinite_width_reduced_dynamics_as_one_over_n():
     taus = np.array([0.0, 0.25, 0.5])
     reduced = []
     for seed in range(3):
-        s = GrokkingTwoLayer(dim=400, n_samples=1200, width=None, learning_rate=2.0,
+        s = GrokkingTwoLayer(dim=400, n_samples=1200, width=None, step_size=2.0,
                              data_seed=seed)
         steps = np.round(s.steps(taus))
         reduced.append(hdsgd.predict(s, steps[-1], times=steps)["train_loss"])
     reduced = np.mean(reduced, axis=0)
     dmft = {}
     for n in (2, 4):
-        s = GrokkingTwoLayer(dim=400, n_samples=1200, width=n, learning_rate=2.0)
+        s = GrokkingTwoLayer(dim=400, n_samples=1200, width=n, step_size=2.0)
         steps = np.round(s.steps(taus))
         dmft[n] = hdsgd.predict(s, steps[-1], times=steps, method="dmft", paths=4096,
                                 response_paths=128)["train_loss"]

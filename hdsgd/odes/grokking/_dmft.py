@@ -1,4 +1,5 @@
-r"""Finite-width DMFT of grokking (spec grokking.md §3.3): D, P -> inf at kappa = P/D, N fixed.
+r"""Finite-width DMFT of grokking: D, P -> inf at kappa = P/D, N fixed (docs/grokking.md, "The
+finite-width DMFT").
 
 Gradient flow in tau = 2 eta0 t / D, gamma = 1/(alpha kappa), on a uniform grid tau_n = n dt
 (Euler, the GD map of step dt). Order parameters are N x N blocks on the causal two-time grid:
@@ -20,21 +21,24 @@ per-path Jacobians, R_F = E[(I + gamma dt J R~)^-1 J] with J = dF/dh (one unit-l
 solve per path); g(n) = E[dF(n)/dz] where z is varied **in the label only** (the z entering h
 through m z is the cavity field's correlation with the teacher, not a dependence of F on z).
 
-Correction to the spec: §3.3 writes "by Stein's lemma, g = E[F z]". Stein's lemma on the
-effective process gives E[F z] = g + sum_s R_F(n, s) m(s), the total z-derivative including the
+Where a reference derivation differs: it writes "by Stein's lemma, g = E[F z]". Stein's lemma
+on the effective process gives E[F z] = g + sum_s R_F(n, s) m(s), the total z-derivative including the
 path through m z; the cavity term kappa beta_j g needs the label-only derivative, since the
 response through h is already the R_F memory term (using E[F z] counts it twice). We compute g
 directly (forward-mode, label-only); see the tests for the Monte Carlo check.
 
-Initial condition (spec §3.2: the overlaps must stay finite): C(0, 0) = I_N and
+Initial condition (the overlaps must stay finite): C(0, 0) = I_N and
 m(0) = sqrt(N/D) e_1 by default. The observables are even in m(0) and symmetric under neuron
 permutations, so while m is small this single direction gives the average over the Gaussian
 initial overlaps m(0) ~ N(0, I_N/D) of a random initialisation (E|m(0)|^2 = N/D).
 
 This is a solver of the grokking system, not a system of its own: it is reached as
 ``predict(GrokkingTwoLayer(...), method="dmft")`` (`hdsgd.odes.grokking`), and its Monte Carlo
-twin is the grokking network itself, ``simulate(setup, ..., vary_data=True)``
+twin is the grokking network itself, ``simulate(setup, ..., method="fresh_data")``
 (`hdsgd.montecarlo.grokking`), tested in tests/test_grokking.py (gap shrinking with D).
+
+Compile once: the sizes (width, steps, paths, ...) are a static `DmftConfig`; the numbers
+(alpha, eps, kappa, dt, damping) are traced `DmftParams`, so a new value compiles nothing.
 """
 
 from __future__ import annotations
@@ -45,32 +49,42 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._numerics import gauss_hermite
+from ...setups.grokking import GrokkingTwoLayer, loss_decomposition
+
 
 class DmftConfig(NamedTuple):
-    alpha: float
-    eps: float
-    kappa: float
+    """The static sizes of one DMFT solve (a new value compiles a new solver)."""
+
     width: int
     centered: bool
-    dt: float
     n_steps: int
     paths: int
     iterations: int
-    damping: float
     z_nodes: int = 8
     response_paths: int = 512
     chunk: int = 512
+
+
+class DmftParams(NamedTuple):
+    """The numbers of one DMFT solve (traced: a new value compiles nothing)."""
+
+    alpha: jnp.ndarray
+    eps: jnp.ndarray
+    kappa: jnp.ndarray
+    dt: jnp.ndarray
+    damping: jnp.ndarray
 
 
 def _phi(h, eps):
     return h + 0.5 * eps * h * h
 
 
-def _sample_side(cfg: DmftConfig, c, m, r, z, weight, zeta):
+def _sample_side(cfg: DmftConfig, prm: DmftParams, c, m, r, z, weight, zeta):
     """Paths of h, F, Delta and the averaged C_F, R_F, g, train loss (one call, all paths)."""
     n_t, n = cfg.n_steps + 1, cfg.width
-    gam = 1.0 / (cfg.alpha * cfg.kappa)
-    dt = cfg.dt
+    gam = 1.0 / (prm.alpha * prm.kappa)
+    dt = prm.dt
     # chi ~ GP(0, C - m m^T): flatten (time, neuron)
     cov = c.transpose(0, 2, 1, 3).reshape(n_t * n, n_t * n) - jnp.outer(m.reshape(-1), m.reshape(-1))
     cov = 0.5 * (cov + cov.T)
@@ -86,10 +100,10 @@ def _sample_side(cfg: DmftConfig, c, m, r, z, weight, zeta):
             fbuf, f0 = carry
             mem = jnp.einsum("sij,sj->i", r[k], fbuf)
             h = m[k] * zh + chi_p[k] + eta[k] - gam * dt * mem
-            f_out = cfg.alpha * jnp.mean(_phi(h, cfg.eps))
+            f_out = prm.alpha * jnp.mean(_phi(h, prm.eps))
             f0 = jnp.where(k == 0, f_out, f0) if cfg.centered else jnp.zeros_like(f_out)
             delta = f_out - f0 - 0.5 * zy * zy
-            fvec = delta * (1.0 + cfg.eps * h)
+            fvec = delta * (1.0 + prm.eps * h)
             fbuf = fbuf.at[k].set(fvec)
             return (fbuf, f0), (fvec, delta)
 
@@ -137,10 +151,10 @@ def _sample_side(cfg: DmftConfig, c, m, r, z, weight, zeta):
     return c_f, r_f, g, d2
 
 
-def _coordinate_side(cfg: DmftConfig, c_f, r_f, g, m0, c0):
+def _coordinate_side(cfg: DmftConfig, prm: DmftParams, c_f, r_f, g, m0, c0):
     """C, m, R of the linear coordinate process, through its propagator G(n, s)."""
     n_t, n = cfg.n_steps + 1, cfg.width
-    gam, dt, kap = 1.0 / (cfg.alpha * cfg.kappa), cfg.dt, cfg.kappa
+    gam, dt, kap = 1.0 / (prm.alpha * prm.kappa), prm.dt, prm.kappa
     eye = jnp.eye(n)
     g_prop = jnp.zeros((n_t, n_t, n, n)).at[0, 0].set(eye)
 
@@ -170,8 +184,7 @@ def path_noise(cfg: DmftConfig, key):
     """The sample-side randomness, fixed across iterations: z on Gauss-Hermite nodes (the labels
     z^2/2 are heavy-tailed, so z is integrated by quadrature) times ``paths`` antithetic pairs
     of standard normals for chi. Returns (z, weight, zeta), one row per path."""
-    nodes, w = np.polynomial.hermite_e.hermegauss(cfg.z_nodes)
-    w = w / w.sum()
+    nodes, w = gauss_hermite(cfg.z_nodes)
     half = jax.random.normal(key, (cfg.paths // 2, (cfg.n_steps + 1) * cfg.width))
     zeta = jnp.concatenate([half, -half])
     s = zeta.shape[0]
@@ -180,7 +193,7 @@ def path_noise(cfg: DmftConfig, key):
     return z, weight, jnp.tile(zeta, (cfg.z_nodes, 1))
 
 
-def solve(cfg: DmftConfig, m0, c0, key):
+def solve(cfg: DmftConfig, prm: DmftParams, m0, c0, key):
     """Damped fixed-point iteration; returns (C, m, train_loss, residual history)."""
     n_t, n = cfg.n_steps + 1, cfg.width
     z, weight, zeta = path_noise(cfg, key)
@@ -191,24 +204,24 @@ def solve(cfg: DmftConfig, m0, c0, key):
 
     def body(state, _):
         c, m, r = state
-        c_f, r_f, g, _ = _sample_side(cfg, c, m, r, z, weight, zeta)
-        c_n, m_n, r_n = _coordinate_side(cfg, c_f, r_f, g, m0, c0)
-        w = cfg.damping
+        c_f, r_f, g, _ = _sample_side(cfg, prm, c, m, r, z, weight, zeta)
+        c_n, m_n, r_n = _coordinate_side(cfg, prm, c_f, r_f, g, m0, c0)
+        w = prm.damping
         res = jnp.max(jnp.abs(c_n - c))
         return (w * c + (1 - w) * c_n, w * m + (1 - w) * m_n, w * r + (1 - w) * r_n), res
 
     (c, m, r), residuals = jax.lax.scan(body, (c, m, r), None, length=cfg.iterations)
-    _, _, _, train = _sample_side(cfg, c, m, r, z, weight, zeta)
+    _, _, _, train = _sample_side(cfg, prm, c, m, r, z, weight, zeta)
     return c, m, train, residuals
 
 
 solve_jit = jax.jit(solve, static_argnums=(0,))
 
 
-def observables(cfg: DmftConfig, c, m, train) -> dict:
-    """Train loss and eq. 6 from (C(n, n), m(n)) with |beta|^2/D = 1 (spec §3.3)."""
+def observables(cfg: DmftConfig, prm: DmftParams, c, m, train) -> dict:
+    """Train loss and the test-loss decomposition (`loss_decomposition`) from (C(n, n), m(n)),
+    with |beta|^2/D = 1 (docs/grokking.md, "The finite-width DMFT")."""
     n = cfg.width
-    a, e = cfg.alpha, cfg.eps
     diag = jnp.einsum("nnij->nij", c)
     ones = jnp.ones(n)
     tr = jnp.einsum("nii->n", diag) / n
@@ -224,8 +237,66 @@ def observables(cfg: DmftConfig, c, m, train) -> dict:
                  - jnp.einsum("i,nij,j->n", ones, c_n0 + c_n0.transpose(0, 2, 1), ones) / n**2)
     else:
         tr_e, s_e, f_e, ell_e = tr, s, f, ell
-    variance = 0.25 * (1.0 - a * e * tr_e) ** 2
-    mis = 0.5 * (a**2 * e**2 * f_e - 2.0 * a * e * s_e + 1.0)
-    lin = a**2 * ell_e
-    return {"train_loss": train, "test_loss": variance + mis + lin, "variance_error": variance,
-            "misalignment_error": mis, "linear_power": lin, "T": tr, "S": s, "F": f, "ell": ell}
+    terms = loss_decomposition(prm.alpha, prm.eps, 1.0, tr_e, s_e, f_e, ell_e)
+    return {"train_loss": train, **terms, "T": tr, "S": s, "F": f, "ell": ell}
+
+
+def dmft_curves(setup: GrokkingTwoLayer, taus, *, dt: float = 0.05, paths: int = 16384,
+                response_paths: int = 256, z_nodes: int = 8, iterations: int = 25,
+                damping: float = 0.5, key=None, initial_overlap=None) -> tuple[dict, dict]:
+    """The DMFT's observables at ``taus`` (interpolated from its Euler grid tau_n = n dt) and
+    its bookkeeping (dt, paths, the last fixed-point residual).
+
+    ``initial_overlap`` is the DMFT's m(0), the N overlaps of the neurons with the teacher
+    (default sqrt(N/D) e_1, see the module docstring); ``key`` draws the path noise
+    (default ``jax.random.key(0)``).
+    """
+    if setup.width is None:
+        raise ValueError("method='dmft' is the finite-width DMFT; got width=None (allowed: an "
+                         "integer >= 1; the infinite-width proportional closure is not derived)")
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt={dt!r} is invalid; allowed: a number > 0")
+    if not 0.0 <= damping < 1.0:
+        raise ValueError(f"damping={damping!r} is invalid; allowed: [0, 1)")
+    for name, value, low in (("paths", paths, 2), ("response_paths", response_paths, 1),
+                             ("z_nodes", z_nodes, 1), ("iterations", iterations, 1)):
+        if int(value) != value or value < low:
+            raise ValueError(f"{name}={value!r} is invalid; allowed: an integer >= {low}")
+    n = setup.width
+    taus = np.asarray(taus, dtype=np.float64)
+    n_steps = max(1, int(np.ceil(taus[-1] / dt - 1e-9)))
+    chunk = 512
+    paths = int(np.ceil(int(paths) / 2.0)) * 2
+    while (paths * z_nodes) % chunk:
+        chunk //= 2
+    cfg = DmftConfig(width=n, centered=setup.centered, n_steps=n_steps, paths=paths,
+                     iterations=int(iterations), z_nodes=int(z_nodes),
+                     response_paths=int(response_paths), chunk=chunk)
+    prm = DmftParams(*(jnp.asarray(v, dtype=float) for v in (
+        setup.output_scale, setup.quadratic_strength, setup.ratio, dt, damping)))
+    if initial_overlap is None:
+        m0 = np.zeros(n)
+        m0[0] = np.sqrt(n / setup.dim)
+    else:
+        m0 = np.asarray(initial_overlap, dtype=np.float64)
+        if m0.shape != (n,) or not np.all(np.isfinite(m0)):
+            raise ValueError(f"dmft_initial_overlap has shape {m0.shape}; allowed: {n} finite "
+                             "numbers (the overlap of each neuron with the teacher)")
+    key = jax.random.key(0) if key is None else key
+
+    def run(prm):
+        c, m, train, res = solve_jit(cfg, prm, jnp.asarray(m0), jnp.eye(n), key)
+        obs = observables(cfg, prm, c, m, train)
+        return {k: np.array(v, dtype=np.float64) for k, v in obs.items()}, np.asarray(res)
+
+    obs, res = run(prm)
+    if not all(np.isfinite(v[0]) for v in obs.values()):
+        # a blow-up later in the grid spoils the whole (non-causal) path covariance; the
+        # initial state is known: take tau = 0 from the same solver standing still (dt = 0)
+        start, _ = run(prm._replace(dt=jnp.zeros_like(prm.dt)))
+        for k in obs:
+            obs[k][0] = start[k][0]
+    grid = np.arange(n_steps + 1) * float(dt)
+    obs = {k: np.interp(taus, grid, v) for k, v in obs.items()}
+    return obs, {"dt": float(dt), "paths": paths * int(z_nodes),
+                 "fixed_point_residual": float(res[-1])}
