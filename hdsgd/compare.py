@@ -219,7 +219,8 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
     Args:
         theory: a theory Curve (no seed axis) covering the Monte Carlo's time range.
         mc: a Monte Carlo Curve with at least 2 seeds, of the same system and Setup fields.
-        observable: the observable(s) to compare; default: every observable both have.
+        observable: the observable(s) to compare; default: every observable both have, but
+            their ``meta["auxiliary"]`` ones (clocks, statistics a theory claims only in a limit).
         sem_floor: lower bound on the standard error used for ``max_sem_gap`` (protects
             points where every seed agrees exactly, such as t = 0).
         rel_floor: a further lower bound, ``rel_floor * max(|theory(t)|, max_t |mc mean|)``:
@@ -246,7 +247,8 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name}={value!r} is invalid; allowed: a finite number >= 0")
     if observable is None:
-        names = [n for n in mc.names if n in theory.observables]
+        hidden = set(theory.meta.get("auxiliary", ())) | set(mc.meta.get("auxiliary", ()))
+        names = [n for n in mc.names if n in theory.observables and n not in hidden]
     else:
         names = [observable] if isinstance(observable, str) else list(observable)
     missing = [n for n in names if n not in theory.observables or n not in mc.observables]

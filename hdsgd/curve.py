@@ -279,7 +279,8 @@ def _json_default(x):
 
 def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, samples,
                  seeds: int | None = None, blown=None, warnings=(), extra: Mapping | None = None,
-                 free_fields: tuple[str, ...] = ()) -> Curve:
+                 free_fields: tuple[str, ...] = (), clocks: tuple[str, ...] = (),
+                 auxiliary: tuple[str, ...] = ()) -> Curve:
     """The one way every prediction and every simulation becomes a `Curve`.
 
     Divergence: a point is diverged where ``blown`` (the system's own criterion, e.g. a value
@@ -303,6 +304,10 @@ def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, sa
         extra: more metadata.
         free_fields: Setup fields the values do not depend on (e.g. ``("dim",)`` for a
             d -> infinity limit), so that `compare` accepts a Monte Carlo at another value.
+        clocks: observables that are another reading of time (e.g. grokking's tau): never
+            flagged, never set to inf.
+        auxiliary: observables that figures and `compare` leave out unless named (clocks, and
+            statistics a theory only claims in a limit); stored in ``meta["auxiliary"]``.
     """
     time = np.asarray(time, dtype=np.float64)
     shape = time.shape if seeds is None else (int(seeds),) + time.shape
@@ -310,16 +315,17 @@ def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, sa
            for k, v in observables.items()}
     bad = np.zeros(shape, dtype=bool) if blown is None else np.broadcast_to(
         np.asarray(blown, dtype=bool), shape).copy()
-    for v in obs.values():
+    state = {k: v for k, v in obs.items() if k not in clocks}
+    for v in state.values():
         bad |= ~np.isfinite(v)
     start = time == 0
     if start.any():
         finite_start = np.ones(shape[:-1] + (int(start.sum()),), dtype=bool)
-        for v in obs.values():
+        for v in state.values():
             finite_start &= np.isfinite(v[..., start])
         bad[..., start] &= ~finite_start
     diverged = sticky(bad)
-    for k in obs:
+    for k in state:
         obs[k] = np.where(diverged, np.inf, obs[k])
     notes = [w for w in warnings if w]
     if diverged.any():
@@ -331,7 +337,8 @@ def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, sa
             notes.append(f"{runs} of {seeds} Monte Carlo runs diverged")
     meta = {**setup.fields(), "method": method, "version": __version__,
             "time_label": setup.time_label, "setup_fields": list(setup.field_names()),
-            "free_fields": list(free_fields), **(dict(extra) if extra else {})}
+            "free_fields": list(free_fields), "auxiliary": list(dict.fromkeys((*clocks, *auxiliary))),
+            **(dict(extra) if extra else {})}
     if notes:
         meta["warning"] = "; ".join(notes)
     return Curve(time=time, observables=obs, time_unit=setup.time_unit,

@@ -17,8 +17,7 @@ from ._system import CliSystem, Demo, register
 def demo(out_dir, key) -> Demo:
     """The reduced map against the network it reduces (same initialisation), and the
     infinite-width-initial-law prediction against an 8-seed Monte Carlo at N = 1024."""
-    setup = grokking.GrokkingTwoLayer(dim=20, n_samples=60, width=1024, output_scale=1.0,
-                                      quadratic_strength=0.5, step_size=1.0, data_seed=2)
+    setup = grokking.GrokkingTwoLayer()  # D=20, P=60, N=1024, alpha=1, eps=1/2
     horizon, seeds = 400, 8
     mc = simulate(setup, horizon, key=key, seeds=seeds, progress=False)
     exact = predict(setup, horizon, init_key=jax.random.split(key, seeds)[0])
@@ -37,7 +36,7 @@ SYSTEM = register(CliSystem(
     name="grokking",
     summary="grokking as lazy-to-rich: two-layer quadratic net, full-batch GD (Kumar et al. 2024)",
     models={"two_layer": grokking.GrokkingTwoLayer},
-    default_horizon=lambda setup: 5000.0,
+    default_horizon=lambda setup: 2000.0,
     methods=grokking.PREDICT_METHODS,
     simulate_methods=grokking.SIMULATE_METHODS,
     demo=demo,

@@ -32,7 +32,7 @@ from .._numerics import exceeds
 from .._segments import Dynamics, run_segments
 from ..api import reject_options, simulate
 from ..curve import Curve, finish_curve
-from ..setups.grokking import (GrokkingTwoLayer, draw_training_set, draw_weights,
+from ..setups.grokking import (WEIGHT_STATISTICS, GrokkingTwoLayer, draw_training_set, draw_weights,
                                kernel_alignment, loss_decomposition)
 
 METHODS = ("fixed_data", "fresh_data")
@@ -186,4 +186,5 @@ def _simulate(setup: GrokkingTwoLayer, horizon: float, *, key, seeds: int = 16, 
     return finish_curve(setup, steps, obs, method=method,
                         samples=np.full(len(steps), float(setup.n_samples)), seeds=seeds,
                         blown=exceeds(loss, loss[:, 0], BLOWUP),
-                        extra={"dtype": str(dtype), "n_test": int(n_test)})
+                        extra={"dtype": str(dtype), "n_test": int(n_test)}, clocks=("tau",),
+                        auxiliary=WEIGHT_STATISTICS)

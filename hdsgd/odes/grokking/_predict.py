@@ -9,7 +9,7 @@ from ..._numerics import exceeds, power_of_two_at_least
 from ..._segments import run_segments
 from ...api import predict, reject_options
 from ...curve import Curve, finish_curve
-from ...setups.grokking import GrokkingTwoLayer
+from ...setups.grokking import WEIGHT_STATISTICS, GrokkingTwoLayer
 from . import _dmft, _lazy, _reduced, _samples
 from ._stability import stability_warning
 
@@ -141,4 +141,5 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
     warning = stability_warning(setup, init_key if method == "reduced" else None)
     return finish_curve(setup, steps, {**obs, "tau": setup.tau(steps)}, method=method,
                         samples=np.full(len(steps), float(setup.n_samples)), blown=blown,
-                        warnings=[warning], extra=extra)
+                        warnings=[warning], extra=extra, clocks=("tau",),
+                        auxiliary=WEIGHT_STATISTICS)
