@@ -32,6 +32,7 @@ from .setups import (
 )
 
 from . import lstsq  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
+from . import spiked  # noqa: E402
 
 # Systems not yet moved to their face: registered by importing their theory and Monte Carlo.
 from .odes import grokking as _grokking_theory  # noqa: E402,F401
@@ -40,8 +41,6 @@ from .odes import proxlinear as _proxlinear_theory  # noqa: E402,F401
 from .montecarlo import proxlinear as _proxlinear_mc  # noqa: E402,F401
 from .odes import momentum as _momentum_theory  # noqa: E402,F401
 from .montecarlo import momentum as _momentum_mc  # noqa: E402,F401
-from .odes import spiked as _spiked_theory  # noqa: E402,F401
-from .montecarlo import spiked as _spiked_mc  # noqa: E402,F401
 
 __all__ = [
     "Agreement",
@@ -62,6 +61,7 @@ __all__ = [
     "samples_to_target",
     "simulate",
     "spectra",
+    "spiked",
     "steps_to_target",
     "tune",
     "value_at_budget",
