@@ -211,10 +211,10 @@ def test_cli_default_predict_is_the_default_setup(tmp_path):
         np.testing.assert_allclose(curve[name], expected[name], rtol=1e-12)
 
 
-def test_cli_reads_numbers_names_and_random(tmp_path, capsys):
-    from hdsgd.cli import SYSTEMS, main, setup_from
+def test_cli_reads_numbers_names_and_random(capsys):
+    from hdsgd.cli import SYSTEMS, build_parser, main, setup_from
 
-    parser = __import__("hdsgd.cli", fromlist=["build_parser"]).build_parser()
+    parser = build_parser()
     args = parser.parse_args(["spiked", "predict", "--initial-overlap", "random", "--link",
                               "0,0.5,0,0.5", "--student", "he1+he3", "--label-noise", "0.5"])
     setup = setup_from(args, SYSTEMS["spiked"])

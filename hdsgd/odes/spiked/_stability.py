@@ -31,8 +31,6 @@ from ._moments import functionals, static_key
 from ._ode import drift
 
 N_GRID = 4000
-
-
 _NO_EDGE = ("the plain variant (P) has a critical step size only with the square loss and a "
             "linear student: docs/spiked.md, \"The critical step size\"")
 
