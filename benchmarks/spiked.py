@@ -1,7 +1,7 @@
 """Spiked single-index model: the limit ODE vs full-d Monte Carlo vs the exact chain, as ratios
 measured side by side in one run.
 
-1. One curve ((N), He3, theta = 4, c = 0.05, m0 = 0.15, horizon t = 2; spec §7's instance) at
+1. One curve ((N), He3, theta = 4, c = 0.05, m0 = 0.15, horizon t = 2; the docs' He3 instance) at
    d = 1000 and d = 10 000: predict (diffrax ODE) vs simulate(method="full", 16 seeds) vs
    simulate(method="chain", 16 seeds); times after compilation, and each Monte Carlo's
    agreement with the ODE in standard errors.
@@ -20,9 +20,7 @@ import numpy as np
 
 import hdsgd
 from _timing import device_line, timed  # benchmarks/_timing.py (the script folder is on sys.path)
-from hdsgd import SpikedSingleIndex
-
-
+from hdsgd.spiked import SpikedSingleIndex
 
 
 def main(argv=None):

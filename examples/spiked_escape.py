@@ -2,7 +2,8 @@
 
 Median number of samples until weak recovery (|correlation| = |a| / sqrt(a^2 + q) >= 0.5) from
 a uniformly random start, (N) normalisation, correlation loss, matched He_k link, against the
-dimension d and the spike theta, with fitted exponents next to spec spiked.md §5:
+dimension d and the spike theta, with fitted exponents next to the heuristic laws of
+docs/spiked.md, "Escape / sample complexity":
 
     k = 2, step c = (1+theta)/2 (half the rate-optimal step (1+theta), so that the informative
         fixed point, a*^2 = (2(1+theta) - c)/(2(1+theta) + 4c) = 0.375, lies above the
@@ -12,13 +13,13 @@ dimension d and the spike theta, with fitted exponents next to spec spiked.md §
         -> exponent 1 in d (plus the log), (1+theta)^-2 in the spike.
     k = 3, step c = (1+theta) a0, a0 = sqrt((1+theta)/d) (half the largest step that still
         escapes deterministically from a0): n ~ d^2 / (1+theta)^3; with theta = d^(1/3) the
-        exponent in d falls from 2 to 1 (spec §5: "reaching ~d at beta = 1 - 2/k").
+        exponent in d falls from 2 to 1 (n reaches ~d at beta = 1 - 2/k).
 
-Dashed lines: the spec §5 formula (k = 2) and the library's limit-ODE escape time from the
-typical start a0 (``hdsgd.spiked_escape_time``, deterministic: it ignores the noise-driven
-search phase). The chain (spec §3) is exact in law at every d and costs O(steps), so
-d = 10^3 ... 10^6 runs on a CPU (about 9 minutes at the defaults on a shared 2-core machine;
-``--quick``: about 3).
+Dashed lines: the heuristic formula (k = 2) and the library's limit-ODE escape time from the
+typical start a0 (``hdsgd.spiked.escape_time``, deterministic: it ignores the noise-driven
+search phase). The exact chain (``hdsgd.spiked.escape_samples``) is exact in law at every d
+and costs O(steps), so d = 10^3 ... 10^6 runs on a CPU (about 9 minutes at the defaults on a
+shared 2-core machine; ``--quick``: about 3).
 
 Usage: python examples/spiked_escape.py [--out figures] [--seeds 32] [--max-dim 1e6] [--quick]
 """
@@ -33,8 +34,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-import hdsgd
-from hdsgd import SpikedSingleIndex
+from hdsgd.spiked import SpikedSingleIndex, escape_samples, escape_time
 
 THRESHOLD = 0.5
 
@@ -52,7 +52,7 @@ def setup_for(k: int, theta: float, d: int, start="random") -> SpikedSingleIndex
 
 
 def formula(k: int, theta: float, d: int) -> float:
-    """Spec §5's heuristic sample count (k = 2: linear phase with noise-raised start)."""
+    """The heuristic sample count (k = 2: linear phase with noise-raised start)."""
     if k == 2:
         c = step_size(2, theta, d)
         r = 2 * c * (1 + theta) - c * c
@@ -64,15 +64,15 @@ def formula(k: int, theta: float, d: int) -> float:
 def ode_samples(k: int, theta: float, d: int) -> float:
     """d x the limit ODE's escape time from the typical random start a0 = sqrt((1+theta)/d)."""
     setup = setup_for(k, theta, d, start=1.0 / math.sqrt(d))
-    return d * hdsgd.spiked_escape_time(setup, threshold=THRESHOLD, observable="correlation")
+    return d * escape_time(setup, threshold=THRESHOLD, observable="correlation")
 
 
 def median_escape(k: int, theta: float, d: int, seeds: int, key) -> float:
     """Median samples to weak recovery over ``seeds`` exact chains (runs are stopped at a
     few times the formula; the median is finite while fewer than half are stopped)."""
     cap = int((8 if k == 2 else 4) * formula(k, theta, d)) + 1000
-    n = hdsgd.spiked_escape_samples(setup_for(k, theta, d), key=key, seeds=seeds,
-                                    threshold=THRESHOLD, max_samples=cap)
+    n = escape_samples(setup_for(k, theta, d), key=key, seeds=seeds, threshold=THRESHOLD,
+                       max_samples=cap)
     return float(np.median(n))
 
 
@@ -99,7 +99,7 @@ def main(argv=None):
     key = jax.random.key(args.seed)
     max_dim = 1e4 if args.quick else args.max_dim
     dims = [int(round(d)) for d in np.geomspace(1e3, max_dim, int(round(math.log10(max_dim / 1e3))) + 1)]
-    # (label, k, theta as a function of d, dims, the spec's nominal exponent in d)
+    # (label, k, theta as a function of d, dims, the heuristic's nominal exponent in d)
     series = [
         ("k=2, theta=0", 2, lambda d: 0.0, dims, "1 (+log)"),
         ("k=2, theta=3", 2, lambda d: 3.0, dims, "1 (+log)"),
@@ -122,7 +122,7 @@ def main(argv=None):
         (ln,) = ax.loglog(ds, med, "o-", label=f"{label}: slope {slope(ds, med):.2f}")
         ax.loglog(ds, pred, "--", color=ln.get_color(), alpha=0.6)
         line = (f"{label}: d={ds} median samples {[f'{m:.3g}' for m in med]}; fitted exponent "
-                f"{slope(ds, med):.2f} (prediction curve {slope(ds, pred):.2f}, spec §5 nominal "
+                f"{slope(ds, med):.2f} (prediction curve {slope(ds, pred):.2f}, nominal "
                 f"{nominal}) [{time.perf_counter() - start:.0f} s]")
         print(line, flush=True)
         lines.append(line)
@@ -130,7 +130,7 @@ def main(argv=None):
         ax.set_xlabel("d")
         ax.set_ylabel(f"median samples to correlation >= {THRESHOLD}")
         ax.set_title(f"He{k}, (N), correlation loss (dashed: "
-                     + ("spec §5 formula)" if k == 2 else "ODE from typical a0)"))
+                     + ("heuristic formula)" if k == 2 else "ODE from typical a0)"))
         ax.legend(fontsize=8)
     ax = axes[2]
     for k in (2, 3):
@@ -145,14 +145,14 @@ def main(argv=None):
         nominal = "-2 (+log)" if k == 2 else "-3 (step c = (1+theta)^1.5 / sqrt(d))"
         line = (f"k={k}, d={d}: 1+theta={one.tolist()} median samples {[f'{m:.3g}' for m in med]}; "
                 f"fitted exponent in (1+theta) {slope(one, med):.2f} (prediction curve "
-                f"{slope(one, pred):.2f}, spec §5 nominal {nominal}) [{time.perf_counter() - start:.0f} s]")
+                f"{slope(one, pred):.2f}, nominal {nominal}) [{time.perf_counter() - start:.0f} s]")
         print(line, flush=True)
         lines.append(line)
     ax.set_xlabel("1 + theta")
     ax.set_ylabel("median samples to weak recovery")
     ax.set_title("against the spike at fixed d")
     ax.legend(fontsize=8)
-    fig.suptitle(f"Exact two-variable chain (spec §3), {args.seeds} runs per point, random start")
+    fig.suptitle(f"Exact two-variable chain, {args.seeds} runs per point, random start")
     fig.tight_layout()
     path = args.out / "spiked_escape.png"
     fig.savefig(path, dpi=120)

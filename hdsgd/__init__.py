@@ -34,13 +34,11 @@ from .setups import (
     spectra,
 )
 
-from . import grokking, lstsq, proxlinear  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
+from . import grokking, lstsq, proxlinear, spiked  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
 
 # Systems not yet moved to their face: registered by importing their theory and Monte Carlo.
 from .odes import momentum as _momentum_theory  # noqa: E402,F401
 from .montecarlo import momentum as _momentum_mc  # noqa: E402,F401
-from .odes import spiked as _spiked_theory  # noqa: E402,F401
-from .montecarlo import spiked as _spiked_mc  # noqa: E402,F401
 
 __all__ = [
     "Agreement",
@@ -66,6 +64,7 @@ __all__ = [
     "samples_to_target",
     "simulate",
     "spectra",
+    "spiked",
     "steps_to_target",
     "sweep",
     "tune",

@@ -39,6 +39,7 @@ def _load_systems() -> None:
     from . import lstsq  # noqa: F401  (each module registers its system)
     from . import proxlinear  # noqa: F401
     from . import grokking  # noqa: F401
+    from . import spiked  # noqa: F401
 
 
 def _system_fields(system: CliSystem) -> dict[str, _fields.FieldOption]:

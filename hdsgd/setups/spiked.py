@@ -1,28 +1,32 @@
-r"""Setup for online SGD on a single-index target under spiked covariance (spec ``spiked.md``).
+r"""Setup for online SGD on a single-index target under spiked covariance (docs/spiked.md).
 
-Also holds the small pure-JAX pieces that the theory and the Monte Carlo both need (they may
-import the Setup, never each other): Hermite-series evaluation of the link and the student,
-and the population risk as a function of the two overlaps.
+Also holds the small pure model pieces that the theory and the Monte Carlo both need (they
+may import the Setup, never each other): the Hermite series of the link and the student, the
+per-sample gradient factor G, the population risk and the other observables as functions of
+the two overlaps.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from typing import ClassVar
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Float
 
-from typing import ClassVar
-
+from .._numerics import gauss_hermite_2d
 from . import _validate as v
 from ._base import Setup
 
 LOSSES = ("square", "correlation")
 NORMALIZATIONS = ("none", "sphere", "covariance")
+OBSERVABLES = ("overlap", "covariance_overlap", "orthogonal_norm_sq", "cosine", "correlation",
+               "risk")
+#: the observables whose first passage `escape_time` and `escape_samples` measure
+ESCAPE_OBSERVABLES = ("overlap", "covariance_overlap", "cosine", "correlation")
 _NAME = re.compile(r"^he(\d+)$")
 
 
@@ -33,6 +37,7 @@ def parse_link(name: str, value) -> np.ndarray:
     ``value`` is a name (``"he2"``, ``"he3"``, ``"he2+he4"``: the normalised sum
     (He_2/sqrt(2!) + He_4/sqrt(4!))/sqrt(2), of unit variance) or a sequence of coefficients
     c_0, c_1, ... in that orthonormal basis (E[sigma(g)^2] = sum_j c_j^2 for g ~ N(0,1)).
+    ``name`` is the field the value is for (named in the ValueError of a bad value).
     """
     if isinstance(value, str):
         parts = [p.strip().lower() for p in value.split("+")]
@@ -47,6 +52,8 @@ def parse_link(name: str, value) -> np.ndarray:
             v._fail(name, value, "distinct Hermite degrees")
         coeffs = np.zeros(max(degrees) + 1)
         coeffs[degrees] = 1.0 / math.sqrt(len(degrees))
+        if max(degrees) == 0:
+            v._fail(name, value, "a non-constant Hermite series (some c_j != 0 with j >= 1)")
         return coeffs
     coeffs = v.real_array(name, value)
     if coeffs.size > 21:
@@ -55,6 +62,16 @@ def parse_link(name: str, value) -> np.ndarray:
     if nz.size == 0 or nz.max() == 0:
         v._fail(name, v._short(value), "a non-constant Hermite series (some c_j != 0 with j >= 1)")
     return coeffs[: nz.max() + 1].copy()
+
+
+def series_name(coeffs) -> str | None:
+    """The name `parse_link` reads back into ``coeffs`` ("he2", "he2+he4", ...), or None when
+    the coefficients are not such a normalised sum of distinct Hermite polynomials."""
+    c = np.asarray(coeffs, dtype=np.float64)
+    nz = np.flatnonzero(c)
+    if nz.size and np.all(c[nz] == 1.0 / math.sqrt(nz.size)):
+        return "+".join(f"he{j}" for j in nz)
+    return None
 
 
 def information_exponent(coeffs) -> int:
@@ -89,7 +106,11 @@ def _namespace(*arrays):
 
 
 def hermite_e_eval(e, x):
-    """sum_j e_j He_j(x) by the three-term recurrence (JAX in, JAX out; ``e`` has static length)."""
+    """sum_j e_j He_j(x) by the three-term recurrence He_{j+1} = x He_j - j He_{j-1}.
+
+    ``e`` is a static sequence of numbers (probabilists' coefficients); ``x`` a numpy or JAX
+    array (the result is of the same kind).
+    """
     e = [float(c) for c in np.asarray(e)]
     xp = _namespace(x)
     x = xp.asarray(x)
@@ -105,10 +126,18 @@ def hermite_e_eval(e, x):
     return out
 
 
-def gauss_hermite(n: int = 40):
-    """Nodes and weights of n-point Gauss-Hermite quadrature for N(0, 1) (weights sum to 1)."""
-    nodes, weights = np.polynomial.hermite_e.hermegauss(n)
-    return nodes, weights / math.sqrt(2.0 * math.pi)
+def gradient_factor(student_e, square: bool, y, h):
+    """G with -grad_w loss(w; x, y) = G x, at label y and pre-activation h = <w, x>:
+
+        square loss       G = (y - sigma(h)) sigma'(h)
+        correlation loss  G = y sigma'(h)
+
+    (docs/spiked.md, "The system"). ``student_e`` are sigma's probabilists' Hermite
+    coefficients (static). G is affine in y with slope sigma'(h), which is how the label noise
+    enters E[G^2] in closed form.
+    """
+    ds = hermite_e_eval(derivative_e(student_e), h)
+    return (y - hermite_e_eval(student_e, h)) * ds if square else y * ds
 
 
 class SpikedSingleIndex(Setup):
@@ -116,8 +145,9 @@ class SpikedSingleIndex(Setup):
 
     Data ``x ~ N(0, I_d + theta mu mu^T)`` (||mu|| = 1), drawn as
     ``x = z + (sqrt(1+theta) - 1) <z, mu> mu`` with ``z ~ N(0, I_d)``; target argument
-    ``u = <x, mu>/sqrt(1+theta) ~ N(0, 1)``; labels ``y = sigma*(u) + sqrt(Delta) eps``.
-    Student ``sigma(<w, x>)``; per-sample gradient step with ``eta = step_size / dim``:
+    ``u = <x, mu>/sqrt(1+theta) ~ N(0, 1)``; labels ``y = sigma*(u) + label_noise * eps``
+    with ``eps ~ N(0, 1)``. Student ``sigma(<w, x>)``; per-sample gradient step with
+    ``eta = step_size / dim`` (docs/spiked.md, "The system"):
 
         square loss       G = (y - sigma(h)) sigma'(h),    h = <w, x>
         correlation loss  G = y sigma'(h)
@@ -133,23 +163,27 @@ class SpikedSingleIndex(Setup):
         cosine: m / ||w|| = m / sqrt(m^2 + q).
         correlation: a / sqrt(a^2 + q), the correlation of the pre-activation with u.
         risk: 1/2 E[(y - sigma(<w, x>))^2] over fresh (x, y) at the current w (label noise
-            included: Delta/2 is the floor), whatever the training loss.
+            included: label_noise^2 / 2 is the floor), whatever the training loss.
 
     Attributes:
-        dim: d >= 3.
-        spike: theta >= 0.
-        link: orthonormal Hermite coefficients of sigma* (see `parse_link`; names "he2",
-            "he3", "he2+he4", ...). ``information_exponent`` k and ``degree`` p derive from it.
-        student: the student activation sigma, same format (default: the link).
-        loss: "square" or "correlation".
-        normalization: "none" (P), "sphere" (S) or "covariance" (N), spec §2b.
-        step_size: c > 0 (eta = c / d).
-        label_noise: Delta >= 0 (variance of the label noise).
+        dim: the dimension d >= 3.
+        spike: theta >= 0, the spike of the covariance Sigma = I_d + theta mu mu^T.
+        link: the target's link sigma*: a name ("he2", "he3", "he2+he4" = the normalised sum,
+            of unit variance) or its orthonormal Hermite coefficients c_0, c_1, ...
+            (sigma* = sum_j c_j He_j / sqrt(j!)). The information exponent k and the degree p
+            derive from it.
+        student: the student's activation sigma, same format; None: the link.
+        loss: the training loss, "square" or "correlation".
+        normalization: after each step, "none" (P: nothing), "sphere" (S: w / ||w||) or
+            "covariance" (N: w / ||w||_Sigma).
+        step_size: c > 0; each step uses eta = c / d.
+        label_noise: the label-noise standard deviation sqrt(Delta) >= 0 (y = sigma*(u) +
+            label_noise * eps).
         initial_overlap: m0 = <w0, mu>, with ||w0|| = 1 ("none", "sphere") or ||w0||_Sigma = 1
             ("covariance", so |m0| <= 1/sqrt(1+theta)); or "random": w0 uniform on that sphere
-            (m0 ~ N(0, 1/d)). Theory started from "random" uses m0 = 1/sqrt(d) (its typical size).
+            (m0 ~ N(0, 1/d)). Theory started from "random" uses m0 = 1/sqrt(d), its typical size.
 
-    References: spec ``spiked.md`` §1-§4; Ben Arous, Gheissari & Jagannath (JMLR 2021;
+    References: docs/spiked.md; Ben Arous, Gheissari & Jagannath (JMLR 2021;
     arXiv:2206.04030); Mousavi-Hosseini, Wu, Suzuki & Erdogdu (NeurIPS 2023); Ba, Erdogdu,
     Suzuki, Wang & Wu (NeurIPS 2023).
     """
@@ -167,44 +201,45 @@ class SpikedSingleIndex(Setup):
     step_size: float
     label_noise: float
     initial_overlap: float | str
-    link_name: str | None
-    student_name: str | None
 
-    def __init__(self, dim: int = 1000, spike: float = 0.0, link="he2", student=None,
+    def __init__(self, dim: int = 1000, spike: float = 0.0,
+                 link: str | Float[np.ndarray, " p1"] = "he2",
+                 student: str | Float[np.ndarray, " p2"] | None = None,
                  loss: str = "correlation", normalization: str = "covariance",
                  step_size: float = 0.1, label_noise: float = 0.0,
-                 initial_overlap: float | str = 0.1, link_name: str | None = None,
-                 student_name: str | None = None):
+                 initial_overlap: float | str = 0.1):
         self.dim = v.integer("dim", dim, low=3)
         self.spike = v.nonnegative("spike", spike)
-        if isinstance(link, str):
-            link_name = link
         self.link = parse_link("link", link)
-        self.link_name = link_name if isinstance(link_name, str) else None
-        if student is None:
-            student, student_name = self.link, self.link_name
-        elif isinstance(student, str):
-            student_name = student
-        self.student = parse_link("student", student)
-        self.student_name = student_name if isinstance(student_name, str) else None
+        self.student = self.link.copy() if student is None else parse_link("student", student)
         self.loss = v.choice("loss", loss, LOSSES)
         self.normalization = v.choice("normalization", normalization, NORMALIZATIONS)
         self.step_size = v.positive("step_size", step_size)
         self.label_noise = v.nonnegative("label_noise", label_noise)
+        bound = 1.0 / math.sqrt(1.0 + self.spike) if self.normalization == "covariance" else 1.0
         if isinstance(initial_overlap, str):
-            self.initial_overlap = v.choice("initial_overlap", initial_overlap, ("random",))
+            if initial_overlap != "random":
+                v._fail("initial_overlap", initial_overlap,
+                        f"a number in [{-bound:.6g}, {bound:.6g}] or 'random'")
+            self.initial_overlap = initial_overlap
         else:
-            bound = 1.0 / math.sqrt(1.0 + self.spike) if normalization == "covariance" else 1.0
             self.initial_overlap = v.real("initial_overlap", initial_overlap, low=-bound, high=bound)
 
     # ------------------------------------------------------------ derived quantities
     @property
     def information_exponent(self) -> int:
+        """k = min{j >= 1 : c_j != 0} of the link."""
         return information_exponent(self.link)
 
     @property
     def degree(self) -> int:
+        """p = max{j : c_j != 0} of the link."""
         return series_degree(self.link)
+
+    @property
+    def label_noise_var(self) -> float:
+        """Delta = label_noise^2, the label-noise variance."""
+        return self.label_noise**2
 
     @property
     def random_start(self) -> bool:
@@ -220,42 +255,48 @@ class SpikedSingleIndex(Setup):
         return m0, max(q0, 0.0)
 
     def fields(self) -> dict:
-        """The Setup as plain data (stored in ``Curve.meta``)."""
-        return {
-            "system": "spiked",
-            "dim": self.dim,
-            "spike": self.spike,
-            "link": self.link.tolist(),
-            "link_name": self.link_name,
-            "student": self.student.tolist(),
-            "student_name": self.student_name,
-            "information_exponent": self.information_exponent,
-            "degree": self.degree,
-            "loss": self.loss,
-            "normalization": self.normalization,
-            "step_size": self.step_size,
-            "label_noise": self.label_noise,
-            "initial_overlap": self.initial_overlap,
-        }
+        """The Setup as plain data (stored in ``Curve.meta``), with the link's and the student's
+        names (where they have one), information exponent and degree."""
+        return {**super().fields(), "link_name": series_name(self.link),
+                "student_name": series_name(self.student),
+                "information_exponent": self.information_exponent, "degree": self.degree}
 
 
 # ----------------------------------------------------------------- shared observables
 def population_risk(setup: SpikedSingleIndex, a, b, n_nodes: int = 40):
-    """1/2 E[(sigma*(u) - sigma(a u + b xi))^2] + Delta/2 for u, xi ~ N(0, 1) independent.
+    """1/2 E[(sigma*(u) - sigma(a u + b xi))^2] + Delta/2 for u, xi ~ N(0, 1) independent,
+    Delta = label_noise^2.
 
     Exact for polynomial links of degree <= n_nodes - 1 (2-D Gauss-Hermite). Pure JAX for
     JAX inputs (numpy for numpy inputs); broadcasts over ``a`` and ``b``.
     """
     xp = _namespace(a, b)
-    nodes, weights = gauss_hermite(n_nodes)
+    u, xi, w2 = gauss_hermite_2d(n_nodes)
     a = xp.asarray(a)[..., None, None]
     b = xp.asarray(b)[..., None, None]
-    u = xp.asarray(nodes)[:, None]
-    xi = xp.asarray(nodes)[None, :]
-    w2 = xp.asarray(np.outer(weights, weights))
-    target = hermite_e_eval(to_hermite_e(setup.link), u)
+    target = hermite_e_eval(to_hermite_e(setup.link), xp.asarray(u))
     student = hermite_e_eval(to_hermite_e(setup.student), a * u + b * xi)
-    return 0.5 * xp.sum(w2 * (target - student) ** 2, axis=(-2, -1)) + 0.5 * setup.label_noise
+    return (0.5 * xp.sum(xp.asarray(w2) * (target - student) ** 2, axis=(-2, -1))
+            + 0.5 * setup.label_noise_var)
+
+
+def overlap_statistic(observable: str, m, q, theta):
+    """|observable| from the overlaps (m, q) at spike theta, for ``observable`` in
+    `ESCAPE_OBSERVABLES`: |m|, |a| = sqrt(1+theta)|m|, |m| / sqrt(m^2 + q) or
+    |a| / sqrt(a^2 + q) (numpy or JAX, like the inputs)."""
+    xp = _namespace(m, q, theta)
+    q = xp.maximum(q, 0.0)
+    m = xp.abs(m)
+    if observable == "overlap":
+        return m
+    a = xp.sqrt(1.0 + theta) * m
+    if observable == "covariance_overlap":
+        return a
+    if observable == "cosine":
+        return m / xp.sqrt(m * m + q)
+    if observable == "correlation":
+        return a / xp.sqrt(a * a + q)
+    raise ValueError(f"observable={observable!r} is invalid; allowed: {ESCAPE_OBSERVABLES}")
 
 
 def observables_from_overlaps(setup: SpikedSingleIndex, m, q) -> dict:
@@ -274,68 +315,3 @@ def observables_from_overlaps(setup: SpikedSingleIndex, m, q) -> dict:
             "correlation": a / xp.sqrt(a * a + q),
             "risk": population_risk(setup, a, b),
         }
-
-
-OBSERVABLES = ("overlap", "covariance_overlap", "orthogonal_norm_sq", "cosine", "correlation", "risk")
-
-
-# ----------------------------------------------------------------- command line and demo
-def build_from_options(*, dim: int = 2000, spike: float = 4.0, link: str = "he3", student: str = "",
-                       loss: str = "correlation", normalization: str = "covariance",
-                       step_size: float = 0.05, label_noise: float = 0.0,
-                       initial_overlap: str = "0.15") -> SpikedSingleIndex:
-    """A `SpikedSingleIndex` from the CLI's options (``initial_overlap``: a number or "random")."""
-    if initial_overlap != "random":
-        try:
-            initial_overlap = float(initial_overlap)
-        except ValueError:
-            v._fail("initial_overlap", initial_overlap, "a number or 'random'")
-    return SpikedSingleIndex(dim=dim, spike=spike, link=link, student=student or None, loss=loss,
-                             normalization=normalization, step_size=step_size,
-                             label_noise=label_noise, initial_overlap=initial_overlap)
-
-
-def _demo(out_dir, key) -> str:
-    from .. import compare, predict, simulate
-
-    setup = SpikedSingleIndex(dim=1000, spike=4.0, link="he3", loss="correlation",
-                              normalization="covariance", step_size=0.05, initial_overlap=0.15)
-    theory = predict(setup, 2.0)
-    mc = simulate(setup, 2.0, key=key, seeds=16, progress=False)
-    agreement = compare(theory, mc, "overlap", t_min=0.05)
-    agreement.plot(out_dir / "spiked.png", observable="overlap", logy=False,
-                   title="spiked single-index, He3, theta=4, (N) correlation loss, d=1000")
-    a = agreement["overlap"]
-    return (f"spiked: overlap ODE vs 16-seed full-d Monte Carlo at d=1000: max gap "
-            f"{a.max_sem_gap:.2f} standard errors ({a.max_rel_gap:.2%} relative)")
-
-
-def _register():
-    from ..registry import Option, System, register_system
-
-    register_system(System(
-        name="spiked",
-        setup_type=SpikedSingleIndex,
-        summary="online SGD on a single-index target under spiked covariance (P/S/N variants)",
-        options=(
-            Option("dim", int, 2000, "dimension d >= 3"),
-            Option("spike", float, 4.0, "theta >= 0: Sigma = I + theta mu mu^T"),
-            Option("link", str, "he3", "target link: 'he2', 'he3', 'he2+he4', ... (normalised Hermite)"),
-            Option("student", str, "", "student activation, same format (default: the link)"),
-            Option("loss", str, "correlation", "training loss", LOSSES),
-            Option("normalization", str, "covariance", "(P) none, (S) sphere, (N) covariance",
-                   NORMALIZATIONS),
-            Option("step_size", float, 0.05, "c > 0 (each step uses c/d)"),
-            Option("label_noise", float, 0.0, "Delta >= 0, label-noise variance"),
-            Option("initial_overlap", str, "0.15", "m0 = <w0, mu> (a number) or 'random'"),
-        ),
-        build=build_from_options,
-        default_horizon=2.0,
-        time_unit="t",
-        methods=("ode",),
-        simulate_methods=("full", "chain"),
-        demo=_demo,
-    ))
-
-
-_register()
