@@ -307,7 +307,7 @@ class Tuned(eqx.Module):
     def plot(self, path, verification: Verification | None = None) -> Path:
         """The predicted objective over the grid against the first tuned field (one line per
         value of the second), the choice marked, and Monte Carlo scores when given."""
-        from .plot import _pyplot
+        from .plot import _pyplot, save_figure
 
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6.0, 4.2))
@@ -347,11 +347,7 @@ class Tuned(eqx.Module):
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
     def table_str(self, rows: int = 40) -> str:
         if not self.table:
@@ -655,7 +651,7 @@ class Tradeoff(eqx.Module):
 
     def plot(self, path, *, critical_batch: float | None = None, title: str | None = None) -> Path:
         """Steps and samples to the target against B (log-log), the critical batch marked."""
-        from .plot import _pyplot
+        from .plot import _pyplot, save_figure
 
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6.0, 4.2))
@@ -672,11 +668,7 @@ class Tradeoff(eqx.Module):
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 @scoped_x64
