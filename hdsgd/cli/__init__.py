@@ -480,5 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+_load_systems()
+
 if __name__ == "__main__":
     sys.exit(main())
