@@ -19,7 +19,7 @@
   };
   // read by the browser test and the screenshot script
   const stats = { redraws: [], lastRedrawMs: null, lastServerMs: null, draws: 0,
-                  theoryRequests: 0, errors: [] };
+                  theoryRequests: 0, errors: [], legend: [] };
   window.hdsgdTeach = { state: S, stats: stats };
 
   const $ = (id) => document.getElementById(id);
@@ -645,6 +645,7 @@
       }
       return P;
     });
+    stats.legend = panels.map((P) => P.title);
     plotPanels($("plot"), panels.length ? panels : [{ empty: "…" }], 0.5);
   }
 
@@ -706,6 +707,7 @@
       if (S.details.marks.some((m) => m.value !== null)) P.legend.push({ label: S.details.marks.map((m) => m.label).join(", "), color: COLORS.mark, kind: "dash" });
     }
     P.series = P.series.concat(top);
+    stats.legend = P.legend.map((e) => e.label);
     plot($("plot"), P, 0.58);
   }
 
