@@ -358,8 +358,10 @@ def test_browser_slider_redraws_the_curve_fast_and_simulate_overlays(server, bro
     times = []
     for offset in (-0.3, 0.2, -0.1, 0.15, -0.25, 0.1, 0.25):
         count = driver.execute_script("return window.hdsgdTeach.stats.redraws.length")
+        before = slider.get_attribute("value")
         ActionChains(driver).move_to_element_with_offset(slider, int(offset * width), 0).click() \
             .perform()
+        assert slider.get_attribute("value") != before   # each click moves the slider
         until(driver, f"const h = window.hdsgdTeach; return h.stats.redraws.length > {count} "
               "&& !h.state.inFlight && !h.state.pending", 10, "the redraw")
         times.append(driver.execute_script("return window.hdsgdTeach.stats.lastRedrawMs"))
@@ -393,6 +395,7 @@ def test_browser_slider_redraws_the_curve_fast_and_simulate_overlays(server, bro
           "!window.hdsgdTeach.state.inFlight", 10, "the diverged curve")
     until(driver, "return window.hdsgdTeach.stats.legend.includes('diverged (values infinite)')",
           10, "the diverged marking")
+    assert driver.execute_script("return window.hdsgdTeach.stats.errors") == []
     box.clear()
     box.send_keys("-1\n")
     until(driver, "return document.querySelector('.slider[data-name=step_size] .error')"

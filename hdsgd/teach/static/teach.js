@@ -779,6 +779,7 @@
     const out = [];
     if (log) {
       const a = Math.ceil(Math.log10(lo) - 1e-9), b = Math.floor(Math.log10(hi) + 1e-9);
+      if (!isFinite(a) || !isFinite(b)) return [];
       const every = Math.max(1, Math.ceil((b - a + 1) / 8));
       for (let e = a; e <= b; e += every) out.push(Math.pow(10, e));
       if (out.length >= 4) return out;
@@ -791,7 +792,8 @@
       if (out.length >= 2) return out;
     }
     const step = niceStep(hi - lo, 5);
-    for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9 * step; v += step) out.push(Math.abs(v) < 1e-12 * step ? 0 : v);
+    if (!(step > 1e-12 * Math.max(Math.abs(lo), Math.abs(hi)))) return [lo];
+    for (let k = Math.ceil(lo / step); k * step <= hi + 1e-9 * step && out.length < 60; k++) out.push(k === 0 ? 0 : k * step);
     return out;
   }
 
@@ -821,14 +823,14 @@
         }
       });
     }
-    if (!(xr[0] < xr[1])) xr = P0.xLog ? [1e-3, 1] : [0, 1];
+    if (!(xr[1] - xr[0] > 1e-9 * Math.max(Math.abs(xr[0]), Math.abs(xr[1])))) xr = P0.xLog ? [1e-3, 1] : [0, 1];
     if (!P0.yRange && theoryY.length) {
       const top = Math.max.apply(null, theoryY);
       const bottom = Math.min.apply(null, theoryY);
       yr[1] = P0.yLog ? Math.min(yr[1], top * 1e4) : Math.min(yr[1], top + 4 * Math.max(top - bottom, Math.abs(top)));
     }
-    if (!(yr[0] < yr[1])) {
-      const v = isFinite(yr[0]) ? yr[0] : 1;
+    if (!(yr[1] - yr[0] > 1e-9 * Math.max(Math.abs(yr[0]), Math.abs(yr[1])))) {
+      const v = isFinite(yr[0]) && yr[0] !== 0 ? yr[0] : 1;
       yr = P0.yLog ? [v / 10, v * 10] : [v - 1, v + 1];
     }
     if (!P0.yRange) {
