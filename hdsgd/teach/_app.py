@@ -97,6 +97,7 @@ class App:
         self._resolved: dict[str, Resolved | str] = {}
         self._lock = threading.Lock()
         self.warm = threading.Event()
+        self.stopping = threading.Event()
 
     # ------------------------------------------------------------ views
     def resolved(self, view_id) -> Resolved:
@@ -330,14 +331,23 @@ class App:
         for s in r.view.sliders:
             attempts += [{s.name: s.low}, {s.name: s.high}]
         for values in attempts:
+            if self.stopping.is_set():
+                return
             try:
                 self.predict({"view": view_id, "values": values, "horizon": horizon})
             except (ValueError, ArithmeticError):
                 continue
         try:
-            self.details({"view": view_id, "horizon": horizon})
+            if not self.stopping.is_set():
+                self.details({"view": view_id, "horizon": horizon})
         except (ValueError, ArithmeticError):
             pass
+
+    def stop(self, wait: float = 30.0) -> None:
+        """Stop warming up and cancel the jobs, waiting up to ``wait`` seconds for the chunk
+        or prediction in flight (JAX must not be computing when the interpreter exits)."""
+        self.stopping.set()
+        self.jobs.cancel_all(wait=wait)
 
 
 def _attempt(compute: Callable[[], float]) -> dict:

@@ -177,8 +177,8 @@ class TeachServer(http.server.ThreadingHTTPServer):
 
         self.app = App(VIEWS if views is None else views, field_docs=field_docs)
         self.verbose = verbose
-        super().__init__((host, port), Handler)
         self._warm_thread = None
+        super().__init__((host, port), Handler)   # closes the server itself if it cannot bind
         if warm:
             self._warm_thread = threading.Thread(target=self.app.warm_up, daemon=True,
                                                  name="hdsgd-teach-warm-up")
@@ -193,7 +193,11 @@ class TeachServer(http.server.ThreadingHTTPServer):
         return f"http://{shown}:{port}/"
 
     def server_close(self) -> None:
-        self.app.jobs.cancel_all()
+        """Close the socket; stop warming up and cancel the jobs, waiting for the computation
+        in flight to end."""
+        self.app.stop()
+        if self._warm_thread is not None:
+            self._warm_thread.join(30.0)
         super().server_close()
 
 

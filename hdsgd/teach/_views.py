@@ -206,7 +206,7 @@ class View:
                              "fixed")
         if self.kind == "dimension" and not self.dims:
             raise ValueError(f"view {self.id!r}: a dimension view needs dims")
-        if self.dims and self.dim is None or self.mc_dims and self.dim is None:
+        if (self.dims or self.mc_dims) and self.dim is None:
             raise ValueError(f"view {self.id!r}: dims need the name of the dimension (dim=)")
 
     def slider(self, name: str) -> Slider:
@@ -395,7 +395,8 @@ def build_setup(r: Resolved, values: Mapping[str, Any], dim=None):
     except (ValueError, TypeError) as err:
         text = str(err)
         match = _FIELD_IN_ERROR.match(text)
-        field = match.group(1) if match else None
+        names = set(r.defaults) | {s.name for s in r.view.sliders}
+        field = match.group(1) if match and match.group(1) in names else None
         if field is not None and field not in [s.name for s in r.view.sliders]:
             # a field built from a template: name the slider that fills it, where one does
             template = r.view.fixed.get(field)
@@ -471,8 +472,8 @@ def python_code(r: Resolved, values: Mapping[str, Any], horizon: float, *,
     view = r.view
     method = "" if view.method is None else f", method={view.method!r}"
     name = r.cls.__name__
-    lines = ["import jax", "import hdsgd", ""]
     sim = simulation
+    lines = (["import jax"] if sim else []) + ["import hdsgd", ""]
     if sim:
         lines.append(f"key = jax.random.key({sim['seed']})")
     if view.kind == "dimension":

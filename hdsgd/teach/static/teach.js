@@ -164,6 +164,7 @@
     S.yLog = view.y_scale === "log";
     S.theory = null; S.details = null; S.mc = null; S.job = null;
     S.dims = view.dims.slice();
+    S.firstOfView = true;
     document.body.className = view.kind;
     for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.view === view.id);
     $("title").textContent = view.title;
@@ -391,7 +392,10 @@
     const box = $("status");
     box.textContent = "";
     const methods = Array.from(new Set(data.curves.map((c) => c.method))).join(", ");
-    box.append(`Theory (${methods}) redrawn ${Math.round(ms)} ms after the move (server ${Math.round(data.elapsed_ms)} ms).`);
+    const first = stats.redraws.length === 1 || S.firstOfView;
+    S.firstOfView = false;
+    box.append(`Theory (${methods}) redrawn ${Math.round(ms)} ms after the move (server ${Math.round(data.elapsed_ms)} ms)` +
+               (first ? "; a view's first curve may include compiling it." : "."));
     const warn = data.curves.map((c) => c.warning).filter(Boolean)[0];
     if (warn) {
       const w = document.createElement("div");
@@ -631,10 +635,10 @@
         names.forEach((name) => run.runs[name].forEach((row) => P.series.push(
           { type: "line", x: run.time, y: row, color: color, width: 1.3, alpha: stale ? 0.25 : 0.7 })));
         const spread = finalSpread(run);
-        P.title += `:  ${run.seeds} runs` + (spread !== null ? `, spread ±${fmt(100 * spread, 2)} %` : "") + (stale ? " (earlier settings)" : "");
+        P.title += (spread !== null ? `:  spread ±${fmt(100 * spread, 2)} %` : "") + (stale ? " (earlier settings)" : "");
         const i = firstIndex(run.diverged_runs, (c) => c > 0);
         if (i >= 0) P.markers.push({ x: run.time[i], color: COLORS.bad, label: `${run.diverged_runs[run.diverged_runs.length - 1]} of ${run.seeds} diverged` });
-        if (k === 0) P.legend.push({ label: "one training run", color: color, kind: "line" });
+        if (k === 0) P.legend.push({ label: `one training run (${run.seeds} per d)`, color: color, kind: "line" });
       }
       const c = th ? th.curves.find((x) => x.dim === d) : null;
       if (c) {
@@ -921,6 +925,7 @@
     ctx.beginPath();
     ctx.rect(box.left, box.top, box.right - box.left, box.bottom - box.top);
     ctx.clip();
+    const later = [];   // labels drawn over the data
     for (const r of P.regions) {
       const x0 = okX(r.x0) ? Math.max(box.left, X(r.x0)) : box.left;
       const x1 = r.x1 === null ? box.right : X(r.x1);
@@ -933,17 +938,17 @@
       }
       ctx.strokeStyle = r.color; ctx.lineWidth = 2.5;
       ctx.beginPath(); ctx.moveTo(x0, box.top); ctx.lineTo(x0, box.bottom); ctx.stroke();
-      if (r.label) {
+      if (r.label) later.push(() => {
         ctx.font = "bold 16px system-ui, sans-serif";
         ctx.textAlign = x0 > (box.left + box.right) / 2 ? "right" : "left";
         ctx.textBaseline = "bottom";
         const tx = ctx.textAlign === "left" ? x0 + 8 : x0 - 8;
-        ctx.fillStyle = "rgba(255,255,255,0.85)";
+        ctx.fillStyle = "rgba(255,255,255,0.92)";
         const w = ctx.measureText(r.label).width;
         ctx.fillRect(ctx.textAlign === "left" ? tx - 3 : tx - w - 3, box.bottom - 32, w + 6, 24);
         ctx.fillStyle = r.color;
         ctx.fillText(r.label, tx, box.bottom - 12);
-      }
+      });
     }
     for (const s of P.series) drawSeries(ctx, s, X, Y, okX, okY, box, yr[0]);
     for (const v of P.vlines) {
@@ -972,6 +977,7 @@
       ctx.textBaseline = "middle";
       ctx.fillText(m.label, px + (ctx.textAlign === "left" ? 14 : -14), py);
     }
+    for (const draw of later) draw();
     for (const t of P.texts || []) {
       ctx.font = "bold 15px system-ui, sans-serif";
       ctx.fillStyle = t.color;
