@@ -29,7 +29,7 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 SHOTS = {
     "lstsq": ("lstsq?step_size=40&batch_size=4&momentum=0&noise_std=0.1&exponent=1",
               {"seeds": 16}, "least squares: theory and a 16-run Monte Carlo, mean ± 2 s.e."),
-    "diverged": ("lstsq?step_size=150&batch_size=1&momentum=0&noise_std=0.1&exponent=1",
+    "diverged": ("lstsq?step_size=200&batch_size=1&momentum=0&noise_std=0.1&exponent=1",
                  {"seeds": 8}, "a step size past the edge: theory and runs diverge"),
     "lesson-stability": ("lesson-stability?step_size=100&batch_size=1", None,
                          "lesson 1: the stability edge and the critical batch size"),
