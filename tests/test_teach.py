@@ -148,7 +148,9 @@ def test_slider_windows_lie_inside_the_setups_documented_ranges(view_id):
                 assert getattr(setup, s.name) == end
 
 
-def test_predict_is_the_librarys_and_the_copied_code_reproduces_it(server):
+def test_predict_is_the_librarys_and_the_copied_code_reproduces_it(server, tmp_path,
+                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)   # the copied code writes its figure here
     values = {"step_size": 37.5, "batch_size": 3, "noise_std": 0.2, "exponent": 0.7}
     status, data = call(server, "/api/predict", {"view": "lstsq", "values": values,
                                                   "horizon": 1.0})
@@ -161,6 +163,7 @@ def test_predict_is_the_librarys_and_the_copied_code_reproduces_it(server):
     np.testing.assert_array_equal(curve["observables"]["excess_risk"], direct["excess_risk"])
     scope: dict = {}
     exec(data["python"], scope)   # "copy as Python"
+    assert (tmp_path / "teach.png").is_file()
     np.testing.assert_array_equal(scope["theory"]["excess_risk"], direct["excess_risk"])
     assert scope["edge"] == hdsgd.lstsq.critical_step_size(setup)
     status, details = call(server, "/api/details", {"view": "lstsq", "values": values})
@@ -262,7 +265,9 @@ def test_malformed_requests_never_take_the_server_down(server):
     assert call(server, "/api/views")[0] == 200   # still serving
 
 
-def test_simulate_overlays_the_librarys_monte_carlo_and_copies_as_python(server):
+def test_simulate_overlays_the_librarys_monte_carlo_and_copies_as_python(server, tmp_path,
+                                                                         monkeypatch):
+    monkeypatch.chdir(tmp_path)
     values = {"step_size": 20.0, "batch_size": 1}
     status, started = call(server, "/api/simulate", {"view": "lstsq", "values": values,
                                                       **MC, "seed": 3})
