@@ -1,6 +1,7 @@
 """The ``hdsgd`` command.
 
     hdsgd demo [--out DIR]                       theory vs Monte Carlo for every system
+    hdsgd teach [--port N] [--no-browser]        interactive teaching page (local, offline)
     hdsgd SYSTEM predict  [--field value ...]    deterministic equivalent
     hdsgd SYSTEM simulate [--field value ...]    Monte Carlo
     hdsgd SYSTEM compare  [--field value ...]    both, with the gap in standard errors and a verdict
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from . import _fields
+from . import teach as _teach
 from ._system import SYSTEMS, CliSystem, Demo, register
 
 __all__ = ["main", "build_parser", "SYSTEMS", "CliSystem", "Demo", "register"]
@@ -159,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         ) + "\n\nexamples:\n  hdsgd demo\n  hdsgd lstsq compare --batch-size 4 --plot lstsq.png"
             "\n  hdsgd spiked predict --help",
     )
-    sub = parser.add_subparsers(dest="system", metavar="{demo," + ",".join(SYSTEMS) + "}")
+    sub = parser.add_subparsers(dest="system", metavar="{demo,teach," + ",".join(SYSTEMS) + "}")
     demo = sub.add_parser("demo", help="theory vs Monte Carlo for every system, with figures",
                           description="hdsgd demo: a small theory-vs-Monte-Carlo comparison for "
                                       "each system, a verdict per system and a figure each.")
@@ -168,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     demo.add_argument("--systems", nargs="*", default=None, choices=list(SYSTEMS),
                       help="only these systems (default: all)")
+    _teach.add_parser(sub)
     for system in SYSTEMS.values():
         sp = sub.add_parser(system.name, help=system.summary, description=system.summary)
         names = list(COMMANDS) + ["sweep"] + (["tune"] if system.tune_space else [])
@@ -466,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.system == "demo":
             return _run_demo(args)
+        if args.system == "teach":
+            return _teach.run(args)
         system = SYSTEMS[args.system]
         if getattr(args, "command", None) is None:
             _subparser(parser, where).print_help()
