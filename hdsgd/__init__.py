@@ -24,7 +24,7 @@ from .autotune import (
 from .compare import Agreement, compare
 from .curve import Curve
 from .plot import plot_curves
-from .sweep import Task, sweep
+from ._sweep import Task, sweep
 from .setups import (
     GrokkingTwoLayer,
     LabelNoiseMomentum,

@@ -78,7 +78,7 @@ def test_only_the_command_line_imports_the_command_line():
 
 def test_generic_modules_know_no_system():
     generic = [PACKAGE / f"{m}.py" for m in ("api", "curve", "compare", "autotune", "plot",
-                                              "_segments", "_numerics", "_precision")]
+                                              "_segments", "_numerics", "_precision", "_sweep")]
     assert not _violations(generic, ("hdsgd.odes", "hdsgd.montecarlo", "hdsgd.cli")
                            + tuple(f"hdsgd.{f}" for f in FACES))
 

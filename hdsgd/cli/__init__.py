@@ -380,7 +380,7 @@ def _sweep_executor(args):
 
 def _run_sweep(args, system: CliSystem, setup, horizon) -> int:
     from ..plot import plot_curves
-    from ..sweep import Task, grid, sweep
+    from .._sweep import Task, grid, sweep
     from ._space import parse_space
 
     _check_output(args.plot, "--plot")
