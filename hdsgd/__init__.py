@@ -24,22 +24,24 @@ from .curve import Curve
 from .plot import plot_curves
 from .setups import (
     GrokkingTwoLayer,
+    InnerProductMomentum,
     LabelNoiseMomentum,
+    MatrixSensingMomentum,
     ProxLinearSensing,
     SpikedSingleIndex,
     StreamingLeastSquares,
+    TwoParameterMomentum,
     spectra,
 )
 
 from . import lstsq  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
+from . import momentum  # noqa: E402
 
 # Systems not yet moved to their face: registered by importing their theory and Monte Carlo.
 from .odes import grokking as _grokking_theory  # noqa: E402,F401
 from .montecarlo import grokking as _grokking_mc  # noqa: E402,F401
 from .odes import proxlinear as _proxlinear_theory  # noqa: E402,F401
 from .montecarlo import proxlinear as _proxlinear_mc  # noqa: E402,F401
-from .odes import momentum as _momentum_theory  # noqa: E402,F401
-from .montecarlo import momentum as _momentum_mc  # noqa: E402,F401
 from .odes import spiked as _spiked_theory  # noqa: E402,F401
 from .montecarlo import spiked as _spiked_mc  # noqa: E402,F401
 
@@ -47,15 +49,19 @@ __all__ = [
     "Agreement",
     "Curve",
     "GrokkingTwoLayer",
+    "InnerProductMomentum",
     "LabelNoiseMomentum",
     "LogRange",
+    "MatrixSensingMomentum",
     "ProxLinearSensing",
     "SpikedSingleIndex",
     "StreamingLeastSquares",
     "Tuned",
+    "TwoParameterMomentum",
     "__version__",
     "compare",
     "lstsq",
+    "momentum",
     "plot_curves",
     "predict",
     "predict_grid",

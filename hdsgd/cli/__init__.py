@@ -34,6 +34,7 @@ COMMANDS = {
 
 def _load_systems() -> None:
     from . import lstsq  # noqa: F401  (each module registers its system)
+    from . import momentum  # noqa: F401
 
 
 def _system_fields(system: CliSystem) -> dict[str, _fields.FieldOption]:
