@@ -19,6 +19,7 @@ import numpy as np
 
 from ..._numerics import power_of_two_at_least
 from ...setups.momentum import InnerProductMomentum, LabelNoiseMomentum, TwoParameterMomentum
+from ._inner_product import _grad_f, retract, tangent_projection
 
 
 def flow_rate(setup: LabelNoiseMomentum) -> float:
@@ -71,29 +72,13 @@ def flow_time_to_target(setup: LabelNoiseMomentum, target: float) -> float:
 
 
 # ----------------------------------------------------------------- ambient integration
-def _model_fn(w):
-    """f(w) of both product models: w_1 w_2 (w of shape (2,)) or <u, v> (w = (u, v), (2, d))."""
-    return jnp.sum(w[0] * w[1])
-
-
-def _trace_hessian_on_manifold(w):
-    jac = jax.grad(_model_fn)(w)
-    return jnp.vdot(jac, jac)  # (1/n) ||J||_F^2 with n = 1
-
-
 def _flow_field(k, w, args):
-    """-(c) P_T grad tr H - alpha J^T (J J^T)^{-1} (f - y): the flow plus a retraction term."""
+    """-c P_T grad tr H - alpha grad f (f - 1)/||grad f||^2 for w = (u, v) of shape (2, k): the
+    flow (grad tr H = grad ||w||^2 = 2w on both product models) plus a retraction term."""
     c, alpha = args
-    jac = jax.grad(_model_fn)(w)
-    grad_tr = jax.grad(_trace_hessian_on_manifold)(w)
-    jj = jnp.vdot(jac, jac)
-    tangent = grad_tr - jac * jnp.vdot(jac, grad_tr) / jj
-    return -c * tangent - alpha * jac * (_model_fn(w) - 1.0) / jj
-
-
-def _retract(w):
-    jac = jax.grad(_model_fn)(w)
-    return w - jac * (_model_fn(w) - 1.0) / jnp.vdot(jac, jac)
+    g = _grad_f(w)
+    f = jnp.sum(w[0] * w[1])
+    return -c * tangent_projection(w, 2.0 * w) - alpha * g * (f - 1.0) / jnp.sum(g * g)
 
 
 @functools.partial(jax.jit, static_argnames=("max_steps", "rtol"))
@@ -104,7 +89,7 @@ def _flow_solve(w0, c, alpha, steps, *, max_steps: int, rtol: float):
         stepsize_controller=diffrax.PIDController(rtol=rtol, atol=1e-12),
         max_steps=max_steps, throw=False,
     )
-    return jax.vmap(_retract)(sol.ys), sol.result == diffrax.RESULTS.successful
+    return retract(sol.ys, iterations=1), sol.result == diffrax.RESULTS.successful
 
 
 def flow_ambient(setup: LabelNoiseMomentum, steps, *, rtol: float = 1e-8):
@@ -119,7 +104,8 @@ def flow_ambient(setup: LabelNoiseMomentum, steps, *, rtol: float = 1e-8):
     grid is padded to a power of two and the step cap rounded up to one.
     """
     c = flow_rate(setup)
-    w0 = setup.start()
+    shape = setup.start().shape
+    w0 = setup.start().reshape(2, -1)  # (w_1, w_2) as (2, 1): one code for both models
     rate = 4.0 * c * float(np.sum(w0**2))
     alpha = 10.0 * max(rate, 1e-12)
     steps = np.asarray(steps, dtype=np.float64)
@@ -128,4 +114,4 @@ def flow_ambient(setup: LabelNoiseMomentum, steps, *, rtol: float = 1e-8):
     cap = power_of_two_at_least(min(1_000_000, 4096 + 40 * alpha * float(steps[-1])))
     w, ok = _flow_solve(jnp.asarray(w0), jnp.asarray(c), jnp.asarray(alpha), jnp.asarray(padded),
                         max_steps=cap, rtol=float(rtol))
-    return np.asarray(w)[:size], bool(ok)
+    return np.asarray(w)[:size].reshape((size,) + shape), bool(ok)
