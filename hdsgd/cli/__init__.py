@@ -42,6 +42,7 @@ def _load_systems() -> None:
     from . import proxlinear  # noqa: F401
     from . import grokking  # noqa: F401
     from . import spiked  # noqa: F401
+    from . import momentum  # noqa: F401
 
 
 def _system_fields(system: CliSystem) -> dict[str, _fields.FieldOption]:
