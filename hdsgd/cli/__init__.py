@@ -124,9 +124,15 @@ def _add_tune_options(parser, system: CliSystem) -> None:
                    help="a field and its candidates: NAME=a,b,c or NAME=LOW:HIGH:log[:N] "
                         "(refined) or NAME=LOW:HIGH:lin:N; repeat for a joint search "
                         f"(default: {system.tune_help})")
-    g.add_argument("--objective", default="samples_to_target",
+    g.add_argument("--objective", default=system.tune_objective,
                    choices=("samples_to_target", "steps_to_target", "value_at_budget"),
-                   help="what to minimise (default: samples_to_target)")
+                   help=f"what to minimise (default: {system.tune_objective})")
+    g.add_argument("--reach", choices=("below", "above"), default=system.tune_reach,
+                   help="the target is met where the observable is below it or above it "
+                        f"(default: {system.tune_reach})")
+    g.add_argument("--settle", action=argparse.BooleanOptionalAction, default=system.tune_settle,
+                   help="count the time from which the target stays met (a settling time, "
+                        f"which an overshoot does not shortcut; default: {system.tune_settle})")
     g.add_argument("--observable", default=None,
                    help=f"the observable the objective reads (default: {system.observable})")
     g.add_argument("--target", type=float, default=None,
@@ -253,6 +259,8 @@ def _run_system(args, system: CliSystem) -> int:
     _check_output(args.plot, "--plot")
     horizon = args.horizon if args.horizon is not None else system.default_horizon(setup)
     if args.command == "tune":
+        if args.horizon is None and system.tune_horizon is not None:
+            horizon = system.tune_horizon(setup)
         return _run_tune(args, system, setup, horizon)
     if args.command == "sweep":
         return _run_sweep(args, system, setup, horizon)
@@ -327,8 +335,9 @@ def _run_tune(args, system: CliSystem, setup, horizon) -> int:
             raise CliError("--budget-steps is for --objective value_at_budget; allowed with "
                            f"{args.objective}: --target, --budget (samples) or --horizon")
         target = args.target if args.target is not None else system.tune_target(setup, observable)
+        reach = {"reach": args.reach, "settle": args.settle}
         if args.objective == "samples_to_target":
-            objective = samples_to_target(target, observable)
+            objective = samples_to_target(target, observable, **reach)
             # every candidate gets the same sample budget: --budget, or what the given setup
             # uses in --horizon
             budget = args.budget if args.budget is not None else (
@@ -338,7 +347,7 @@ def _run_tune(args, system: CliSystem, setup, horizon) -> int:
             if args.budget is not None:
                 raise CliError("--budget is a sample budget; allowed with steps_to_target: "
                                "--horizon")
-            objective = steps_to_target(target, observable)
+            objective = steps_to_target(target, observable, **reach)
             run = {"horizon": horizon}
     tuned = tune(setup, space, objective, **run, **options)
     print(f"# {system.name} tune: {objective.description}, over {', '.join(space)}")

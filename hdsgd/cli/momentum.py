@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import momentum
 from ..api import predict, simulate
+from ..autotune import LogRange
 from ..compare import compare
 from ._system import CliSystem, Demo, register
 
@@ -33,6 +34,17 @@ def demo(out_dir, key) -> Demo:
                 f"({a.max_abs_gap:.3g} absolute)", agreement, figure)
 
 
+def tune_space(setup) -> dict:
+    """damping 1 - beta on 12 log-spaced values in [1e-3, 0.5] (at the given step size)."""
+    return {"damping": LogRange(1e-3, 0.5, 12)}
+
+
+def tune_target(setup, observable: str) -> float:
+    """A fifth of the observable's value at the start."""
+    start = predict(setup, 1.0, times=[0.0])
+    return 0.2 * float(start[observable][0])
+
+
 SYSTEM = register(CliSystem(
     name="momentum",
     summary="label-noise SGD with heavy-ball momentum near a manifold of minimisers",
@@ -43,4 +55,10 @@ SYSTEM = register(CliSystem(
     methods=momentum.PREDICT_METHODS,
     demo=demo,
     observable="manifold_coordinate",
+    tune_space=tune_space,
+    tune_target=tune_target,
+    tune_objective="steps_to_target",
+    tune_settle=True,
+    tune_help="damping 1 - beta (momentum = 1 - damping) on 12 log-spaced values in [1e-3, 0.5] at "
+              "the given step_size; steps until the observable stays below a fifth of its start",
 ))

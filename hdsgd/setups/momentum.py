@@ -77,6 +77,9 @@ class LabelNoiseMomentum(Setup):
     #: the default target of the time to target (docs/momentum.md, "Time to target"):
     #: sqrt(E s^2) <= 0.1 on the product models, the distance to X* <= 0.5 on matrix sensing.
     default_target: ClassVar[float] = 0.1
+    #: ``replace(damping=x)`` sets momentum = 1 - x (and drops a (C, gamma) family): tuning
+    #: moves along 1 - beta, on a log scale.
+    coordinates: ClassVar[tuple[str, ...]] = ("damping",)
 
     step_size: float
     momentum: float
@@ -127,6 +130,16 @@ class LabelNoiseMomentum(Setup):
         if self.exponent is not None:
             return self.constant * self.step_size**self.exponent
         return 1.0 - self.momentum
+
+    @property
+    def damping(self) -> float:
+        """1 - beta (the derived coordinate tuning moves along)."""
+        return self.one_minus_beta
+
+    def _set_damping(self, value) -> dict:
+        """The field changes of damping 1 - beta = ``value`` (in (0, 1])."""
+        value = v.real("damping", value, low=0.0, low_open=True, high=1.0)
+        return {"momentum": 1.0 - value, "exponent": None, "constant": None}
 
     @property
     def noise_var(self) -> float:
