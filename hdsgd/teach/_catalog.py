@@ -121,10 +121,10 @@ GROKKING = View(
         Slider("quadratic_strength", 0.05, 1.0, "log", symbol="ε"),
         Slider("step_size", 0.05, 4.0, "log", symbol="η₀"),
     ),
-    fixed={"dim": 50, "n_samples": 275, "width": 64, "centered": False, "data_seed": 0},
+    fixed={"dim": 20, "n_samples": 60, "width": 1024, "centered": False, "data_seed": 2},
     dim="dim", horizons=(2000.0, 500.0, 10000.0),
     observables=("train_loss+test_loss", "test_loss", "train_loss", "alignment", "weight_norm"),
-    mc_dims=(50,), seeds=4, chunk_seeds=2,
+    mc_dims=(20,), seeds=8, chunk_seeds=4,
     edge=Edge("step_size", "critical_step_size", "critical step size"),
     readouts=(
         Quantity("predicted onset (GD steps)", "grokking_time", pick="steps_onset"),
