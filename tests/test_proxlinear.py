@@ -25,7 +25,8 @@ SEM_TOL = 4.5
 def _agreement(setup, horizon, seed, seeds=32):
     theory = predict(setup, horizon, method="map")
     mc = simulate(setup, horizon, key=jax.random.key(seed), seeds=seeds, progress=False)
-    assert not theory.any_diverged and not mc.any_diverged
+    assert not theory.any_diverged, f"the map diverged: {theory.meta['warning']}"
+    assert not mc.any_diverged, mc.meta["warning"]
     return theory, mc, compare(theory, mc)
 
 
@@ -165,7 +166,7 @@ def test_ode_agrees_with_monte_carlo_small_batch_noisy():
     horizon = 2263  # 16 d samples, d = sqrt(d1 d2)
     times = np.linspace(0.0, horizon, 41).round()
     theory = predict(setup, horizon, times=times, method="ode")
-    assert theory.meta["solver_ok"] and not theory.any_diverged
+    assert theory.meta["solver_ok"] and not theory.any_diverged, theory.meta["warning"]
     mc = simulate(setup, horizon, times=times, key=jax.random.key(1), seeds=48, progress=False)
     _assert_agrees(compare(theory, mc))
     # the label noise is visible: the noiseless ODE ends far below the data
@@ -246,8 +247,11 @@ def test_floor_is_the_limit_of_the_trajectory():
     assert isinstance(rate, float) and 0.0 < rate < np.inf
     noiseless = setup.replace(noise_std=0.0)
     assert P.noise_floor(noiseless) == 0.0
-    e = predict(noiseless, 14, method="map")["error_sq"]
-    np.testing.assert_allclose(np.log(e[-1] / e[-2]), -rate, rtol=0.05)
+    # after 40 steps (E^2 ~ 1e-7) the map's E^2 decays per step by the local rate, to 1e-5: the
+    # slowest mode is the betas' (q_par^2 < q_perp in every setting measured)
+    e = predict(noiseless, 40, times=np.arange(41.0), method="map")["error_sq"]
+    decay = -np.log(e[-1] / e[-2])
+    assert abs(decay - rate) < 1e-3 * rate, f"E^2 decays by {decay:.5f} per step, rate {rate:.5f}"
 
 
 # ------------------------------------------------------------------ stability
@@ -434,7 +438,8 @@ def test_predict_grid_is_the_vmapped_map():
         one = predict(setup.replace(batch_size=int(grid["batch_size"][g]),
                                     step_size=float(grid["step_size"][g]),
                                     noise_std=float(grid["noise_std"][g])), 12, method="map")
-        np.testing.assert_allclose(c["error_sq"], one["error_sq"], rtol=1e-7)
+        rel = np.max(np.abs(c["error_sq"] - one["error_sq"]) / one["error_sq"])
+        assert rel < 1e-7, f"grid and predict differ by {rel:.3g} relative in E^2 (setting {g})"
         np.testing.assert_array_equal(c.samples, one.samples)
     # invalid settings give None; the general tuner goes through this path
     assert hdsgd.predict_grid(setup, {"step_size": np.array([-1.0, 1.0])}, 3)[0] is None
