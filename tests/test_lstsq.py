@@ -78,7 +78,7 @@ def test_ode_and_volterra_approach_recursion_like_one_over_d():
         times = np.linspace(0, 3.0, 31)
         rec = hdsgd.predict(setup, 3.0, times=times)
         ode = hdsgd.predict(setup, 3.0, times=times, method="ode", exact_steps=0)
-        vol = hdsgd.predict(setup, 3.0, times=times, method="volterra", n_grid=1500)
+        vol = hdsgd.predict(setup, 3.0, times=times, method="volterra")
         gaps_ode.append(_max_rel_gap(ode, rec))
         gaps_vol.append(_max_rel_gap(vol, rec))
     for gaps in (gaps_ode, gaps_vol):

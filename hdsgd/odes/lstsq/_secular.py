@@ -43,7 +43,7 @@ NEAR = 2            # poles on each side of a root summed exactly by the fast su
 SOE_NODES = 320     # quadrature nodes of the sum-of-exponentials far field (multiple of 32)
 SOE_CHUNK = 32      # nodes per pass over the poles (memory n * SOE_CHUNK)
 TABLE_BYTES = 1 << 31  # store the fast sums' tables below this size, else rebuild them per pass
-DIRECT_MAX = 1024   # up to this many poles the sums are direct
+DIRECT_MAX = 4096   # up to this many poles the sums are direct
 
 
 class Poles(NamedTuple):
@@ -463,47 +463,51 @@ def _solve(config: Config, P, W, count, bg, top_hi, bottom_lo):
         return l1 + r1 + e, c - 1.0, alpha, beta, noise
 
     # Start: an interior root at its interval's midpoint (whose side decides the origin: the
-    # nearer pole), the top one at top_hi, the bottom one at bottom_lo.
+    # nearer pole), the top one at top_hi, the bottom one at bottom_lo. The first pass of the
+    # loop evaluates there and sets origins and brackets (one traced copy of the sums).
     half = 0.5 * jnp.where(interior, gap, 0.0)
     org0 = jnp.where(has_left, left, right)
     t0 = jnp.where(interior, half, jnp.where(has_left, top_hi, bottom_lo - P[right]))
-    f0, cm1, alpha, beta, _ = model(org0, t0)
-    if config.bottom:
-        valid = valid | ((k == 0) & (f0 > 1.0) & (bottom_lo < P[0]))
     if not config.top:
         valid = valid & (k != count)
-    go_right = interior & (f0 > 1.0)
-    org = jnp.where(go_right | ~has_left, right, left)
-    lo = jnp.where(interior, jnp.where(go_right, -half, 0.0),
-                   jnp.where(has_left, 0.0, bottom_lo - P[right]))
-    hi = jnp.where(interior, jnp.where(go_right, 0.0, half), jnp.where(has_left, top_hi, 0.0))
-    t = _model_root(org == right, has_left, has_right, gap, cm1, alpha, beta)
-    t = jnp.where((t > lo) & (t < hi), t, 0.5 * (lo + hi))
     # The top root alone converges slowly from its crude bracket: solve it on its own.
     is_top = k == count
     if config.top:
-        t = jnp.where(is_top, _top_root(P, W, count, bg, top_hi), t)
+        t0 = jnp.where(is_top, _top_root(P, W, count, bg, top_hi), t0)
 
     def cond(state):
-        it, _, _, _, done = state
-        return (it < MAX_ITER) & ~jnp.all(done)
+        it, _, _, _, _, done, _ = state
+        return (it == 0) | ((it < MAX_ITER) & ~jnp.all(done))
 
     def body(state):
-        it, t, lo, hi, done = state
+        it, org, t, lo, hi, done, valid = state
         fval, cm1, alpha, beta, noise = model(org, t)
+        first = it == 0
+        if config.bottom:
+            bottom_ok = (k == 0) & (fval > 1.0) & (bottom_lo < P[0])
+            valid = jnp.where(first, valid | bottom_ok, valid)
+            done = jnp.where(first, done & ~bottom_ok, done)
+        go_right = interior & (fval > 1.0)
+        org = jnp.where(first, jnp.where(go_right | ~has_left, right, left), org)
         above = fval > 1.0  # f decreases: the root lies right of t
-        lo = jnp.where(above, t, lo)
-        hi = jnp.where(above, hi, t)
+        lo = jnp.where(first, jnp.where(interior, jnp.where(go_right, -half, 0.0),
+                                        jnp.where(has_left, 0.0, bottom_lo - P[right])),
+                       jnp.where(above, t, lo))
+        hi = jnp.where(first, jnp.where(interior, jnp.where(go_right, 0.0, half),
+                                        jnp.where(has_left, top_hi, 0.0)),
+                       jnp.where(above, hi, t))
         new = _model_root(org == right, has_left, has_right, gap, cm1, alpha, beta)
         new = jnp.where((new > lo) & (new < hi), new, 0.5 * (lo + hi))
-        at_root = jnp.abs(fval - 1.0) <= noise
+        at_root = (jnp.abs(fval - 1.0) <= noise) & ~first
         settled = ((jnp.abs(new - t) <= 2.0 * EPS * jnp.abs(new)) | at_root
-                   | ((hi - lo) <= 2.0 * EPS * jnp.maximum(jnp.abs(lo), jnp.abs(hi))))
+                   | ((hi - lo) <= 2.0 * EPS * jnp.maximum(jnp.abs(lo), jnp.abs(hi)))) & ~first
         t = jnp.where(done | at_root, t, new)
-        return it + 1, t, lo, hi, done | settled
+        return it + 1, org, t, lo, hi, done | settled, valid
 
-    it, t, _, _, done = jax.lax.while_loop(cond, body, (0, t, lo, hi, ~valid | is_top))
-    return org, jnp.where(valid, t, 0.0), it, valid, done
+    state = (0, org0, t0, jnp.zeros_like(t0), jnp.zeros_like(t0), ~valid | is_top, valid)
+    it, org, t, _, _, done, valid = jax.lax.while_loop(cond, body, state)
+    # Invalid entries keep a finite offset away from every pole (safe to differentiate through).
+    return org, t, it - 1, valid, done
 
 
 def secular_value(config: Config, P, W, count, bg, org, t, fast=None):
@@ -520,7 +524,7 @@ def secular_roots(config: Config, P, W, count, bg, top_hi, bottom_lo):
     Target k = 0 is the root below P_0 (only with ``config.bottom``, searched on
     (bottom_lo, P_0) and valid if f(bottom_lo) > 1), k = 1..G-1 the roots in (P_{k-1}, P_k),
     k = G the root above P_{G-1} (searched on (P_{G-1}, P_{G-1} + top_hi], f(P_{G-1} + top_hi)
-    <= 1 required); the other entries are padding (valid False, t = 0). Differentiable in P, W
+    <= 1 required); the other entries are padding (valid False). Differentiable in P, W
     and the background by the implicit function theorem: dt = -(df at fixed t) / f'(mu).
     """
     return _solve(config, P, W, count, bg, top_hi, bottom_lo)

@@ -37,20 +37,24 @@ from ._secular import Config, Poles, group_poles, secular_roots, split_sums
 
 
 class Modes(NamedTuple):
-    """psi(k) for k >= k0 as
+    """psi at times tau >= k0 (steps, or t for a continuous-time equation) as
 
-        sum_j init_j mu_j^k + anchor + noise_var sum_j inv_slope_j mu_j^k0 G_j(k - k0),
+        sum_j init_j exp(rate_j tau) + anchor + noise_var sum_j inv_slope_j exp(rate_j k0) G_j(tau - k0),
+        G_j(s) = expm1(rate_j s) / denom_j,
 
-    mu_j = exp(log_mu_j) = 1 + mu_minus_1_j (entries with zero weights are padding); anchor is the
-    noise part of psi(k0) (sigma^2 at k0 = 0). With diagnostics."""
+    with rate_j = log mu_j and denom_j = mu_j - 1 for a recursion (G_j(s) = sum_{m<s} mu_j^m), or
+    rate_j = denom_j = p_j for a continuous equation (G_j(s) = int_0^s exp(p_j r) dr). Entries
+    with zero weights are padding; ``anchor`` is the noise part of psi(k0) (sigma^2 at k0 = 0).
+    With diagnostics."""
 
     init: jax.Array
     inv_slope: jax.Array
-    mu_minus_1: jax.Array
+    rate: jax.Array
+    denom: jax.Array
     noise_var: jax.Array
     k0: jax.Array
     anchor: jax.Array
-    top: jax.Array          # the largest root (the asymptotic per-step factor)
+    top: jax.Array          # the largest root (mu_top: the asymptotic per-step factor; or p_top)
     iterations: jax.Array
     converged: jax.Array
     soe_accuracy: jax.Array
@@ -108,41 +112,43 @@ def roots_and_residues(poles: Poles, method: str, nodes: int = _secular.SOE_NODE
                  accuracy)
 
 
-def solve_modes(poles: Poles, noise_var, method: str, nodes: int = _secular.SOE_NODES) -> Modes:
-    """All roots of plain SGD's secular equation, as `Modes` anchored at k0 = 0."""
+def solve_modes(poles: Poles, noise_var, method: str, nodes: int = _secular.SOE_NODES,
+                continuous: bool = False) -> Modes:
+    """All roots of the secular equation, as `Modes` anchored at k0 = 0 (a recursion, or with
+    ``continuous`` a linear ODE / Volterra equation whose poles are at -rates)."""
     roots = roots_and_residues(poles, method, nodes)
     zero = jnp.zeros((), roots.mu_minus_1.dtype)
-    return Modes(roots.init, roots.inv_slope, roots.mu_minus_1, jnp.asarray(noise_var, zero.dtype),
-                 zero, jnp.asarray(noise_var, zero.dtype), roots.top, roots.iterations,
-                 roots.converged, roots.soe_accuracy)
+    rate = roots.mu_minus_1 if continuous else jnp.log1p(roots.mu_minus_1)
+    sigma2 = jnp.asarray(noise_var, zero.dtype)
+    return Modes(roots.init, roots.inv_slope, rate, roots.mu_minus_1, sigma2, zero, sigma2,
+                 roots.top, roots.iterations, roots.converged, roots.soe_accuracy)
 
 
-def evaluate_modes(modes: Modes, steps, chunk: int = 16):
-    """psi(k) at integer ``steps`` >= k0 (see `Modes`; memory O(n * chunk))."""
-    steps = jnp.asarray(steps)
-    T = steps.shape[0]
+def evaluate_modes(modes: Modes, times, chunk: int = 16):
+    """psi at ``times`` >= k0 (steps or t; see `Modes`; memory O(n * chunk))."""
+    times = jnp.asarray(times)
+    T = times.shape[0]
     pad = (-T) % chunk
-    dtype = modes.mu_minus_1.dtype
-    k = jnp.pad(steps, (0, pad), constant_values=steps[-1] if T else 0).astype(dtype)
-    m = modes.mu_minus_1
-    log_mu = jnp.log1p(m)
+    dtype = modes.rate.dtype
+    tau = jnp.pad(times, (0, pad), constant_values=times[-1] if T else 0).astype(dtype)
+    m = modes.denom
     safe_m = jnp.where(m == 0, 1.0, m)
-    start = jnp.exp(modes.k0 * log_mu) * modes.inv_slope   # mu^k0 / S
+    start = jnp.exp(modes.k0 * modes.rate) * modes.inv_slope   # mu^k0 / S
 
-    def one(kc):
-        power = jnp.exp(kc[:, None] * log_mu[None, :])
-        span = (kc - modes.k0)[:, None]
-        geometric = jnp.where(m == 0, span, jnp.expm1(span * log_mu[None, :]) / safe_m)
+    def one(tc):
+        power = jnp.exp(tc[:, None] * modes.rate[None, :])
+        span = (tc - modes.k0)[:, None]
+        geometric = jnp.where(m == 0, span, jnp.expm1(span * modes.rate[None, :]) / safe_m)
         return power @ modes.init + modes.anchor + modes.noise_var * (geometric @ start)
 
-    return jax.lax.map(one, k.reshape(-1, chunk)).reshape(-1)[:T]
+    return jax.lax.map(one, tau.reshape(-1, chunk)).reshape(-1)[:T]
 
 
 def limit_psi(modes: Modes):
-    """lim_k psi(k) = anchor + noise_var sum_j mu_j^k0 / (S_j (1 - mu_j)) (stable case)."""
-    m = modes.mu_minus_1
-    start = jnp.exp(modes.k0 * jnp.log1p(m)) * modes.inv_slope
-    return modes.anchor + modes.noise_var * jnp.sum(jnp.where(m == 0, 0.0, start / -jnp.where(m == 0, 1.0, m)))
+    """lim psi = anchor + noise_var sum_j mu_j^k0 / (S_j (1 - mu_j)) (stable case)."""
+    m = modes.denom
+    start = jnp.exp(modes.k0 * modes.rate) * modes.inv_slope
+    return modes.anchor + modes.noise_var * jnp.sum(jnp.where(m == 0, 0.0, -start / jnp.where(m == 0, 1.0, m)))
 
 
 def spectral_psi(eigenvalues, initial_error, noise_var, step_size, batch_size, steps,
@@ -159,4 +165,6 @@ def plain_modes_jit(eigenvalues, initial_error, noise_var, step_size, batch_size
     return solve_modes(poles, noise_var, method, nodes)
 
 
+plain_poles_jit = jax.jit(plain_poles)
+solve_modes_jit = jax.jit(solve_modes, static_argnames=("method", "nodes", "continuous"))
 evaluate_modes_jit = jax.jit(evaluate_modes)

@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..._precision import scoped_x64
 from . import _secular
 from ._recursion import momentum_recursion_psi
 from ._secular import Background, bracketed_root, chebyshev_points, group_poles
@@ -183,6 +184,31 @@ def _full_terms(md: ModeData, secular, ref, om_ref, t):
     return jnp.sum(f), jnp.sum(g)
 
 
+def _top_f(t, args):
+    """f at mu = ref + t from all modes (args = (mode data, secular mask, ref, 1 - ref))."""
+    md, secular, ref, om_ref = args
+    return _full_terms(md, secular, ref, om_ref, t)[0]
+
+
+@jax.custom_jvp
+def _top_offset(args, lo, hi):
+    """The offset t in (lo, hi) of the top root of f = 1 (`_top_f`); differentiable in args by
+    the implicit function theorem."""
+    def f_and_slope(t):
+        return jax.jvp(lambda u: _top_f(u, args), (t,), (jnp.ones_like(t),))
+
+    return bracketed_root(f_and_slope, lo, hi)
+
+
+@_top_offset.defjvp
+def _top_offset_jvp(primals, tangents):
+    args, lo, hi = primals
+    t = _top_offset(args, lo, hi)
+    _, df = jax.jvp(lambda a: _top_f(t, a), (args,), (tangents[0],))
+    _, slope = jax.jvp(lambda u: _top_f(u, args), (t,), (jnp.ones_like(t),))
+    return t, -df / jnp.where(slope == 0, -1.0, slope)
+
+
 class HeavyBallModes(NamedTuple):
     """`Modes` for k >= K0 (``k0`` and ``anchor`` still to be set from the recursion) plus what
     decided them."""
@@ -209,16 +235,13 @@ def heavy_ball_modes(eigenvalues, initial_error, noise_var, step_size, batch_siz
                         jnp.where(secular, md.res_f, 0.0), jnp.where(secular, md.res_g, 0.0))
 
     # The top root, from the full closed form (all modes), above the last secular pole or rho_c.
-    def full_f(t):
-        return _full_terms(md, secular, ref, om_ref, t)[0]
-
-    def f_and_slope(t):
-        return jax.jvp(full_f, (t,), (jnp.ones_like(t),))
-
-    start = jnp.maximum(jnp.sum(jnp.where(secular, md.res_f, 0.0)), 1e-6 * (1.0 - rho_bg))
-    hi = jax.lax.while_loop(lambda h: (full_f(h) > 1.0) & (h < 1e6), lambda h: 2.0 * h, start)
-    has_top = any_secular | (full_f(jnp.zeros(())) > 1.0)
-    t_top = jnp.where(has_top, bracketed_root(f_and_slope, jnp.zeros(()), hi), 0.0)
+    args = (md, secular, ref, om_ref)
+    start = jax.lax.stop_gradient(jnp.maximum(jnp.sum(jnp.where(secular, md.res_f, 0.0)),
+                                              1e-6 * (1.0 - rho_bg)))
+    hi = jax.lax.while_loop(lambda h: (_top_f(h, jax.lax.stop_gradient(args)) > 1.0) & (h < 1e6),
+                            lambda h: 2.0 * h, start)
+    has_top = any_secular | (_top_f(jnp.zeros(()), args) > 1.0)
+    t_top = jnp.where(has_top, _top_offset(args, jnp.zeros(()), hi), 0.0)
     mu_top = ref + t_top
 
     # The background on [rho_c, mu_top] by Chebyshev interpolation.
@@ -246,13 +269,14 @@ def heavy_ball_modes(eigenvalues, initial_error, noise_var, step_size, batch_siz
     (_, g_top), (df_top, _) = jax.jvp(lambda t: _full_terms(md, secular, ref, om_ref, t),
                                       (t_top,), (jnp.ones_like(t_top),))
     inv_top = jnp.where(has_top, 1.0 / -df_top, 0.0)
+    denom = jnp.concatenate([jnp.where(keep, roots.mu_minus_1, 0.0),
+                             jnp.where(has_top, t_top - om_ref, 0.0)[None]])
+    zero = jnp.zeros_like(rho_c)
     modes = Modes(jnp.concatenate([jnp.where(keep, roots.init, 0.0), (g_top * inv_top)[None]]),
                   jnp.concatenate([jnp.where(keep, roots.inv_slope, 0.0), inv_top[None]]),
-                  jnp.concatenate([jnp.where(keep, roots.mu_minus_1, 0.0),
-                                   jnp.where(has_top, t_top - om_ref, 0.0)[None]]),
-                  jnp.asarray(noise_var, rho_c.dtype), jnp.zeros_like(rho_c),
-                  jnp.zeros_like(rho_c), jnp.where(has_top, mu_top, rho_c), roots.iterations,
-                  roots.converged, roots.soe_accuracy)
+                  jnp.log1p(denom), denom, jnp.asarray(noise_var, rho_c.dtype), zero, zero,
+                  jnp.where(has_top, mu_top, rho_c), roots.iterations, roots.converged,
+                  roots.soe_accuracy)
     return HeavyBallModes(modes, rho_bg, rho_c, jnp.sum(secular), background_error)
 
 
@@ -280,7 +304,36 @@ def heavy_ball_modes_jit(eigenvalues, initial_error, noise_var, step_size, batch
                             method, nodes)
 
 
-@jax.jit
-def heavy_ball_thresholds_jit(eigenvalues, initial_error, step_size, batch_size, momentum):
-    """(rho_bg, rho_c) for choosing K0 on the host."""
-    return thresholds(mode_data(eigenvalues, initial_error, step_size, batch_size, momentum))
+def default_exact_steps(momentum: float) -> int:
+    """K0 for `spectral_risk` from beta alone: rho_c estimated as beta + 0.3 (1 - beta) (the
+    background radius is beta up to the small per-mode noise)."""
+    return exact_steps(momentum + 0.3 * (1.0 - momentum))
+
+
+@scoped_x64
+def spectral_risk(eigenvalues, initial_error, noise_var, step_size, batch_size, momentum, steps,
+                  *, exact_steps: int | None = None, sums: str | None = None):
+    """R(k) = psi(k)/2 of the exact expected recursion at integer ``steps``, in closed form.
+
+    Pure JAX (jit- and grad-compatible; float64 inside, like every hdsgd entry point):
+    differentiable in ``step_size``, ``batch_size`` (a float), ``noise_var``, ``eigenvalues`` and
+    ``initial_error``; the roots enter through the implicit function theorem. ``momentum`` is a Python float (0: plain SGD). With momentum the
+    first ``exact_steps`` (default `default_exact_steps`) come from the moment recursion.
+    ``sums``: ``"direct"`` or ``"fast"`` (default by size, see `_secular`).
+    """
+    from ._spectral import evaluate_modes, plain_poles, solve_modes, sums_method
+
+    momentum = float(momentum)
+    method = sums or sums_method(eigenvalues.shape[0])
+    steps = jnp.asarray(steps)
+    if momentum == 0.0:
+        poles = plain_poles(eigenvalues, initial_error, step_size, batch_size)
+        return 0.5 * evaluate_modes(solve_modes(poles, noise_var, method), steps)
+    k0 = default_exact_steps(momentum) if exact_steps is None else int(exact_steps)
+    hb = heavy_ball_modes(eigenvalues, initial_error, noise_var, step_size, batch_size, momentum,
+                          method)
+    total, noise = recursion_parts(eigenvalues, initial_error, noise_var, step_size, batch_size,
+                                   momentum, k0)
+    modes = hb.modes._replace(k0=jnp.asarray(float(k0)), anchor=noise[k0])
+    late = evaluate_modes(modes, jnp.maximum(steps, k0))
+    return 0.5 * jnp.where(steps <= k0, total[jnp.clip(steps, 0, k0)], late)
