@@ -26,7 +26,6 @@ and v add). The roots come from `_secular`; mu_j - 1 = t_j - (1 - a_org) from th
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -113,12 +112,13 @@ def roots_and_residues(poles: Poles, method: str, nodes: int = _secular.SOE_NODE
 
 
 def solve_modes(poles: Poles, noise_var, method: str, nodes: int = _secular.SOE_NODES,
-                continuous: bool = False) -> Modes:
+                continuous=False) -> Modes:
     """All roots of the secular equation, as `Modes` anchored at k0 = 0 (a recursion, or with
-    ``continuous`` a linear ODE / Volterra equation whose poles are at -rates)."""
+    ``continuous`` a linear ODE / Volterra equation whose poles are at -rates). ``continuous``
+    may be traced: the two share one compiled program."""
     roots = roots_and_residues(poles, method, nodes)
     zero = jnp.zeros((), roots.mu_minus_1.dtype)
-    rate = roots.mu_minus_1 if continuous else jnp.log1p(roots.mu_minus_1)
+    rate = jnp.where(continuous, roots.mu_minus_1, jnp.log1p(roots.mu_minus_1))
     sigma2 = jnp.asarray(noise_var, zero.dtype)
     return Modes(roots.init, roots.inv_slope, rate, roots.mu_minus_1, sigma2, zero, sigma2,
                  roots.top, roots.iterations, roots.converged, roots.soe_accuracy)
@@ -144,27 +144,6 @@ def evaluate_modes(modes: Modes, times, chunk: int = 16):
     return jax.lax.map(one, tau.reshape(-1, chunk)).reshape(-1)[:T]
 
 
-def limit_psi(modes: Modes):
-    """lim psi = anchor + noise_var sum_j mu_j^k0 / (S_j (1 - mu_j)) (stable case)."""
-    m = modes.denom
-    start = jnp.exp(modes.k0 * modes.rate) * modes.inv_slope
-    return modes.anchor + modes.noise_var * jnp.sum(jnp.where(m == 0, 0.0, -start / jnp.where(m == 0, 1.0, m)))
-
-
-def spectral_psi(eigenvalues, initial_error, noise_var, step_size, batch_size, steps,
-                 method: str = "direct"):
-    """psi(k) = 2R(k) at ``steps`` for plain SGD, in closed form (pure JAX)."""
-    poles = plain_poles(eigenvalues, initial_error, step_size, batch_size)
-    return evaluate_modes(solve_modes(poles, noise_var, method), steps)
-
-
-@functools.partial(jax.jit, static_argnames=("method", "nodes"))
-def plain_modes_jit(eigenvalues, initial_error, noise_var, step_size, batch_size, method: str,
-                    nodes: int = _secular.SOE_NODES):
-    poles = plain_poles(eigenvalues, initial_error, step_size, batch_size)
-    return solve_modes(poles, noise_var, method, nodes)
-
-
 plain_poles_jit = jax.jit(plain_poles)
-solve_modes_jit = jax.jit(solve_modes, static_argnames=("method", "nodes", "continuous"))
+solve_modes_jit = jax.jit(solve_modes, static_argnames=("method", "nodes"))
 evaluate_modes_jit = jax.jit(evaluate_modes)

@@ -28,15 +28,13 @@ the gradient noise (O(1/d) in total).
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from . import _secular
 from ._secular import Poles, group_poles
-from ._spectral import Modes, solve_modes
+from ._spectral import evaluate_modes, solve_modes
 
 MAX_VOLTERRA_STEPS = 200_000
 
@@ -50,20 +48,13 @@ def homogenized_poles(eigenvalues, initial_error, step_size, batch_size) -> Pole
     return group_poles(-alpha, alpha, w, eigenvalues * initial_error)
 
 
-@functools.partial(jax.jit, static_argnames=("method", "nodes"))
-def volterra_modes_jit(eigenvalues, initial_error, noise_var, step_size, batch_size, method: str,
-                       nodes: int = _secular.SOE_NODES) -> Modes:
-    """The homogenized Volterra equation's solution as `Modes` in t (exact)."""
-    poles = homogenized_poles(eigenvalues, initial_error, step_size, batch_size)
-    return solve_modes(poles, noise_var, method, nodes, continuous=True)
+homogenized_poles_jit = jax.jit(homogenized_poles)
 
 
 def volterra_risk(eigenvalues, initial_error, noise_var, step_size, batch_size, times,
                   method: str = "direct") -> Float[Array, " n"]:
     """R(t) = psi(t)/2 of the homogenized Volterra equation (plain SGD) at ``times``, exactly
     (pure JAX; ``method``: the secular sums, see `_secular`)."""
-    from ._spectral import evaluate_modes
-
     poles = homogenized_poles(eigenvalues, initial_error, step_size, batch_size)
     modes = solve_modes(poles, noise_var, method, continuous=True)
     return 0.5 * evaluate_modes(modes, jnp.asarray(times))
