@@ -192,7 +192,7 @@ def soe_grid(P, count, nodes: int = SOE_NODES, extra_span=0.0) -> SoeGrid:
     return SoeGrid(jnp.exp(u_lo + h * jnp.arange(nodes)), h, jnp.exp(-jnp.pi**2 / h))
 
 
-def soe_nodes_for(positions: np.ndarray, extra_span: float, h: float = 0.27) -> int:
+def soe_nodes_for(positions: np.ndarray, extra_span: float, h: float = 0.3) -> int:
     """The number of SOE nodes (a multiple of 64, >= 128) for step ``h`` on these poles (host)."""
     p = np.unique(np.asarray(positions, dtype=np.float64))
     if p.size <= NEAR:
@@ -343,7 +343,7 @@ def split_sums(P, weights, count, targets: Targets, method: str, fast: FastSums 
 
 def fast_sums(P, W, count, nodes: int, extra_span, store: bool | None = None) -> FastSums:
     """The SOE grid and the tables of W, built once per solve if they take at most TABLE_BYTES
-    (``store=None``) or if ``store``."""
+    (``store=None``) or if ``store`` (else every pass rebuilds them, chunk by chunk)."""
     grid = soe_grid(P, count, nodes, extra_span)
     if store is None:
         store = 16 * P.shape[0] * nodes <= TABLE_BYTES
@@ -439,14 +439,13 @@ def _top_root(P, W, count, bg, top_hi):
     return bracketed_root(f_and_slope, 0.0 * top_hi, top_hi)
 
 
-def _solve(config: Config, P, W, count, bg, top_hi, bottom_lo):
+def _solve(config: Config, P, W, count, bg, top_hi, bottom_lo, fast):
     """Origins, offsets, iterations, validity and convergence of all roots (see `secular_roots`)."""
     n = P.shape[0]
     K = n + 1
     left, right, has_left, has_right, gap = _intervals(P, count, K)
     k = jnp.arange(K)
     valid = (k >= 1) & (k <= count)
-    fast = fast_sums(P, W, count, config.nodes, top_hi) if config.method == "fast" else None
     interior = has_left & has_right
 
     def model(org, t):
@@ -518,28 +517,29 @@ def secular_value(config: Config, P, W, count, bg, org, t, fast=None):
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def secular_roots(config: Config, P, W, count, bg, top_hi, bottom_lo):
+def secular_roots(config: Config, P, W, count, bg, top_hi, bottom_lo, fast=None):
     """The roots of f(mu) = 1 as (org, t, iterations, valid, converged): mu_k = P[org_k] + t_k.
 
     Target k = 0 is the root below P_0 (only with ``config.bottom``, searched on
     (bottom_lo, P_0) and valid if f(bottom_lo) > 1), k = 1..G-1 the roots in (P_{k-1}, P_k),
     k = G the root above P_{G-1} (searched on (P_{G-1}, P_{G-1} + top_hi], f(P_{G-1} + top_hi)
-    <= 1 required); the other entries are padding (valid False). Differentiable in P, W
-    and the background by the implicit function theorem: dt = -(df at fixed t) / f'(mu).
+    <= 1 required); the other entries are padding (valid False). ``fast``: the `FastSums` of
+    (P, W) for the ``"fast"`` sums (`fast_sums`). Differentiable in P, W and the background by
+    the implicit function theorem: dt = -(df at fixed t) / f'(mu).
     """
-    return _solve(config, P, W, count, bg, top_hi, bottom_lo)
+    return _solve(config, P, W, count, bg, top_hi, bottom_lo, fast)
 
 
 @secular_roots.defjvp
 def _secular_roots_jvp(config, primals, tangents):
-    P, W, count, bg, top_hi, bottom_lo = primals
-    dP, dW, _, dbg, _, _ = tangents
-    org, t, it, valid, done = secular_roots(config, P, W, count, bg, top_hi, bottom_lo)
-    grid = soe_grid(P, count, config.nodes, top_hi) if config.method == "fast" else None
+    P, W, count, bg, top_hi, bottom_lo, fast = primals
+    dP, dW, _, dbg = tangents[:4]
+    org, t, it, valid, done = secular_roots(config, P, W, count, bg, top_hi, bottom_lo, fast)
+    grid = None if fast is None else jax.lax.stop_gradient(fast.grid)
 
-    def f_at(P, W, bg):
-        fast = FastSums(grid, None) if grid is not None else None
-        return secular_value(config, P, W, count, bg, org, t, fast)
+    def f_at(P, W, bg):  # the tables rebuilt from the differentiated (P, W)
+        streamed = FastSums(grid, None) if grid is not None else None
+        return secular_value(config, P, W, count, bg, org, t, streamed)
 
     (_, slope), (df, _) = jax.jvp(f_at, (P, W, bg), (dP, dW, dbg))
     dt = jnp.where(valid, -df / jnp.where(valid, slope, 1.0), 0.0)

@@ -98,8 +98,8 @@ def roots_and_residues(poles: Poles, method: str, nodes: int = _secular.SOE_NODE
     if bottom_lo is None:
         bottom_lo = P[0] - 1.0
     config = Config(method, bottom=bottom, top=top, nodes=nodes)
-    org, t, it, valid, done = secular_roots(config, P, W, count, bg, top_hi, bottom_lo)
-    fast = _secular.fast_sums(P, W, count, nodes, top_hi, False) if method == "fast" else None
+    fast = _secular.fast_sums(P, W, count, nodes, top_hi) if method == "fast" else None
+    org, t, it, valid, done = secular_roots(config, P, W, count, bg, top_hi, bottom_lo, fast)
     sums = split_sums(P, (W, V), count, _secular.Targets(org, t), method, fast)
     _, de, gb = _secular.background_at(bg, P[org] + t)
     slope = jnp.where(valid, sums[0, 1] + sums[0, 3] - de, 1.0)      # S = -f'(mu)
