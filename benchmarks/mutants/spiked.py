@@ -10,6 +10,7 @@ back to the overlaps, of the critical step / fixed points, of the risk, or of th
 ODE = "hdsgd/odes/spiked/_ode.py"
 MOMENTS = "hdsgd/odes/spiked/_moments.py"
 STABILITY = "hdsgd/odes/spiked/_stability.py"
+ESCAPE = "hdsgd/odes/spiked/_escape.py"
 SETUP = "hdsgd/setups/spiked.py"
 MC = "hdsgd/montecarlo/spiked.py"
 
@@ -141,6 +142,14 @@ MUTANTS = [
     dict(name="fixed points: c^2 term doubled in the root", file=STABILITY,
          find="return c * gg[0] - 0.5 * c * c * xx[0]", replace="return c * gg[0] - c * c * xx[0]",
          tests=["tests/test_spiked_chain.py::test_fixed_point_closed_form"]),
+    # ---------------------------------------------------------------- escape time
+    dict(name="escape: (N) state a read as m", file=ESCAPE,
+         find="m, q = y[0] / sq, 1.0 - y[0] * y[0]", replace="m, q = y[0], 1.0 - y[0] * y[0]",
+         tests=["tests/test_spiked_theory.py::test_escape_time_matches_quadrature_of_the_drift"]),
+    dict(name="escape: the O(c^2) term left out", file=ESCAPE,
+         find="c, theta, noise_var, kap = args[0]",
+         replace="c, theta, noise_var, kap = args[0]; kap = 0.0",
+         tests=["tests/test_spiked_theory.py::test_escape_time_matches_quadrature_of_the_drift"]),
     # ---------------------------------------------------------------- risk
     dict(name="risk: label-noise floor Delta/2 doubled", file=SETUP,
          find="+ 0.5 * setup.label_noise_var)", replace="+ setup.label_noise_var)",
@@ -176,5 +185,5 @@ MUTANTS = [
          replace="w = w / jnp.sqrt(jnp.dot(w, w))", tests=[FULL_N]),
     dict(name="full SGD: (S) normalisation dropped", file=MC,
          find="                w = w / jnp.sqrt(jnp.dot(w, w))\n",
-         replace="\n", tests=[FULL_S]),
+         replace="                w = w\n", tests=[FULL_S]),
 ]
