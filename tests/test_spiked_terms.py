@@ -6,8 +6,8 @@ that setting cannot see the A2 terms. Here: the square loss and a student that d
 link (so A2 != 0 and the normalisation terms carry both A1 and A2), a step large enough for the
 O(c^2) Ito / normalisation term to be as large as the O(c) drift, and label noise large enough
 for its part of A3 to show. The exact chain (exact in law at finite d, O(1) per step) runs 256
-seeds at d = 10^4, where the O(1/d) bias of the limit is below the noise (max gap 1.4-2.4
-standard errors for keys 0-3) and a wrong term shows by 13 to thousands of standard errors
+seeds at d = 10^4, where the O(1/d) bias of the limit is below the noise (max gap 1.5-2.4
+standard errors for keys 0-3) and a wrong term shows by 10 to about a thousand standard errors
 (benchmarks/mutants/spiked.py).
 """
 
