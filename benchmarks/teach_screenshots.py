@@ -35,6 +35,15 @@ SHOTS = {
                          "lesson 1: the stability edge and the critical batch size"),
     "dimension-lstsq": ("lstsq-dimension?step_size=1&batch_size=1&noise_std=0.1",
                         {"seeds": 8}, "d = 100, 1000, 10 000 against the theory"),
+    "spiked": ("spiked", {"seeds": 16}, "spiked: the overlap's escape, theory and Monte Carlo"),
+    "dimension-spiked": ("spiked-dimension", {"seeds": 8},
+                         "spiked: runs at several d spread less as d grows"),
+    "lesson-equator": ("lesson-equator", None, "lesson 2: escaping the equator"),
+    "grokking": ("grokking", {"seeds": 8}, "grokking: train and test loss, theory and runs"),
+    "lesson-grokking": ("lesson-grokking", None, "lesson 3: the grokking delay against alpha"),
+    "momentum": ("momentum", {"seeds": 16}, "momentum: label-noise SGD with heavy ball"),
+    "lesson-momentum": ("lesson-momentum", None, "lesson 4: 1 - beta proportional to eta^(2/3)"),
+    "proxlinear": ("proxlinear", {"seeds": 8}, "prox-linear matrix sensing"),
 }
 
 

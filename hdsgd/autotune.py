@@ -261,9 +261,20 @@ class Verification(eqx.Module):
     agreement: Agreement
     points: list
 
+    def decided(self) -> bool:
+        """False when the standard error of the choice's or the best point's Monte Carlo
+        score is not finite (resampled seed means often miss the target): no verdict then."""
+        chosen = self.points[0]
+        best = min(self.points, key=lambda p: p.measured)
+        return bool(math.isfinite(chosen.measured_sem) and math.isfinite(best.measured_sem)
+                    and math.isfinite(chosen.measured))
+
     def ok(self, n_sem: float = 3.0) -> bool:
         """True when the chosen setting's Monte Carlo score is within ``n_sem`` combined
-        standard errors of the best Monte Carlo score among the points checked."""
+        standard errors of the best Monte Carlo score among the points checked (False when
+        the scores' standard errors are not finite: see `decided`)."""
+        if not self.decided():
+            return False
         chosen = self.points[0]
         best = min(self.points, key=lambda p: p.measured)
         spread = math.hypot(chosen.measured_sem, best.measured_sem)
@@ -274,10 +285,27 @@ class Verification(eqx.Module):
         for p in self.points:
             lines.append(f"  predicted {p.predicted:.6g}   Monte Carlo {p.measured:.6g} +- "
                          f"{p.measured_sem:.2g}")
-        lines.append("the choice is " + ("confirmed: no neighbour is better by more than 3 "
-                                         "standard errors" if self.ok() else
-                                         "NOT confirmed: a neighbour is better in Monte Carlo"))
+        if not self.decided():
+            lines.append("the choice is UNDECIDED: the Monte Carlo scores' standard errors are not "
+                         "finite (resampled seed means often never reach the target); use more "
+                         "seeds or a longer horizon")
+        else:
+            lines.append("the choice is " + ("confirmed: no neighbour is better by more than 3 "
+                                             "standard errors" if self.ok() else
+                                             "NOT confirmed: a neighbour is better in Monte Carlo"))
+        lines.append("prediction against Monte Carlo at the choice: " + self.agreement.verdict)
         return "\n".join(lines)
+
+
+def _plain_formatter(labelled: bool):
+    """Minor log-axis tick labels: plain numbers at 2 and 5 x 10^k (``labelled``), else none."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value, _):
+        mantissa = value / 10 ** math.floor(math.log10(value))
+        return f"{value:g}" if labelled and round(mantissa) in (2, 5) else ""
+
+    return FuncFormatter(label)
 
 
 class Tuned(eqx.Module):
@@ -371,12 +399,24 @@ class Tuned(eqx.Module):
         ax.plot([getattr(self.setup, name)], [self.objective_value], "*", ms=14, color="black",
                 label=f"choice: {chosen}")
         if verification is not None:
-            xs = [getattr(p.setup, name) for p in verification.points]
-            ax.errorbar(xs, [p.measured for p in verification.points],
-                        yerr=[2 * p.measured_sem for p in verification.points], fmt="s",
-                        mfc="none", color="firebrick", capsize=3,
-                        label=f"Monte Carlo +- 2 s.e. ({verification.mc.seeds} seeds)")
+            points = [p for p in verification.points if math.isfinite(p.measured)]
+            missed = [p for p in verification.points if not math.isfinite(p.measured)]
+            if points:   # a score whose standard error is not finite is drawn without a bar
+                ax.errorbar([getattr(p.setup, name) for p in points], [p.measured for p in points],
+                            yerr=[2 * p.measured_sem if math.isfinite(p.measured_sem) else 0.0
+                                  for p in points], fmt="s", mfc="none", color="firebrick",
+                            capsize=3,
+                            label=f"Monte Carlo +- 2 s.e. ({verification.mc.seeds} seeds)")
+            if missed:   # at the height of the predicted "not reached" marks
+                finite = [r["score"] for r in rows if math.isfinite(r["score"])]
+                top = max(finite + [p.measured for p in points] + [self.objective_value])
+                ax.plot([getattr(p.setup, name) for p in missed], [top] * len(missed), "s",
+                        ms=9, mfc="none", color="firebrick",
+                        label="Monte Carlo: target not reached")
         ax.set_xscale("log")
+        x_all = [r[name] for r in rows]
+        # matplotlib labels minor log ticks as overlapping "2 x 10^-1" over short ranges
+        ax.xaxis.set_minor_formatter(_plain_formatter(max(x_all) < 100 * min(x_all)))
         scores = np.array([r["score"] for r in rows])
         scores = scores[np.isfinite(scores) & (scores > 0)]
         if scores.size and scores.max() > 20 * scores.min():

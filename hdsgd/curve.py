@@ -337,7 +337,8 @@ def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, sa
             notes.append(f"{runs} of {seeds} Monte Carlo runs diverged")
     meta = {**setup.fields(), "method": method, "version": __version__,
             "time_label": setup.time_label, "setup_fields": list(setup.field_names()),
-            "free_fields": list(free_fields), "auxiliary": list(dict.fromkeys((*clocks, *auxiliary))),
+            "free_fields": list(free_fields), "clocks": list(clocks),
+            "auxiliary": list(dict.fromkeys((*clocks, *auxiliary))),
             **(dict(extra) if extra else {})}
     if notes:
         meta["warning"] = "; ".join(notes)

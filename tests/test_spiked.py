@@ -63,7 +63,8 @@ def test_ode_matches_full_monte_carlo_larger_d(name):
 def _check_agreement(name, dim):
     setup, horizon = _setup(name, dim)
     theory = hdsgd.predict(setup, horizon)
-    mc = hdsgd.simulate(setup, horizon, key=jax.random.key(1), seeds=24, progress=False)
+    mc = hdsgd.simulate(setup, horizon, key=jax.random.key(1), seeds=24, method="full",
+                        progress=False)
     assert not mc.diverged.any() and not theory.diverged.any()
     assert "warning" not in theory.meta
     agreement = hdsgd.compare(theory, mc, ("overlap", "orthogonal_norm_sq", "risk"), t_min=0.05)

@@ -18,7 +18,8 @@ def test_chain_matches_full_sgd_in_distribution():
     setup = SpikedSingleIndex(dim=200, spike=1.0, link="he2", normalization="covariance",
                               step_size=1.0, initial_overlap="random")
     times = np.array([0.0, 0.6, 1.0])
-    full = hdsgd.simulate(setup, 1.0, key=jax.random.key(3), seeds=200, times=times, progress=False)
+    full = hdsgd.simulate(setup, 1.0, key=jax.random.key(3), seeds=200, times=times,
+                          method="full", progress=False)
     chain = hdsgd.simulate(setup, 1.0, key=jax.random.key(4), seeds=200, times=times,
                            method="chain", progress=False)
     full_m, chain_m = np.abs(full["overlap"]), np.abs(chain["overlap"])

@@ -139,3 +139,21 @@ def test_cli_tune_for_every_system(capsys):
     for system, args in runs.items():
         assert main([system, "tune", "--seeds", "0", *args]) == 0, system
         assert "chosen" in capsys.readouterr().out, system
+
+
+def test_a_verification_with_unbounded_standard_errors_decides_nothing():
+    from hdsgd.autotune import VerifiedPoint, Verification
+
+    def point(measured, sem):
+        return VerifiedPoint(setup=None, predicted=1.0, measured=measured, measured_sem=sem,
+                             mc=None)
+
+    sure = Verification(mc=None, objective_value=1.0, objective_sem=0.1, agreement=None,
+                        points=[point(10.0, 1.0), point(12.0, 1.0), point(9.0, 1.0)])
+    assert sure.decided() and sure.ok()
+    worse = Verification(mc=None, objective_value=1.0, objective_sem=0.1, agreement=None,
+                         points=[point(20.0, 1.0), point(12.0, 1.0)])
+    assert worse.decided() and not worse.ok()
+    unsure = Verification(mc=None, objective_value=1.0, objective_sem=math.inf, agreement=None,
+                          points=[point(10.0, math.inf), point(12.0, 1.0)])
+    assert not unsure.decided() and not unsure.ok()

@@ -1,14 +1,14 @@
 r"""Monte Carlo for online SGD on a spiked single-index model: full dimension and the exact chain.
 
-``method="full"`` (default): d-dimensional online SGD (`OnlineSGD`, through `run_segments`).
+``method="full"``: d-dimensional online SGD (`OnlineSGD`, through `run_segments`).
 The spike direction mu is a random unit vector per run; a sample is
 ``x = z + (sqrt(1+theta) - 1) <z, mu> mu`` with ``z ~ N(0, I_d)`` (no d x d matrix),
 ``u = <z, mu>``, ``y = sigma*(u) + label_noise * eps``, and one step is ``w <- w + (c/d) G x``
 followed by the variant's normalisation (docs/spiked.md, "The system"). Cost O(d) per step
 and run.
 
-``method="chain"``: the exact two-variable Markov chain (`ExactChain`; docs/spiked.md, "The
-exact chain"). Given (m, q), draw u, xi, eps ~ N(0, 1) and r^2 ~ chi^2_{d-2}; with
+``method="chain"`` (default): the exact two-variable Markov chain (`ExactChain`; docs/spiked.md,
+"The exact chain"); exact in law, so it is the default, with the literal sampler as the check. Given (m, q), draw u, xi, eps ~ N(0, 1) and r^2 ~ chi^2_{d-2}; with
 a = sqrt(1+theta) m, b = sqrt(q), h = a u + b xi:
 
     m' = m + eta G sqrt(1+theta) u,     q' = (b + eta G xi)^2 + eta^2 G^2 r^2,
@@ -318,7 +318,7 @@ def _simulate_chain(setup: SpikedSingleIndex, steps, key, seeds, dtype, progress
 # ----------------------------------------------------------------- simulate
 @simulate.register
 def _simulate(setup: SpikedSingleIndex, horizon: float, *, key, seeds: int = 16, times=None,
-              method: str = "full", dtype=None, progress: bool | None = None,
+              method: str = "chain", dtype=None, progress: bool | None = None,
               **options) -> Curve:
     """Simulate online SGD on the spiked single-index model with ``seeds`` independent runs.
 
@@ -329,8 +329,9 @@ def _simulate(setup: SpikedSingleIndex, horizon: float, *, key, seeds: int = 16,
         seeds: independent runs.
         times: output times in t (rounded to whole steps); default: every step at first, then
             about 100 log-spaced steps.
-        method: ``"full"`` (d-dimensional SGD, default) or ``"chain"`` (the exact 2-variable
-            chain, O(1) per step at any d).
+        method: ``"chain"`` (default: the exact 2-variable chain, the law of (m, q) under
+            full SGD at every finite d, O(1) per step at any d) or ``"full"`` (d-dimensional
+            SGD with literal data, O(d) per step; the two agree in distribution).
         dtype: float dtype (default: float32 for "full", float64 for "chain").
         progress: progress bar (default: on for long runs).
     """

@@ -64,7 +64,8 @@ class GrokkingTwoLayer(Setup):
 
     Attributes:
         dim: input dimension D >= 1.
-        n_samples: training-set size P >= 1 (kappa = P / D).
+        n_samples: training-set size P >= 2 (kappa = P / D; the kernel alignment centres over
+            the training set, so one sample has none).
         width: number of hidden neurons N >= 1, or None for infinite width (theory only:
             the initial law w_bar_0 = 0, M_0 = I).
         output_scale: alpha > 0 (large: lazy; small: rich).
@@ -95,7 +96,7 @@ class GrokkingTwoLayer(Setup):
                  output_scale: float = 1.0, quadratic_strength: float = 0.5,
                  step_size: float = 1.0, centered: bool = False, data_seed: int = 2):
         self.dim = v.integer("dim", dim, low=1)
-        self.n_samples = v.integer("n_samples", n_samples, low=1)
+        self.n_samples = v.integer("n_samples", n_samples, low=2)
         self.width = None if width is None else v.integer("width", width, low=1)
         self.output_scale = v.positive("output_scale", output_scale)
         self.quadratic_strength = v.positive("quadratic_strength", quadratic_strength)
