@@ -13,6 +13,7 @@ import pytest
 import scipy.integrate
 import scipy.stats
 
+import hdsgd
 from hdsgd._numerics import gauss_hermite
 from hdsgd.montecarlo.spiked import chi2
 from hdsgd.odes.spiked import correlation_potential, matched_moments_closed_form
@@ -47,6 +48,25 @@ def test_matched_closed_forms_match_quadrature(k):
     for i, ai in enumerate(a):
         one = gaussian_moments(setup, ai, math.sqrt(1 - ai * ai))
         assert [v[i] for v in vec] == pytest.approx([float(x) for x in one], rel=1e-13, abs=1e-15)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_observables_closed_forms(k):
+    # matched He_k link and student, (N): ||w||_Sigma = 1 makes a^2 + q = 1, so the correlation
+    # is a and E[sigma*(u) sigma(h)] = a^k: risk = 1 - a^k + Delta/2 (docs/spiked.md, "Closed
+    # forms"). The risk and the other observables are computed alike for the theory and the
+    # Monte Carlo, which therefore cannot check them.
+    setup = SpikedSingleIndex(dim=400, spike=3.0, link=f"he{k}", step_size=0.5, label_noise=0.5,
+                              initial_overlap=0.2)
+    theory = hdsgd.predict(setup, 1.0)
+    a = theory["covariance_overlap"]
+    assert np.ptp(a) > 0.1
+    np.testing.assert_allclose(a, 2.0 * theory["overlap"], rtol=1e-14)
+    np.testing.assert_allclose(theory["correlation"], a, rtol=1e-12)
+    np.testing.assert_allclose(theory["orthogonal_norm_sq"], 1.0 - a * a, rtol=1e-12)
+    m = theory["overlap"]
+    np.testing.assert_allclose(theory["cosine"], m / np.sqrt(1.0 - 3.0 * m * m), rtol=1e-12)
+    np.testing.assert_allclose(theory["risk"], 1.0 - a**k + 0.125, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("loss", ["correlation", "square"])
