@@ -7,7 +7,8 @@ configuration static fields, and it implements
     observe(state) -> dict[str, scalar]
 
 `run_segments` calls ``advance`` once per output interval and ``observe`` at every output
-step. Its jitted kernels are module-level functions of (dynamics, state, ...), so the cache is
+step: all in one compiled scan over the intervals, or (with a progress bar, on long runs) one
+call per interval from Python so that the bar moves and Ctrl-C stops between intervals. Its jitted kernels are module-level functions of (dynamics, state, ...), so the cache is
 keyed on the dynamics' class, static fields and array shapes: a repeated call with the same
 shapes never traces or compiles again (`trace_count` counts traces, for the tests).
 
@@ -27,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
+
+from ._numerics import power_of_two_at_least
 
 _TRACES: collections.Counter = collections.Counter()
 
@@ -60,6 +63,22 @@ def _advance(dynamics: Dynamics, state, first_step, n_steps, batched: bool):
 def _observe(dynamics: Dynamics, state, batched: bool):
     _TRACES[type(dynamics).__name__] += 1
     return jax.vmap(dynamics.observe)(state) if batched else dynamics.observe(state)
+
+
+@eqx.filter_jit
+def _advance_and_observe_all(dynamics: Dynamics, state, firsts, lengths, batched: bool):
+    """Every segment in one compiled call: a scan over (first step, length) pairs, observing
+    after each (padding segments have length 0)."""
+    _TRACES[type(dynamics).__name__] += 1
+    advance = jax.vmap(dynamics.advance, in_axes=(0, None, None)) if batched else dynamics.advance
+    observe = jax.vmap(dynamics.observe) if batched else dynamics.observe
+
+    def segment(state, first_and_length):
+        first, length = first_and_length
+        state = advance(state, first, length)
+        return state, observe(state)
+
+    return jax.lax.scan(segment, state, (firsts, lengths))
 
 
 def shard_seeds(state):
@@ -103,10 +122,25 @@ def run_segments(dynamics: Dynamics, state0, steps, *, batched: bool = True,
     if progress is None:
         progress = float(steps[-1]) * work_per_step > 1e8
     state = shard_seeds(state0) if batched else state0
+    if not progress:
+        # One compiled call for all segments (no Python round trip per output step); the
+        # segment count is padded to a power of two so that similar grids share a compilation.
+        lengths = np.diff(np.concatenate([[0], steps]))
+        size = power_of_two_at_least(steps.size, 8)
+        firsts = np.concatenate([steps - lengths, np.full(size - steps.size, steps[-1])])
+        lengths = np.concatenate([lengths, np.zeros(size - steps.size, dtype=np.int64)])
+        # int32 step counters where they fit, as a Python int would give (a Dynamics may keep
+        # an int32 step index in its state)
+        index = np.int32 if steps[-1] < np.iinfo(np.int32).max else np.int64
+        state, records = _advance_and_observe_all(dynamics, state, jnp.asarray(firsts, index),
+                                                  jnp.asarray(lengths, index), batched)
+        axis = 1 if batched else 0
+        out = {k: np.moveaxis(np.asarray(v), 0, axis)[..., :steps.size] if batched
+               else np.asarray(v)[:steps.size] for k, v in records.items()}
+        return out, state
     records = []
     done = 0
-    bar = tqdm(total=int(steps[-1]), desc=description, unit="step", disable=not progress,
-               leave=False)
+    bar = tqdm(total=int(steps[-1]), desc=description, unit="step", leave=False)
     try:
         for target in steps:
             n = int(target) - done
