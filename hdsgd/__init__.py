@@ -21,6 +21,7 @@ from .autotune import (
     samples_to_target,
     steps_to_target,
     tune,
+    tune_schedule,
     value_at_budget,
 )
 from .compare import Agreement, compare
@@ -32,6 +33,7 @@ from .setups import (
     LabelNoiseMomentum,
     MatrixSensingMomentum,
     ProxLinearSensing,
+    Schedule,
     SpikedSingleIndex,
     StreamingLeastSquares,
     TwoParameterMomentum,
@@ -50,6 +52,7 @@ __all__ = [
     "LogRange",
     "MatrixSensingMomentum",
     "ProxLinearSensing",
+    "Schedule",
     "SpikedSingleIndex",
     "StreamingLeastSquares",
     "Task",
@@ -73,5 +76,6 @@ __all__ = [
     "steps_to_target",
     "sweep",
     "tune",
+    "tune_schedule",
     "value_at_budget",
 ]

@@ -336,16 +336,20 @@ class PurePrediction:
     Attributes:
         names: the fields, in the order of ``theta``.
         fn: ``theta -> values`` (n + 1,): the observable at every whole step 0..n, pure JAX
-            (differentiable in ``theta``).
+            (differentiable in ``theta``). A scalar field is one entry of ``theta``; a
+            step-size schedule is one entry per piece.
         samples_per_step: ``theta -> scalar``, fresh samples per step (a field may set it).
         n_steps: n.
+        upper: per entry of ``theta``, the value it must stay below (a stability edge), or
+            inf where there is none; None when the system states none.
     """
 
-    def __init__(self, names, fn, samples_per_step, n_steps: int):
+    def __init__(self, names, fn, samples_per_step, n_steps: int, upper=None):
         self.names = tuple(names)
         self.fn = fn
         self.samples_per_step = samples_per_step
         self.n_steps = int(n_steps)
+        self.upper = None if upper is None else np.asarray(upper, dtype=np.float64)
 
 
 @functools.singledispatch

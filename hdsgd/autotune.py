@@ -312,8 +312,10 @@ class Tuned(eqx.Module):
             return []
         name = self.names[0]
         others = {n: getattr(self.setup, n) for n in self.names[1:]}
-        values = sorted({row[name] for row in self.table if "refined" not in row})
         chosen = getattr(self.setup, name)
+        if not isinstance(chosen, (int, float, np.number)):  # a schedule has no grid neighbours
+            return []
+        values = sorted({row[name] for row in self.table if "refined" not in row})
         below = [v for v in values if v < chosen * (1 - 1e-9)]
         above = [v for v in values if v > chosen * (1 + 1e-9)]
         out = []
@@ -682,6 +684,140 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                  objective=objective, horizon=_candidate_horizon(chosen, horizon, budget),
                  options=dict(predict_options), names=tuple(names), budget=budget,
                  fixed_horizon=horizon)
+
+
+# ----------------------------------------------------------------- step-size schedules
+def _check_steps(steps) -> int:
+    ok = not isinstance(steps, bool) and isinstance(steps, (int, float, np.integer, np.floating))
+    if ok:
+        ok = math.isfinite(float(steps)) and float(steps) == int(steps) and int(steps) >= 1
+    if not ok:
+        raise ValueError(f"steps={steps!r} is invalid; allowed: an integer >= 1 (the horizon in "
+                         "optimizer steps)")
+    return int(steps)
+
+
+CONSTANT_SCAN = 32    # constant step sizes scanned (log-spaced up to 0.99 of the edge) to start from
+_THETA_BOUNDS = (-30.0, 20.0)  # sigmoid(theta) in (1e-13, 1 - 2e-9): strictly below the edge
+
+
+@scoped_x64
+def tune_schedule(setup, objective: Objective, *, steps: int, pieces: int = 8, boundaries=None,
+                  maxiter: int = 200) -> Tuned:
+    """Optimise a piecewise-constant step-size `Schedule` on the prediction alone.
+
+    The schedule has ``pieces`` pieces of near-equal length over ``steps`` optimizer steps
+    (`Schedule.even`), or the given ``boundaries``. Each piece is kept strictly below the
+    stability edge by the parametrisation
+
+        gamma_p = gamma_c sigmoid(theta_p),   p = 0..P-1,
+
+    with gamma_c the system's edge (`PurePrediction.upper`, the exact critical step size for
+    least squares). The smooth form of ``objective`` (`smooth_objective`) on the system's pure
+    prediction over steps 0..``steps`` is minimised over theta by L-BFGS-B, with the gradient
+    taken by reverse mode through the prediction (``jax.grad``), started from the best of
+    `CONSTANT_SCAN` constant step sizes (log-spaced from 1e-3 to 0.99 of gamma_c), so the
+    result is never predicted worse than that constant.
+
+    Args:
+        setup: a Setup whose ``step_size`` accepts a `Schedule` (least squares); its other
+            fields are kept.
+        objective: ``value_at_budget(...)`` or ``*_to_target(...)`` without ``settle`` (the
+            objectives with a smooth form); a sample budget must fit in ``steps`` steps.
+        steps: the horizon, in optimizer steps.
+        pieces: P >= 1 (with ``boundaries`` given: len(boundaries) + 1).
+        boundaries: the first step of pieces 1..P-1 (default: near-equal pieces).
+        maxiter: L-BFGS-B iterations.
+
+    Returns:
+        A `Tuned` whose ``setup.step_size`` is the optimised `Schedule`; ``table`` holds the
+        constant scan (``step_size``, ``score``), then the schedule's row (``refined``); its
+        ``objective_value`` is the objective of the predicted curve of the schedule.
+    """
+    from .api import pure_prediction
+    from .setups.schedule import Schedule
+
+    check_setup(setup, "tune_schedule")
+    n = _check_steps(steps)
+    kind = getattr(objective, "kind", None)
+    if kind is None or getattr(objective, "settle", False):
+        raise ValueError(f"objective={objective!r} is invalid for tune_schedule; allowed: "
+                         "value_at_budget(...), samples_to_target(...) or steps_to_target(...) "
+                         "without settle (the objectives with a smooth form)")
+    if not isinstance(pieces, (int, np.integer)) or isinstance(pieces, bool) or pieces < 1:
+        raise ValueError(f"pieces={pieces!r} is invalid; allowed: an integer >= 1")
+    if boundaries is None:
+        if pieces > n:
+            raise ValueError(f"pieces={pieces} is more than steps={n}; allowed: pieces <= steps")
+        shape = Schedule.even(np.ones(int(pieces)), n)
+    else:
+        shape = Schedule(np.ones(len(np.atleast_1d(boundaries)) + 1), boundaries)
+        if shape.boundaries.size and shape.boundaries[-1] >= n:
+            raise ValueError(f"boundaries={boundaries!r} reach step {shape.boundaries[-1]}; "
+                             f"allowed: boundaries < steps={n}")
+    if "step_size" not in setup.field_names():
+        raise ValueError(f"{type(setup).__name__} has no step_size field; allowed: a Setup whose "
+                         "step_size accepts a Schedule (hdsgd.StreamingLeastSquares)")
+    try:
+        start = setup.replace(step_size=shape)
+    except (ValueError, TypeError):
+        raise ValueError(f"{type(setup).__name__} does not accept a step-size Schedule; "
+                         "allowed: hdsgd.StreamingLeastSquares") from None
+    horizon = n / setup.steps_per_unit
+    pure = pure_prediction(start, ("step_size",), objective.observable, n)
+    if pure is None or pure.upper is None or not np.all(np.isfinite(pure.upper)):
+        raise ValueError(f"{type(setup).__name__} offers no differentiable prediction of "
+                         f"{objective.observable!r} under a step-size schedule with a stability "
+                         "edge; allowed: hdsgd.StreamingLeastSquares with observable 'risk' or "
+                         "'excess_risk'")
+    if objective.sample_budget is not None:
+        need = objective.sample_budget / float(pure.samples_per_step(pure.upper))
+        if need > n:
+            raise ValueError(f"the objective's budget of {objective.sample_budget:g} samples needs "
+                             f"{need:g} steps; allowed: steps >= {math.ceil(need)}")
+    import jax.numpy as jnp
+
+    upper = jnp.asarray(pure.upper)
+
+    def score(theta):
+        gammas = upper * jax.nn.sigmoid(theta)
+        return smooth_objective(objective, pure.fn(gammas), pure.samples_per_step(gammas))
+
+    score_jit = jax.jit(score)
+    fractions = np.geomspace(1e-3, 0.99, CONSTANT_SCAN)
+    scan = [float(score_jit(jnp.full(shape.pieces, math.log(f / (1 - f))))) for f in fractions]
+    scan = np.where(np.isfinite(scan), scan, np.inf)
+    best = int(np.argmin(scan))
+    if not math.isfinite(scan[best]):
+        raise ValueError(f"no constant step size below the edge has a finite score for "
+                         f"{_describe(objective)} within steps={n}; allowed: a longer horizon or "
+                         "a reachable target")
+    table = [{"step_size": float(f * pure.upper[0]), "score": float(v)}
+             for f, v in zip(fractions, scan)]
+    scale = abs(scan[best]) or 1.0
+    value_and_grad = jax.jit(jax.value_and_grad(lambda th: score(th) / scale))
+
+    def fun(x):
+        val, g = value_and_grad(jnp.asarray(x))
+        val, g = float(val), np.asarray(g, dtype=np.float64)
+        if not (math.isfinite(val) and np.all(np.isfinite(g))):
+            return 1e300, np.zeros_like(g)
+        return val, g
+
+    f0 = fractions[best]
+    x0 = np.full(shape.pieces, math.log(f0 / (1 - f0)))
+    res = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
+                                  bounds=[_THETA_BOUNDS] * shape.pieces,
+                                  options={"maxiter": int(maxiter)})
+    x = res.x if res.fun <= 1.0 else x0
+    gammas = pure.upper / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+    chosen = setup.replace(step_size=shape.with_step_sizes(gammas))
+    curve = predict(chosen, horizon)
+    value = float(objective(curve))
+    table.append({"step_size": "schedule", "score": value, "refined": "schedule"})
+    return Tuned(setup=chosen, objective_value=value, curve=curve, table=table,
+                 objective=objective, horizon=horizon, options={}, names=("step_size",),
+                 budget=None, fixed_horizon=horizon)
 
 
 # ----------------------------------------------------------------- batch size
