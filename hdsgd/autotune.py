@@ -13,7 +13,13 @@ or the run diverged first):
 * ``samples_to_target(value, observable)``: fresh samples used until ``observable <= value``;
 * ``steps_to_target(value, observable)``: optimizer steps until ``observable <= value``;
 * ``value_at_budget(samples=..., observable=...)``: the observable once ``samples`` fresh
-  samples have been used.
+  samples have been used;
+* ``setup_objective(fn)``: a score of the candidate Setup itself (a system's own time to
+  target on a horizon of its own, such as the momentum system's `time_objective`); no
+  prediction is made.
+
+``tune_schedule(setup, objective, steps=...)`` optimises a piecewise-constant step-size
+schedule by gradient through the prediction (least squares).
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ import scipy.optimize
 
 from ._numerics import first_crossing
 from ._precision import scoped_x64
-from .api import check_horizon, check_setup, predict, predict_grid, simulate
+from .api import (LogRange, SetupObjective, check_horizon, check_setup, predict, predict_grid,
+                  setup_objective, simulate)
 from .compare import Agreement, compare
 from .curve import Curve
 
@@ -182,23 +189,6 @@ def _describe(objective) -> str:
 
 
 # ----------------------------------------------------------------- the search space
-class LogRange(eqx.Module):
-    """A continuous range [low, high] sampled at ``num`` log-spaced points, then refined."""
-
-    low: float
-    high: float
-    num: int = eqx.field(static=True, default=9)
-
-    def __check_init__(self):
-        if not (0 < self.low < self.high and math.isfinite(self.high)):
-            raise ValueError(f"LogRange needs 0 < low < high; got low={self.low}, high={self.high}")
-        if self.num < 2:
-            raise ValueError(f"LogRange num={self.num} must be >= 2")
-
-    def values(self) -> np.ndarray:
-        return np.geomspace(self.low, self.high, self.num)
-
-
 def _grid(space: Mapping[str, Any]) -> tuple[list[str], list[np.ndarray]]:
     if not space:
         raise ValueError("space must name at least one field")
@@ -286,20 +276,20 @@ class Tuned(eqx.Module):
     Attributes:
         setup: the chosen Setup.
         objective_value: its predicted score (lower is better).
-        curve: its predicted Curve.
+        curve: its predicted Curve (None for a `SetupObjective`).
         table: one row per grid point (field values and score), then refinement steps.
         objective: the objective used.
-        horizon: the prediction horizon of the choice.
+        horizon: the prediction horizon of the choice (None for a `SetupObjective` without one).
         names: the tuned fields, in the order of the search space.
         budget: the sample budget each candidate was predicted for (or None).
     """
 
     setup: Any
     objective_value: float
-    curve: Curve
+    curve: Curve | None
     table: list
     objective: Any
-    horizon: float
+    horizon: float | None
     options: dict = eqx.field(static=True, default_factory=dict)
     names: tuple = eqx.field(static=True, default=())
     budget: float | None = None
@@ -330,6 +320,11 @@ class Tuned(eqx.Module):
                **simulate_options) -> Verification:
         """Simulate the choice (and its two grid neighbours) and score each Monte Carlo mean
         with the same objective; the prediction of the choice is compared with its Monte Carlo."""
+        if isinstance(self.objective, SetupObjective):
+            raise ValueError(f"objective={self.objective.description!r} scores Setups, not "
+                             "curves, so Tuned.verify cannot score a Monte Carlo; allowed: a "
+                             "Curve objective, or the system's own Monte Carlo measure (e.g. "
+                             "hdsgd.momentum.measured_time_to_target)")
         setups = [self.setup] + (self.neighbours() if neighbours else [])
         points = []
         for i, s in enumerate(setups):
@@ -485,6 +480,9 @@ def _bracket_refine(setup, names, axes, space, best_values, best_score, best_cur
                 s = setup.replace(**{**best_values, name: v})
             except ValueError:
                 return math.inf
+            if isinstance(objective, SetupObjective):
+                cache[v] = None
+                return objective(s)
             c = predict(s, _candidate_horizon(s, horizon, budget), **predict_options)
             cache[v] = c
             return objective(c)
@@ -599,7 +597,9 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         setup: the starting Setup; fields not in ``space`` are kept.
         space: field (or derived coordinate, such as prox-linear's ``eta_bar``) -> candidate
             values, or a `LogRange` (grid, then refined).
-        objective: ``samples_to_target(...)``, ``steps_to_target(...)`` or ``value_at_budget(...)``.
+        objective: ``samples_to_target(...)``, ``steps_to_target(...)``, ``value_at_budget(...)``,
+            a callable Curve -> float, or a `SetupObjective` (``setup_objective(fn)``: each
+            candidate Setup scored directly, no prediction, no horizon needed).
         horizon: prediction horizon, in the system's time unit; long enough to reach the target.
         budget: instead of ``horizon``, a sample budget: each candidate is predicted until it
             has used this many fresh samples (default: the objective's budget, if it has one).
@@ -625,9 +625,14 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
     if unknown:
         raise ValueError(f"space names {', '.join(map(repr, unknown))}, not a field of "
                          f"{type(setup).__name__}; allowed: {', '.join(tunable)}")
+    scores_setups = isinstance(objective, SetupObjective)
+    if scores_setups and predict_options:
+        raise ValueError(f"option(s) {', '.join(sorted(predict_options))} are invalid with a "
+                         "SetupObjective (it predicts nothing); allowed: none (pass them to the "
+                         "objective's function)")
     if budget is None and horizon is None and isinstance(objective, Objective):
         budget = objective.sample_budget
-    if horizon is None and budget is None:
+    if horizon is None and budget is None and not scores_setups:
         raise ValueError("horizon=None and budget=None; allowed: a horizon (in the system's time "
                          "unit) or a sample budget (budget=, or value_at_budget(samples=...))")
     if horizon is not None:
@@ -644,22 +649,33 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
             candidates.append(None)
     if all(c is None for c in candidates):
         setup.replace(**dict(zip(names, points[0])))  # raises, naming the invalid value
-    horizons = [None if c is None else _candidate_horizon(c, horizon, budget) for c in candidates]
-    curves = _predict_candidates(setup, candidates, horizons, executor, predict_options)
-    scores = np.array([math.inf if c is None else float(objective(c)) for c in curves])
-    _check_scores(objective, curves, scores)
+    if scores_setups:
+        curves = [None] * len(candidates)
+        valid = [c for c in candidates if c is not None]
+        found = iter(list(executor.map(objective, valid)) if executor is not None
+                     else [objective(c) for c in valid])
+        scores = np.array([math.inf if c is None else float(next(found)) for c in candidates])
+        if not np.isfinite(scores).any():
+            raise ValueError(f"no candidate has a finite score for {_describe(objective)}; "
+                             "allowed: other candidates, or a target the system can reach")
+    else:
+        horizons = [None if c is None else _candidate_horizon(c, horizon, budget)
+                    for c in candidates]
+        curves = _predict_candidates(setup, candidates, horizons, executor, predict_options)
+        scores = np.array([math.inf if c is None else float(objective(c)) for c in curves])
+        _check_scores(objective, curves, scores)
     table = [{**{n: float(p[i]) for i, n in enumerate(names)}, "score": float(s)}
              for p, s in zip(points, scores)]
     best = int(np.argmin(scores))
     best_values = {n: points[best][i] for i, n in enumerate(names)}
     best_score, best_curve = float(scores[best]), curves[best]
-    if best_curve is None:
+    if candidates[best] is None:
         raise ValueError("no point of space gives a valid setup (every candidate failed validation)")
 
     if refine and math.isfinite(best_score):
         continuous = [n for n in names if isinstance(space[n], LogRange)]
         refined = None
-        if continuous:
+        if continuous and not scores_setups:
             refined = _gradient_refine(setup, names, axes, continuous, best_values, objective,
                                        horizon, budget, predict_options)
         if refined is not None:
@@ -680,8 +696,10 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                 setup, names, axes, space, best_values, best_score, best_curve, objective,
                 horizon, budget, predict_options, refine_evals, table)
     chosen = setup.replace(**best_values)
+    chosen_horizon = (None if horizon is None and budget is None
+                      else _candidate_horizon(chosen, horizon, budget))
     return Tuned(setup=chosen, objective_value=best_score, curve=best_curve, table=table,
-                 objective=objective, horizon=_candidate_horizon(chosen, horizon, budget),
+                 objective=objective, horizon=chosen_horizon,
                  options=dict(predict_options), names=tuple(names), budget=budget,
                  fixed_horizon=horizon)
 
