@@ -148,3 +148,7 @@ recursion_state_jit = jax.jit(recursion_state, static_argnums=(5,))
 momentum_recursion_psi_jit = jax.jit(momentum_recursion_psi, static_argnums=(6,))
 recursion_psi_grid = jax.jit(jax.vmap(recursion_psi, in_axes=(None, None, 0, 0, 0, None)),
                              static_argnums=(5,))
+"""`recursion_psi` vmapped over (noise_var, step_size, batch_size): a grid of settings."""
+momentum_recursion_psi_grid = jax.jit(
+    jax.vmap(momentum_recursion_psi, in_axes=(None, None, 0, 0, 0, 0, None)), static_argnums=(6,))
+"""`momentum_recursion_psi` vmapped over (noise_var, step_size, batch_size, momentum)."""
