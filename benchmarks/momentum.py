@@ -49,8 +49,10 @@ def main(argv=None):
                            args.repeat)
     print(f"time-to-target from the reduced SDE {t_target * 1e3:.0f} ms vs the Monte Carlo run that "
           f"measures it {t_mc * 1e3:.0f} ms: ratio {t_mc / t_target:.1f}")
-    _, _, t_opt = timed(lambda: momentum.optimal_constant(setup, 0.1), 1)
-    print(f"optimal constant C from the recursion (61-point scan + Brent): {t_opt:.2f} s")
+    _, _, t_opt = timed(lambda: hdsgd.tune(setup, {"constant": momentum.constant_range(setup)},
+                                           momentum.time_objective(0.1)), 1)
+    print(f"optimal constant C from the recursion (hdsgd.tune: 61-point scan + Brent): "
+          f"{t_opt:.2f} s")
 
     sensing = momentum.MatrixSensingMomentum(dim=8, rank=1, n_samples=20, step_size=2e-2,
                                              momentum=0.9, label_noise=0.5)

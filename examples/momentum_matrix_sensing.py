@@ -9,7 +9,7 @@ interpolant (smallest tr Hess, ~ nuclear norm), i.e. toward X*. T = the step fro
 relative distance ||U U^T - X*||_F / ||X*||_F stays below ``--target``.
 
 For each eta: T against 1 - beta from the closure on a grid 1 - beta = c eta^(2/3),
-c in ``--c-range``, then `hdsgd.momentum.optimal_momentum` (Brent) between the neighbours
+c in ``--c-range``, then `hdsgd.tune` over damping = 1 - beta (Brent) between the neighbours
 of the best grid point, and the Monte Carlo T at the optimum. Panels: (1) T against
 1 - beta (lines: closure, dots: Monte Carlo at the optimum); (2) the best 1 - beta and T
 there against eta with fitted exponents (expected 2/3 and -2/3); (3) one trajectory,
@@ -100,8 +100,9 @@ def main(argv=None):
             continue
         j = int(np.argmin(np.where(np.isfinite(times), times, np.inf)))
         bounds = (gaps[max(j - 1, 0)], gaps[min(j + 1, gaps.size - 1)])
-        gap, t_best = momentum.optimal_momentum(setup, args.target, method="closure",
-                                                      bounds=bounds, grid=3)
+        tuned = hdsgd.tune(setup, {"damping": hdsgd.LogRange(*bounds, 3)},
+                           momentum.time_objective(args.target, method="closure"))
+        gap, t_best = tuned.setup.one_minus_beta, tuned.objective_value
         best.append((eta, gap, t_best))
         axes[0].loglog(gaps, times, "-", color=colour, label=f"eta={eta:g}")
         axes[0].loglog([gap], [t_best], "x", color=colour)

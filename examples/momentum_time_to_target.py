@@ -42,6 +42,14 @@ import hdsgd  # noqa: E402
 from hdsgd import momentum  # noqa: E402
 
 
+def _optimal_damping(setup, target, space=None, **options):
+    """(1 - beta_opt, T) by `hdsgd.tune` over damping = 1 - beta at the Setup's eta, scored by
+    the reduced equations' time to target (default: the uniform recursion)."""
+    space = momentum.damping_range(setup) if space is None else space
+    tuned = hdsgd.tune(setup, {"damping": space}, momentum.time_objective(target, **options))
+    return tuned.setup.one_minus_beta, tuned.objective_value
+
+
 def theory_time(setup, target, *, paths):
     """T from the reduced equation that holds in the Setup's regime (see module docstring)."""
     if setup.exponent is not None and setup.exponent < 0.6:
@@ -121,7 +129,7 @@ def main(argv=None):
     # ---- panel 2: the optimal 1 - beta against eta
     ax = axes[1]
     fine = np.geomspace(args.eta_min, args.eta_max, 2 * args.points)
-    best = [momentum.optimal_momentum(dataclasses.replace(base, step_size=float(eta)), target)
+    best = [_optimal_damping(dataclasses.replace(base, step_size=float(eta)), target)
             for eta in fine]
     gaps, t_best_recursion = np.array(best).T
     # T at the best 1 - beta from the reduced SDE (the recursion places the optimum well but,
@@ -142,8 +150,9 @@ def main(argv=None):
         for eta in sde_etas:
             setup = dataclasses.replace(base, step_size=float(eta))
             centre = c_star * eta ** (2 / 3)
-            sde_best.append(momentum.optimal_momentum(setup, target, method="sde", paths=args.paths,
-                                                bounds=(centre / 4, min(1.0, 3 * centre)), grid=9))
+            space = hdsgd.LogRange(centre / 4, min(1.0, 3 * centre), 9)
+            sde_best.append(_optimal_damping(setup, target, space, method="sde", paths=args.paths,
+                                             dt=momentum.common_dt(setup, "damping", space)))
         sde_gaps, sde_t = np.array(sde_best).T
         sde_slope = np.polyfit(np.log(sde_etas), np.log(sde_gaps), 1)[0] if len(sde_etas) > 1 else np.nan
         ax.loglog(sde_etas, sde_gaps, "s", ms=8, mfc="none",

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -329,6 +330,55 @@ predict_grid.register = _predict_grid.register  # type: ignore[attr-defined]
 predict_grid.dispatch = _predict_grid.dispatch  # type: ignore[attr-defined]
 
 
+# ----------------------------------------------------------------- search spaces and objectives
+# (the tuner's vocabulary, here so that a system's theory can offer its own ranges and scores)
+class LogRange(eqx.Module):
+    """A continuous range [low, high] sampled at ``num`` log-spaced points, then refined."""
+
+    low: float
+    high: float
+    num: int = eqx.field(static=True, default=9)
+
+    def __check_init__(self):
+        if not (0 < self.low < self.high and math.isfinite(self.high)):
+            raise ValueError(f"LogRange needs 0 < low < high; got low={self.low}, high={self.high}")
+        if self.num < 2:
+            raise ValueError(f"LogRange num={self.num} must be >= 2")
+
+    def values(self) -> np.ndarray:
+        return np.geomspace(self.low, self.high, self.num)
+
+
+class SetupObjective(eqx.Module):
+    """A score of a Setup itself, lower is better: ``objective(setup) -> float``.
+
+    For a figure of merit that is not read off one predicted Curve: a system's own time to
+    target, say, computed from its reduced equations on a horizon of its own for each
+    candidate (the momentum system's settling time, `hdsgd.momentum.time_to_target`). `tune`
+    then scores each candidate Setup directly (no `predict`), refines by the bracketing search,
+    and its `Tuned` has no curve.
+
+    Attributes:
+        fn: ``Setup -> float`` (``inf`` where the target is not met).
+        description: what it measures, for tables and figures.
+    """
+
+    fn: Any = eqx.field(static=True)
+    description: str = eqx.field(static=True, default="score of the setup")
+
+    def __call__(self, setup) -> float:
+        return float(self.fn(setup))
+
+
+def setup_objective(fn, description: str = "score of the setup") -> SetupObjective:
+    """``fn(setup) -> float`` (lower is better) as an objective `tune` scores Setups with
+    (`SetupObjective`), e.g. ``setup_objective(lambda s: hdsgd.momentum.time_to_target(s, 0.1,
+    method="recursion"), "steps until sqrt(E s^2) stays <= 0.1")``."""
+    if not callable(fn):
+        raise ValueError(f"fn={fn!r} is invalid; allowed: a callable Setup -> float")
+    return SetupObjective(fn, str(description))
+
+
 # ----------------------------------------------------------------- differentiable predictions
 class PurePrediction:
     """A prediction as a pure JAX function of some continuous fields, for gradients.
@@ -336,16 +386,20 @@ class PurePrediction:
     Attributes:
         names: the fields, in the order of ``theta``.
         fn: ``theta -> values`` (n + 1,): the observable at every whole step 0..n, pure JAX
-            (differentiable in ``theta``).
+            (differentiable in ``theta``). A scalar field is one entry of ``theta``; a
+            step-size schedule is one entry per piece.
         samples_per_step: ``theta -> scalar``, fresh samples per step (a field may set it).
         n_steps: n.
+        upper: per entry of ``theta``, the value it must stay below (a stability edge), or
+            inf where there is none; None when the system states none.
     """
 
-    def __init__(self, names, fn, samples_per_step, n_steps: int):
+    def __init__(self, names, fn, samples_per_step, n_steps: int, upper=None):
         self.names = tuple(names)
         self.fn = fn
         self.samples_per_step = samples_per_step
         self.n_steps = int(n_steps)
+        self.upper = None if upper is None else np.asarray(upper, dtype=np.float64)
 
 
 @functools.singledispatch

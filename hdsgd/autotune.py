@@ -13,7 +13,13 @@ or the run diverged first):
 * ``samples_to_target(value, observable)``: fresh samples used until ``observable <= value``;
 * ``steps_to_target(value, observable)``: optimizer steps until ``observable <= value``;
 * ``value_at_budget(samples=..., observable=...)``: the observable once ``samples`` fresh
-  samples have been used.
+  samples have been used;
+* ``setup_objective(fn)``: a score of the candidate Setup itself (a system's own time to
+  target on a horizon of its own, such as the momentum system's `time_objective`); no
+  prediction is made.
+
+``tune_schedule(setup, objective, steps=...)`` optimises a piecewise-constant step-size
+schedule by gradient through the prediction (least squares).
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ import scipy.optimize
 
 from ._numerics import first_crossing
 from ._precision import scoped_x64
-from .api import check_horizon, check_setup, predict, predict_grid, simulate
+from .api import (LogRange, SetupObjective, check_horizon, check_setup, predict, predict_grid,
+                  setup_objective, simulate)
 from .compare import Agreement, compare
 from .curve import Curve
 
@@ -182,23 +189,6 @@ def _describe(objective) -> str:
 
 
 # ----------------------------------------------------------------- the search space
-class LogRange(eqx.Module):
-    """A continuous range [low, high] sampled at ``num`` log-spaced points, then refined."""
-
-    low: float
-    high: float
-    num: int = eqx.field(static=True, default=9)
-
-    def __check_init__(self):
-        if not (0 < self.low < self.high and math.isfinite(self.high)):
-            raise ValueError(f"LogRange needs 0 < low < high; got low={self.low}, high={self.high}")
-        if self.num < 2:
-            raise ValueError(f"LogRange num={self.num} must be >= 2")
-
-    def values(self) -> np.ndarray:
-        return np.geomspace(self.low, self.high, self.num)
-
-
 def _grid(space: Mapping[str, Any]) -> tuple[list[str], list[np.ndarray]]:
     if not space:
         raise ValueError("space must name at least one field")
@@ -314,20 +304,20 @@ class Tuned(eqx.Module):
     Attributes:
         setup: the chosen Setup.
         objective_value: its predicted score (lower is better).
-        curve: its predicted Curve.
+        curve: its predicted Curve (None for a `SetupObjective`).
         table: one row per grid point (field values and score), then refinement steps.
         objective: the objective used.
-        horizon: the prediction horizon of the choice.
+        horizon: the prediction horizon of the choice (None for a `SetupObjective` without one).
         names: the tuned fields, in the order of the search space.
         budget: the sample budget each candidate was predicted for (or None).
     """
 
     setup: Any
     objective_value: float
-    curve: Curve
+    curve: Curve | None
     table: list
     objective: Any
-    horizon: float
+    horizon: float | None
     options: dict = eqx.field(static=True, default_factory=dict)
     names: tuple = eqx.field(static=True, default=())
     budget: float | None = None
@@ -340,8 +330,10 @@ class Tuned(eqx.Module):
             return []
         name = self.names[0]
         others = {n: getattr(self.setup, n) for n in self.names[1:]}
-        values = sorted({row[name] for row in self.table if "refined" not in row})
         chosen = getattr(self.setup, name)
+        if not isinstance(chosen, (int, float, np.number)):  # a schedule has no grid neighbours
+            return []
+        values = sorted({row[name] for row in self.table if "refined" not in row})
         below = [v for v in values if v < chosen * (1 - 1e-9)]
         above = [v for v in values if v > chosen * (1 + 1e-9)]
         out = []
@@ -356,6 +348,11 @@ class Tuned(eqx.Module):
                **simulate_options) -> Verification:
         """Simulate the choice (and its two grid neighbours) and score each Monte Carlo mean
         with the same objective; the prediction of the choice is compared with its Monte Carlo."""
+        if isinstance(self.objective, SetupObjective):
+            raise ValueError(f"objective={self.objective.description!r} scores Setups, not "
+                             "curves, so Tuned.verify cannot score a Monte Carlo; allowed: a "
+                             "Curve objective, or the system's own Monte Carlo measure (e.g. "
+                             "hdsgd.momentum.measured_time_to_target)")
         setups = [self.setup] + (self.neighbours() if neighbours else [])
         points = []
         for i, s in enumerate(setups):
@@ -523,6 +520,9 @@ def _bracket_refine(setup, names, axes, space, best_values, best_score, best_cur
                 s = setup.replace(**{**best_values, name: v})
             except ValueError:
                 return math.inf
+            if isinstance(objective, SetupObjective):
+                cache[v] = None
+                return objective(s)
             c = predict(s, _candidate_horizon(s, horizon, budget), **predict_options)
             cache[v] = c
             return objective(c)
@@ -637,7 +637,9 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         setup: the starting Setup; fields not in ``space`` are kept.
         space: field (or derived coordinate, such as prox-linear's ``eta_bar``) -> candidate
             values, or a `LogRange` (grid, then refined).
-        objective: ``samples_to_target(...)``, ``steps_to_target(...)`` or ``value_at_budget(...)``.
+        objective: ``samples_to_target(...)``, ``steps_to_target(...)``, ``value_at_budget(...)``,
+            a callable Curve -> float, or a `SetupObjective` (``setup_objective(fn)``: each
+            candidate Setup scored directly, no prediction, no horizon needed).
         horizon: prediction horizon, in the system's time unit; long enough to reach the target.
         budget: instead of ``horizon``, a sample budget: each candidate is predicted until it
             has used this many fresh samples (default: the objective's budget, if it has one).
@@ -663,9 +665,14 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
     if unknown:
         raise ValueError(f"space names {', '.join(map(repr, unknown))}, not a field of "
                          f"{type(setup).__name__}; allowed: {', '.join(tunable)}")
+    scores_setups = isinstance(objective, SetupObjective)
+    if scores_setups and predict_options:
+        raise ValueError(f"option(s) {', '.join(sorted(predict_options))} are invalid with a "
+                         "SetupObjective (it predicts nothing); allowed: none (pass them to the "
+                         "objective's function)")
     if budget is None and horizon is None and isinstance(objective, Objective):
         budget = objective.sample_budget
-    if horizon is None and budget is None:
+    if horizon is None and budget is None and not scores_setups:
         raise ValueError("horizon=None and budget=None; allowed: a horizon (in the system's time "
                          "unit) or a sample budget (budget=, or value_at_budget(samples=...))")
     if horizon is not None:
@@ -682,22 +689,33 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
             candidates.append(None)
     if all(c is None for c in candidates):
         setup.replace(**dict(zip(names, points[0])))  # raises, naming the invalid value
-    horizons = [None if c is None else _candidate_horizon(c, horizon, budget) for c in candidates]
-    curves = _predict_candidates(setup, candidates, horizons, executor, predict_options)
-    scores = np.array([math.inf if c is None else float(objective(c)) for c in curves])
-    _check_scores(objective, curves, scores)
+    if scores_setups:
+        curves = [None] * len(candidates)
+        valid = [c for c in candidates if c is not None]
+        found = iter(list(executor.map(objective, valid)) if executor is not None
+                     else [objective(c) for c in valid])
+        scores = np.array([math.inf if c is None else float(next(found)) for c in candidates])
+        if not np.isfinite(scores).any():
+            raise ValueError(f"no candidate has a finite score for {_describe(objective)}; "
+                             "allowed: other candidates, or a target the system can reach")
+    else:
+        horizons = [None if c is None else _candidate_horizon(c, horizon, budget)
+                    for c in candidates]
+        curves = _predict_candidates(setup, candidates, horizons, executor, predict_options)
+        scores = np.array([math.inf if c is None else float(objective(c)) for c in curves])
+        _check_scores(objective, curves, scores)
     table = [{**{n: float(p[i]) for i, n in enumerate(names)}, "score": float(s)}
              for p, s in zip(points, scores)]
     best = int(np.argmin(scores))
     best_values = {n: points[best][i] for i, n in enumerate(names)}
     best_score, best_curve = float(scores[best]), curves[best]
-    if best_curve is None:
+    if candidates[best] is None:
         raise ValueError("no point of space gives a valid setup (every candidate failed validation)")
 
     if refine and math.isfinite(best_score):
         continuous = [n for n in names if isinstance(space[n], LogRange)]
         refined = None
-        if continuous:
+        if continuous and not scores_setups:
             refined = _gradient_refine(setup, names, axes, continuous, best_values, objective,
                                        horizon, budget, predict_options)
         if refined is not None:
@@ -718,10 +736,146 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                 setup, names, axes, space, best_values, best_score, best_curve, objective,
                 horizon, budget, predict_options, refine_evals, table)
     chosen = setup.replace(**best_values)
+    chosen_horizon = (None if horizon is None and budget is None
+                      else _candidate_horizon(chosen, horizon, budget))
     return Tuned(setup=chosen, objective_value=best_score, curve=best_curve, table=table,
-                 objective=objective, horizon=_candidate_horizon(chosen, horizon, budget),
+                 objective=objective, horizon=chosen_horizon,
                  options=dict(predict_options), names=tuple(names), budget=budget,
                  fixed_horizon=horizon)
+
+
+# ----------------------------------------------------------------- step-size schedules
+def _check_steps(steps) -> int:
+    ok = not isinstance(steps, bool) and isinstance(steps, (int, float, np.integer, np.floating))
+    if ok:
+        ok = math.isfinite(float(steps)) and float(steps) == int(steps) and int(steps) >= 1
+    if not ok:
+        raise ValueError(f"steps={steps!r} is invalid; allowed: an integer >= 1 (the horizon in "
+                         "optimizer steps)")
+    return int(steps)
+
+
+CONSTANT_SCAN = 32    # constant step sizes scanned (log-spaced up to 0.99 of the edge) to start from
+_THETA_BOUNDS = (-30.0, 20.0)  # sigmoid(theta) in (1e-13, 1 - 2e-9): strictly below the edge
+
+
+@scoped_x64
+def tune_schedule(setup, objective: Objective, *, steps: int, pieces: int = 8, boundaries=None,
+                  maxiter: int = 200) -> Tuned:
+    """Optimise a piecewise-constant step-size `Schedule` on the prediction alone.
+
+    The schedule has ``pieces`` pieces of near-equal length over ``steps`` optimizer steps
+    (`Schedule.even`), or the given ``boundaries``. Each piece is kept strictly below the
+    stability edge by the parametrisation
+
+        gamma_p = gamma_c sigmoid(theta_p),   p = 0..P-1,
+
+    with gamma_c the system's edge (`PurePrediction.upper`, the exact critical step size for
+    least squares). The smooth form of ``objective`` (`smooth_objective`) on the system's pure
+    prediction over steps 0..``steps`` is minimised over theta by L-BFGS-B, with the gradient
+    taken by reverse mode through the prediction (``jax.grad``), started from the best of
+    `CONSTANT_SCAN` constant step sizes (log-spaced from 1e-3 to 0.99 of gamma_c), so the
+    result is never predicted worse than that constant.
+
+    Args:
+        setup: a Setup whose ``step_size`` accepts a `Schedule` (least squares); its other
+            fields are kept.
+        objective: ``value_at_budget(...)`` or ``*_to_target(...)`` without ``settle`` (the
+            objectives with a smooth form); a sample budget must fit in ``steps`` steps.
+        steps: the horizon, in optimizer steps.
+        pieces: P >= 1 (with ``boundaries`` given: len(boundaries) + 1).
+        boundaries: the first step of pieces 1..P-1 (default: near-equal pieces).
+        maxiter: L-BFGS-B iterations.
+
+    Returns:
+        A `Tuned` whose ``setup.step_size`` is the optimised `Schedule`; ``table`` holds the
+        constant scan (``step_size``, ``score``), then the schedule's row (``refined``); its
+        ``objective_value`` is the objective of the predicted curve of the schedule.
+    """
+    from .api import pure_prediction
+    from .setups.schedule import Schedule
+
+    check_setup(setup, "tune_schedule")
+    n = _check_steps(steps)
+    kind = getattr(objective, "kind", None)
+    if kind is None or getattr(objective, "settle", False):
+        raise ValueError(f"objective={objective!r} is invalid for tune_schedule; allowed: "
+                         "value_at_budget(...), samples_to_target(...) or steps_to_target(...) "
+                         "without settle (the objectives with a smooth form)")
+    if not isinstance(pieces, (int, np.integer)) or isinstance(pieces, bool) or pieces < 1:
+        raise ValueError(f"pieces={pieces!r} is invalid; allowed: an integer >= 1")
+    if boundaries is None:
+        if pieces > n:
+            raise ValueError(f"pieces={pieces} is more than steps={n}; allowed: pieces <= steps")
+        shape = Schedule.even(np.ones(int(pieces)), n)
+    else:
+        shape = Schedule(np.ones(len(np.atleast_1d(boundaries)) + 1), boundaries)
+        if shape.boundaries.size and shape.boundaries[-1] >= n:
+            raise ValueError(f"boundaries={boundaries!r} reach step {shape.boundaries[-1]}; "
+                             f"allowed: boundaries < steps={n}")
+    if "step_size" not in setup.field_names():
+        raise ValueError(f"{type(setup).__name__} has no step_size field; allowed: a Setup whose "
+                         "step_size accepts a Schedule (hdsgd.StreamingLeastSquares)")
+    try:
+        start = setup.replace(step_size=shape)
+    except (ValueError, TypeError):
+        raise ValueError(f"{type(setup).__name__} does not accept a step-size Schedule; "
+                         "allowed: hdsgd.StreamingLeastSquares") from None
+    horizon = n / setup.steps_per_unit
+    pure = pure_prediction(start, ("step_size",), objective.observable, n)
+    if pure is None or pure.upper is None or not np.all(np.isfinite(pure.upper)):
+        raise ValueError(f"{type(setup).__name__} offers no differentiable prediction of "
+                         f"{objective.observable!r} under a step-size schedule with a stability "
+                         "edge; allowed: hdsgd.StreamingLeastSquares with observable 'risk' or "
+                         "'excess_risk'")
+    if objective.sample_budget is not None:
+        need = objective.sample_budget / float(pure.samples_per_step(pure.upper))
+        if need > n:
+            raise ValueError(f"the objective's budget of {objective.sample_budget:g} samples needs "
+                             f"{need:g} steps; allowed: steps >= {math.ceil(need)}")
+    import jax.numpy as jnp
+
+    upper = jnp.asarray(pure.upper)
+
+    def score(theta):
+        gammas = upper * jax.nn.sigmoid(theta)
+        return smooth_objective(objective, pure.fn(gammas), pure.samples_per_step(gammas))
+
+    score_jit = jax.jit(score)
+    fractions = np.geomspace(1e-3, 0.99, CONSTANT_SCAN)
+    scan = [float(score_jit(jnp.full(shape.pieces, math.log(f / (1 - f))))) for f in fractions]
+    scan = np.where(np.isfinite(scan), scan, np.inf)
+    best = int(np.argmin(scan))
+    if not math.isfinite(scan[best]):
+        raise ValueError(f"no constant step size below the edge has a finite score for "
+                         f"{_describe(objective)} within steps={n}; allowed: a longer horizon or "
+                         "a reachable target")
+    table = [{"step_size": float(f * pure.upper[0]), "score": float(v)}
+             for f, v in zip(fractions, scan)]
+    scale = abs(scan[best]) or 1.0
+    value_and_grad = jax.jit(jax.value_and_grad(lambda th: score(th) / scale))
+
+    def fun(x):
+        val, g = value_and_grad(jnp.asarray(x))
+        val, g = float(val), np.asarray(g, dtype=np.float64)
+        if not (math.isfinite(val) and np.all(np.isfinite(g))):
+            return 1e300, np.zeros_like(g)
+        return val, g
+
+    f0 = fractions[best]
+    x0 = np.full(shape.pieces, math.log(f0 / (1 - f0)))
+    res = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
+                                  bounds=[_THETA_BOUNDS] * shape.pieces,
+                                  options={"maxiter": int(maxiter)})
+    x = res.x if res.fun <= 1.0 else x0
+    gammas = pure.upper / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+    chosen = setup.replace(step_size=shape.with_step_sizes(gammas))
+    curve = predict(chosen, horizon)
+    value = float(objective(curve))
+    table.append({"step_size": "schedule", "score": value, "refined": "schedule"})
+    return Tuned(setup=chosen, objective_value=value, curve=curve, table=table,
+                 objective=objective, horizon=horizon, options={}, names=("step_size",),
+                 budget=None, fixed_horizon=horizon)
 
 
 # ----------------------------------------------------------------- batch size

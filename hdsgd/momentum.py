@@ -1,6 +1,6 @@
 """Label-noise SGD with heavy-ball momentum near a manifold of minimisers: three models, the
-two timescales, the stability edge, the time to target and the momentum that minimises it
-(docs/momentum.md).
+two timescales, the stability edge, the time to target, and its objective and scan ranges for
+finding the momentum that minimises it with `hdsgd.tune` (docs/momentum.md).
 
     setup = hdsgd.momentum.TwoParameterMomentum(step_size=1e-3, exponent=2/3, constant=0.711)
     hdsgd.predict(setup, 3000, method="sde")        # the reduced SDE (critical scaling)
@@ -13,12 +13,14 @@ from .montecarlo.momentum import measured_time_to_target
 from .odes.momentum import METHODS as PREDICT_METHODS
 from .odes.momentum import (
     MODEL_METHODS,
+    common_dt,
+    constant_range,
     critical_step_size,
+    damping_range,
     flow_closed_form,
-    optimal_constant,
-    optimal_momentum,
     regime,
     stationary_train_loss,
+    time_objective,
     time_to_target,
     timescales,
 )
@@ -39,15 +41,17 @@ __all__ = [
     "PREDICT_METHODS",
     "SIMULATE_METHODS",
     "TwoParameterMomentum",
+    "common_dt",
+    "constant_range",
     "critical_step_size",
+    "damping_range",
     "flow_closed_form",
     "matrix_sensing_problem",
     "measured_time_to_target",
-    "optimal_constant",
-    "optimal_momentum",
     "regime",
     "settling_time",
     "stationary_train_loss",
+    "time_objective",
     "time_to_target",
     "timescales",
 ]

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from hdsgd import InnerProductMomentum, TwoParameterMomentum, compare, predict, simulate
+from hdsgd import (InnerProductMomentum, LogRange, TwoParameterMomentum, compare, predict,
+                   simulate, tune)
 from hdsgd.momentum import measured_time_to_target
 from hdsgd.odes import momentum as th
 from hdsgd.odes.momentum import _inner_product as ip
@@ -197,14 +198,17 @@ GAP_OBS = ("distance_to_flattest", "trace_hessian", "manifold_coordinate")
 
 @pytest.mark.slow
 def test_sde_optimal_constant_against_monte_carlo():
-    """`optimal_constant` from the inner product's reduced SDE (measured: C = 0.486, T = 2077)
+    """The optimal C (`hdsgd.tune` with `time_objective`) from the inner product's reduced SDE (measured: C = 0.486, T = 2077)
     beats the critical-damping estimate C* = 0.711 in the Monte Carlo too (measured, 1000
     seeds: 2027 +- 19 vs 2532 +- 34), and its T is the Monte Carlo's at that C within 2.5%
     (2.6 s.e.)."""
     setup = InnerProductMomentum(**CRITICAL)
     c_star = setup.constant
-    c_opt, t_opt = th.optimal_constant(setup, TARGET, method="sde", paths=1000, grid=9,
-                                       bounds=(c_star / 3, 2 * c_star))
+    space = LogRange(c_star / 3, 2 * c_star, 9)
+    dt = th.common_dt(setup, "constant", space, "sde")
+    tuned = tune(setup, {"constant": space},
+                 th.time_objective(TARGET, method="sde", paths=1000, dt=dt))
+    c_opt, t_opt = tuned.setup.constant, tuned.objective_value
     assert 0.35 < c_opt < 0.65, c_opt
     times = np.arange(0, 4001, 25)
 

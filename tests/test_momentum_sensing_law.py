@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-from hdsgd import MatrixSensingMomentum, compare, predict, simulate
+from hdsgd import LogRange, MatrixSensingMomentum, compare, predict, simulate, tune
 from hdsgd.odes import momentum as th
 from hdsgd.setups.momentum import settling_time
 
@@ -61,14 +61,14 @@ def test_closure_stays_stable_at_very_small_damping():
     assert (out["train_loss"] > 0).all()
 
 
-def test_optimal_momentum_on_matrix_sensing_checks_its_input():
+def test_momentum_search_on_matrix_sensing_checks_its_input():
     setup = _setup(0.04, 2e-3)
-    with pytest.raises(ValueError, match="bounds"):
-        th.optimal_momentum(setup, TARGET, method="closure")
+    with pytest.raises(ValueError, match="no closed-form C.*explicit hdsgd.LogRange"):
+        th.damping_range(setup)
     with pytest.raises(ValueError, match="method"):
-        th.optimal_momentum(setup, TARGET, method="sde", bounds=(1e-3, 3e-3))
-    with pytest.raises(ValueError, match="bounds"):
-        th.optimal_momentum(setup, TARGET, method="closure", bounds=(3e-3, 1e-3))
+        tune(setup, {"damping": LogRange(1e-3, 3e-3, 3)}, th.time_objective(TARGET, method="sde"))
+    with pytest.raises(ValueError, match="0 < low < high"):
+        LogRange(3e-3, 1e-3, 5)
 
 
 def _mc_best(eta, gaps, seeds):
@@ -91,7 +91,7 @@ def _mc_best(eta, gaps, seeds):
 def test_best_momentum_scales_as_eta_to_the_two_thirds():
     """Monte Carlo brute force over the same absolute grid of 1 - beta at eta = 0.04 and 0.01:
     the best 1 - beta scales with exponent 2/3 within the grid's resolution, T at the best as
-    eta^(-2/3); the closure's optimum (`optimal_momentum`) has T within 15% of the Monte
+    eta^(-2/3); the closure's optimum (`hdsgd.tune` over damping) has T within 15% of the Monte
     Carlo's best. Measured (64 seeds): best 1 - beta 2.21e-3 / 8.14e-4 (exponent 0.72), T 764 /
     1850 (exponent -0.64); closure T 686 / 1634."""
     gaps = np.geomspace(4e-4, 4e-3, 19)  # ratio 1.137: exponent resolved to +-0.09
@@ -103,8 +103,8 @@ def test_best_momentum_scales_as_eta_to_the_two_thirds():
     assert abs(t_exponent - 2 / 3) < 0.1, t_exponent
     for eta, t_mc in ((0.04, t_hi), (0.01, t_lo)):
         centre = 0.0133 * eta ** (2 / 3)
-        _, t_closure = th.optimal_momentum(_setup(eta, centre), TARGET, method="closure",
-                                           bounds=(0.6 * centre, 1.5 * centre), grid=5)
+        t_closure = tune(_setup(eta, centre), {"damping": LogRange(0.6 * centre, 1.5 * centre, 5)},
+                         th.time_objective(TARGET, method="closure")).objective_value
         assert abs(t_closure / t_mc - 1) < 0.15, (eta, t_closure, t_mc)
 
 

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from hdsgd import TwoParameterMomentum, simulate
+from hdsgd import LogRange, TwoParameterMomentum, simulate, tune
 from hdsgd.momentum import measured_time_to_target
 from hdsgd.odes import momentum as th
 from hdsgd.setups.momentum import settling_time
@@ -61,11 +61,29 @@ def test_time_to_target_critical_regime_sde(constant, seed):
         assert abs(t_det - t_mc) > 6 * err, (constant, method, t_det, t_mc, err)
 
 
+def _optimal_constant(setup, target, method="recursion", bounds=None, num=None, **options):
+    """(C_opt, T(C_opt)) by `hdsgd.tune` over C with the system's own objective and range."""
+    space = th.constant_range(setup, method=method, num=num)
+    if bounds is not None:
+        space = LogRange(*bounds, space.num)
+    if method in ("sde", "closure") and "dt" not in options:
+        options["dt"] = th.common_dt(setup, "constant", space, method)
+    tuned = tune(setup, {"constant": space}, th.time_objective(target, method=method, **options))
+    return tuned.setup.constant, tuned.objective_value
+
+
+def _optimal_damping(setup, target, **options):
+    """(1 - beta_opt, T) by `hdsgd.tune` over damping = 1 - beta at the Setup's eta."""
+    tuned = tune(setup, {"damping": th.damping_range(setup)}, th.time_objective(target, **options))
+    return tuned.setup.one_minus_beta, tuned.objective_value
+
+
 def test_optimal_constant_against_brute_force_scan():
-    """The numerical optimum of C (scan + Brent) agrees with a brute-force scan of the same
-    reduced equation, and beats the critical-damping estimate C* (only a start)."""
+    """The numerical optimum of C (`hdsgd.tune`: scan + Brent, with the system's
+    `time_objective` and `constant_range`) agrees with a brute-force scan of the same reduced
+    equation, and beats the critical-damping estimate C* (only a start)."""
     setup = TwoParameterMomentum(**CRITICAL, constant=1.0)
-    c_opt, t_opt = th.optimal_constant(setup, TARGET)
+    c_opt, t_opt = _optimal_constant(setup, TARGET)
     c_star = th.timescales(setup)["optimal_constant"]
     scan = np.geomspace(c_star / 8, 8 * c_star, 121)
     t_scan = np.array([th.time_to_target(dataclasses.replace(setup, constant=c), TARGET,
@@ -77,8 +95,8 @@ def test_optimal_constant_against_brute_force_scan():
     t_star = th.time_to_target(dataclasses.replace(setup, constant=c_star), TARGET,
                                method="recursion")
     assert t_opt < 0.9 * t_star
-    # optimal_momentum at the same eta finds the same point (1 - beta = C eta^gamma)
-    gap, t_gap = th.optimal_momentum(setup, TARGET)
+    # the search over 1 - beta at the same eta finds the same point (1 - beta = C eta^gamma)
+    gap, t_gap = _optimal_damping(setup, TARGET)
     assert math.isclose(gap, c_opt * setup.step_size ** (2 / 3), rel_tol=0.03)
     assert math.isclose(t_gap, t_opt, rel_tol=0.01)
 
@@ -87,8 +105,8 @@ def test_optimal_momentum_scales_as_eta_to_two_thirds():
     """The optimal 1 - beta from the uniform recursion, over two decades of eta, follows
     eta^gamma with gamma near 2/3; the time at the optimum scales as eta^{-2/3}."""
     etas = np.geomspace(1e-4, 1e-2, 5)
-    best = [th.optimal_momentum(TwoParameterMomentum(step_size=eta, momentum=0.9,
-                                                     label_noise=0.3), TARGET) for eta in etas]
+    best = [_optimal_damping(TwoParameterMomentum(step_size=eta, momentum=0.9, label_noise=0.3),
+                             TARGET) for eta in etas]
     gaps, times = np.array([b[0] for b in best]), np.array([b[1] for b in best])
     slope = np.polyfit(np.log(etas), np.log(gaps), 1)[0]
     assert abs(slope - 2 / 3) < 0.05, slope
@@ -105,7 +123,7 @@ def test_time_to_target_input_checks():
     with pytest.raises(ValueError, match="paths"):
         th.time_to_target(setup, TARGET, method="recursion", paths=10)
     with pytest.raises(ValueError, match="exponent"):
-        th.optimal_constant(TwoParameterMomentum(momentum=0.9))
+        th.constant_range(TwoParameterMomentum(momentum=0.9))
     assert th.time_to_target(dataclasses.replace(setup, initial_coordinate=0.05), TARGET) == 0.0
     assert math.isinf(th.time_to_target(setup, TARGET, method="recursion", horizon=100))
 
@@ -118,9 +136,9 @@ def test_sde_optimal_constant_against_monte_carlo_scan():
     T there is far too short: it misses the energy noise of one normal mode)."""
     setup = TwoParameterMomentum(**CRITICAL, constant=0.711)
     c_star = th.timescales(setup)["optimal_constant"]
-    c_sde, t_sde = th.optimal_constant(setup, TARGET, method="sde", paths=1000,
-                                       bounds=(c_star / 4, 3 * c_star), grid=9)
-    c_rec, t_rec = th.optimal_constant(setup, TARGET)
+    c_sde, t_sde = _optimal_constant(setup, TARGET, method="sde", paths=1000,
+                                     bounds=(c_star / 4, 3 * c_star), num=9)
+    c_rec, t_rec = _optimal_constant(setup, TARGET)
     times = np.arange(0, 6001, 25)
 
     def t_mc(c, seed):

@@ -157,3 +157,36 @@ def test_a_verification_with_unbounded_standard_errors_decides_nothing():
     unsure = Verification(mc=None, objective_value=1.0, objective_sem=math.inf, agreement=None,
                           points=[point(10.0, math.inf), point(12.0, 1.0)])
     assert not unsure.decided() and not unsure.ok()
+
+
+def test_a_setup_objective_scores_setups_directly():
+    # Scoring each Setup by the objective of its own prediction gives the same grid as the
+    # Curve objective; refinement then runs the bracketing search on Setups alone.
+    setup = _setup()
+    objective = hdsgd.value_at_budget(samples=1500, observable="risk")
+    horizon = 1500 / 2 / setup.dim
+    space = {"step_size": hdsgd.LogRange(1.0, 80.0, 6)}
+    by_curve = hdsgd.tune(setup, space, objective, horizon=horizon, refine=False)
+    calls = []
+
+    def score(s):
+        calls.append(s.step_size)
+        return objective(hdsgd.predict(s, horizon))
+
+    by_setup = hdsgd.setup_objective(score, "risk after 1500 samples")
+    plain = hdsgd.tune(setup, space, by_setup, refine=False)
+    # (the grid's vmapped recursion and one predict() agree to rounding)
+    assert [r["score"] for r in plain.table] == pytest.approx([r["score"] for r in by_curve.table],
+                                                              rel=1e-12)
+    assert plain.curve is None and plain.horizon is None and len(calls) == 6
+    refined = hdsgd.tune(setup, space, by_setup)
+    assert refined.table[-1]["refined"] == "step_size"
+    assert refined.objective_value < plain.objective_value
+    with pytest.raises(ValueError, match="scores Setups, not curves"):
+        refined.verify(jax.random.key(0), seeds=2)
+    with pytest.raises(ValueError, match="option.*method.*invalid with a SetupObjective"):
+        hdsgd.tune(setup, space, by_setup, method="recursion")
+    with pytest.raises(ValueError, match="no candidate has a finite score"):
+        hdsgd.tune(setup, space, hdsgd.setup_objective(lambda s: math.inf))
+    with pytest.raises(ValueError, match="fn=3 is invalid"):
+        hdsgd.setup_objective(3)

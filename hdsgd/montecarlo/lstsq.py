@@ -6,7 +6,8 @@ x = sqrt(lambda) * z with z ~ N(0, I_d) (never a d x d matrix), its residual
 
     g = (1/B) sum_b (<e, x_b> - eps_b) x_b,     v <- beta v - (gamma/d) g,     e <- e + v,
 
-from e(0) = sqrt(rho(0)) (deterministic, so the expected recursion is exact for every seed's
+with gamma = gamma(k) at step k for a step-size `Schedule` (``eta`` then holds gamma(k)/d per
+step, padded to a power of two so nearby horizons share a compilation), from e(0) = sqrt(rho(0)) (deterministic, so the expected recursion is exact for every seed's
 expectation) and v(0) = 0; plain SGD is beta = 0. The population risk is computed exactly from
 the weights, R = sigma^2/2 + 1/2 sum_i lambda_i e_i^2. Data are drawn inside the loop from keys
 folded with the step index.
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._numerics import exceeds
+from .._numerics import exceeds, power_of_two_at_least
 from .._segments import Dynamics, run_segments
 from ..api import reject_options, simulate
 from ..curve import Curve, finish_curve
@@ -39,7 +40,10 @@ METHODS = ("auto", "data", "projected")
 
 
 class HeavyBallSGD(Dynamics):
-    """One run of heavy-ball SGD on least squares; state ((e, v), key)."""
+    """One run of heavy-ball SGD on least squares; state ((e, v), key).
+
+    ``eta`` is gamma / d: a scalar (constant step) or one value per step (a schedule).
+    """
 
     sqrt_eigenvalues: jax.Array
     eigenvalues: jax.Array
@@ -75,7 +79,8 @@ class HeavyBallSGD(Dynamics):
         def body(k, ev):
             e, v = ev
             g = gradient(e, jax.random.fold_in(key, k))
-            v = self.momentum * v - (self.eta / self.batch_size) * g
+            eta = self.eta if self.eta.ndim == 0 else self.eta[k]
+            v = self.momentum * v - (eta / self.batch_size) * g
             return e + v, v
 
         return jax.lax.fori_loop(first_step, first_step + n_steps, body, (e, v)), key
@@ -112,10 +117,14 @@ def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int =
     steps = setup.output_steps(horizon, times)
     dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
     lam = jnp.asarray(setup.eigenvalues, dtype=dtype)
+    if setup.scheduled:  # gamma(k) / d per step, padded so nearby horizons share a compilation
+        eta = setup.step_sizes(power_of_two_at_least(max(int(steps.max()), 1), 8)) / d
+    else:
+        eta = setup.step_size / d
     dynamics = HeavyBallSGD(
         sqrt_eigenvalues=jnp.sqrt(lam), eigenvalues=lam,
         noise_std=jnp.asarray(setup.noise_std, dtype=dtype),
-        eta=jnp.asarray(setup.step_size / d, dtype=dtype),
+        eta=jnp.asarray(eta, dtype=dtype),
         momentum=jnp.asarray(setup.momentum, dtype=dtype),
         batch_size=setup.batch_size, method=method)
     e0 = jnp.broadcast_to(jnp.sqrt(jnp.asarray(setup.initial_error, dtype=dtype)), (seeds, d))

@@ -7,8 +7,9 @@ from .lstsq import StreamingLeastSquares
 from .momentum import (InnerProductMomentum, LabelNoiseMomentum, MatrixSensingMomentum,
                        TwoParameterMomentum)
 from .proxlinear import ProxLinearSensing
+from .schedule import Schedule
 from .spiked import SpikedSingleIndex
 
 __all__ = ["GrokkingTwoLayer", "InnerProductMomentum", "LabelNoiseMomentum",
-           "MatrixSensingMomentum", "ProxLinearSensing", "Setup", "SpikedSingleIndex",
+           "MatrixSensingMomentum", "ProxLinearSensing", "Schedule", "Setup", "SpikedSingleIndex",
            "StreamingLeastSquares", "TwoParameterMomentum", "spectra"]

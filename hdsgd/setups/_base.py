@@ -29,6 +29,8 @@ def _plain(value):
         return [_plain(v) for v in value]
     if isinstance(value, (np.floating, np.integer, np.bool_)):
         return value.item()
+    if isinstance(value, eqx.Module) and callable(getattr(value, "fields", None)):
+        return value.fields()  # a structured field value (a step-size `Schedule`)
     return value
 
 
@@ -100,7 +102,8 @@ class Setup(eqx.Module):
             if name in self.coordinates:
                 continue
             old = getattr(self, name)
-            if isinstance(old, bool) or isinstance(value, (str, np.ndarray, list, tuple)) or value is None:
+            if (isinstance(old, bool) or isinstance(value, (str, np.ndarray, list, tuple, eqx.Module))
+                    or value is None):
                 cast[name] = value
             elif isinstance(old, (int, np.integer)):
                 as_float = float(value)

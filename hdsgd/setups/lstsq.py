@@ -13,6 +13,7 @@ from jaxtyping import Float
 from . import _validate as v
 from . import spectra
 from ._base import Setup
+from .schedule import Schedule
 
 
 class StreamingLeastSquares(Setup):
@@ -42,7 +43,8 @@ class StreamingLeastSquares(Setup):
         initial_error: rho_i(0) = <w_0 - w*, u_i>^2 per mode (length d, >= 0), or a scalar
             ||w_0 - w*||^2 spread evenly over the d modes.
         noise_std: label-noise standard deviation sigma >= 0.
-        step_size: gamma > 0; each update uses gamma / d.
+        step_size: gamma > 0; each update uses gamma / d. A `Schedule` gives step k its own
+            gamma(k) (piecewise constant; Python API only, docs/lstsq.md, "Schedules").
         batch_size: B >= 1, fresh samples per step.
         momentum: heavy-ball beta in [0, 1) (0: plain SGD).
 
@@ -57,13 +59,13 @@ class StreamingLeastSquares(Setup):
     eigenvalues: Float[np.ndarray, " d"]
     initial_error: Float[np.ndarray, " d"]
     noise_std: float
-    step_size: float
+    step_size: float | Schedule
     batch_size: int
     momentum: float
 
     def __init__(self, eigenvalues: Float[np.ndarray, " d"] | str = "power_law:500:1.0",
                  initial_error: float | Float[np.ndarray, " d"] = 1.0, noise_std: float = 0.1,
-                 step_size: float = 1.0, batch_size: int = 1, momentum: float = 0.0):
+                 step_size: float | Schedule = 1.0, batch_size: int = 1, momentum: float = 0.0):
         if isinstance(eigenvalues, str):
             eigenvalues = spectra.parse(eigenvalues)
         lam = v.real_array("eigenvalues", eigenvalues, low=0.0, low_open=True)
@@ -81,13 +83,25 @@ class StreamingLeastSquares(Setup):
         self.eigenvalues = lam
         self.initial_error = rho0
         self.noise_std = v.nonnegative("noise_std", noise_std)
-        self.step_size = v.positive("step_size", step_size)
+        self.step_size = (step_size if isinstance(step_size, Schedule)
+                          else v.positive("step_size", step_size))
         self.batch_size = v.integer("batch_size", batch_size, low=1)
         self.momentum = v.real("momentum", momentum, low=0.0, high=1.0, high_open=True)
 
     @property
     def dim(self) -> int:
         return int(self.eigenvalues.shape[0])
+
+    @property
+    def scheduled(self) -> bool:
+        """True when ``step_size`` is a `Schedule`."""
+        return isinstance(self.step_size, Schedule)
+
+    def step_sizes(self, n_steps: int) -> Float[np.ndarray, " n"]:
+        """gamma(k) for k = 0..n_steps-1 (constant, or the schedule's values)."""
+        if self.scheduled:
+            return self.step_size.values(n_steps)
+        return np.full(int(n_steps), self.step_size)
 
     @property
     def noise_var(self) -> float:

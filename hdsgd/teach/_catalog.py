@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from ._views import Diagram, Edge, Quantity, Slider, View, derive
 
+
+def _optimal_constant(face, setup) -> float:
+    """C minimising the time to target along 1 - beta = C eta^gamma (`hdsgd.tune` with the
+    momentum system's `time_objective` over its `constant_range`)."""
+    from .. import tune
+
+    return tune(setup, {"constant": face.constant_range(setup)},
+                face.time_objective()).setup.constant
+
 # ----------------------------------------------------------------------- least squares
 LSTSQ = View(
     id="lstsq", menu="Least squares", title="Streaming least squares: one-pass mini-batch SGD",
@@ -167,7 +176,9 @@ MOMENTUM = View(
         Quantity("1 − β = C η^(2/3)", lambda face, setup: 1.0 - setup.momentum,
                  python="1 - setup.momentum"),
         Quantity("time to target T (steps)", "time_to_target"),
-        Quantity("optimal constant C*", "optimal_constant", pick=0),
+        Quantity("optimal constant C (hdsgd.tune)", _optimal_constant,
+                 python=('hdsgd.tune(setup, {"constant": hdsgd.momentum.constant_range(setup)}, '
+                         "hdsgd.momentum.time_objective()).setup.constant")),
         Quantity("critical step size η_c", "critical_step_size"),
     ),
     marks=(Quantity("time to target", "time_to_target"),),

@@ -5,7 +5,8 @@ docs/lstsq.md. Equivalents of the risk R = psi/2 (noise included):
 * ``"spectral"``: the exact expected recursion in closed form, psi(k) a sum over the roots of a
   secular equation (`_secular`, `_spectral`; heavy ball: `_spectral_momentum`);
 * ``"recursion"``: the same recursion step by step, for Gaussian data at any finite d
-  (`_recursion`: one d-vector for plain SGD, three for heavy ball);
+  (`_recursion`: one d-vector for plain SGD, three for heavy ball; with a step-size
+  `Schedule`, the only method, each step at its own step size);
 * ``"ode"``: the homogenized ODE in t = k/d by an exponential integrator, with exact early
   steps (`_ode`; plain SGD);
 * ``"volterra"``: the Volterra equation for R (`_volterra`: continuous, solved in closed form,
@@ -31,6 +32,7 @@ from ._recursion import (
     momentum_recursion_psi,
     recursion_psi,
     recursion_state,
+    scheduled_recursion_psi,
 )
 from ._stability import (
     accelerated_critical_batch_size,
@@ -65,6 +67,7 @@ __all__ = [
     "homogenized_critical_step_size", "homogenized_kernel_mass", "impulse_response",
     "isotropic_risk", "kernel_mass", "limit_excess_risk", "limit_risk", "mode_coefficients",
     "moment_step", "momentum_recursion_psi", "momentum_volterra_risk", "recursion_matrix",
-    "recursion_psi", "recursion_state", "risk_curve", "spectral_risk", "stability_warning",
+    "recursion_psi", "recursion_state", "risk_curve", "scheduled_recursion_psi",
+    "spectral_risk", "stability_warning",
     "volterra_forcing", "volterra_kernel", "volterra_risk",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import jax.numpy as jnp
 
@@ -21,30 +22,58 @@ CHECK_TOLERANCE = 1e-8  # beyond this the spectral solution is not used (the rec
 _OPTIONS = ("exact_steps", "n_grid", "tolerance")
 
 
-def stability_warning(setup: StreamingLeastSquares) -> str | None:
-    """``meta["warning"]`` for a step size at or past the exact threshold gamma_c, else None."""
-    gamma_c = critical_step_size(setup)
-    if setup.step_size < gamma_c:
+def unstable_from(setup: StreamingLeastSquares, n_steps: int | None = None,
+                  gamma_c: float | None = None) -> int | None:
+    """The first step of the first piece at or past the exact threshold gamma_c (0 for a constant
+    step past it), among the pieces that start before ``n_steps``; None when every step is
+    stable. On such a piece the risk grows geometrically for its whole length. ``gamma_c``:
+    `critical_step_size(setup)`, when already known."""
+    gamma_c = critical_step_size(setup) if gamma_c is None else gamma_c
+    if not setup.scheduled:
+        return 0 if setup.step_size >= gamma_c else None
+    sched = setup.step_size
+    live = sched.starts < (np.inf if n_steps is None else max(int(n_steps), 1))
+    bad = np.flatnonzero(live & (sched.step_sizes >= gamma_c))
+    return int(sched.starts[bad[0]]) if bad.size else None
+
+
+def stability_warning(setup: StreamingLeastSquares, n_steps: int | None = None,
+                      gamma_c: float | None = None) -> str | None:
+    """``meta["warning"]`` for a step size at or past the exact threshold gamma_c, else None
+    (a schedule: its first such piece starting before ``n_steps``)."""
+    gamma_c = critical_step_size(setup) if gamma_c is None else gamma_c
+    start = unstable_from(setup, n_steps, gamma_c)
+    if start is None:
         return None
     at_beta = f" at momentum={setup.momentum}" if setup.momentum != 0.0 else ""
+    if setup.scheduled:
+        p = int(np.searchsorted(setup.step_size.starts, start))
+        return (f"step_size piece {p} (from step {start}) = {setup.step_size.step_sizes[p]:.6g} is "
+                f"at or beyond the critical step size {gamma_c:.6g}{at_beta} (the exact stability "
+                "edge of the mean-square recursion): the risk grows geometrically from that step")
     return (f"step_size={setup.step_size} is at or beyond the critical step size {gamma_c:.6g}"
             f"{at_beta} (the exact stability edge of the mean-square recursion): the risk diverges")
 
 
 def risk_curve(setup: StreamingLeastSquares, steps, risk, method: str, extra: dict,
-               warnings=()) -> Curve:
+               warnings=(), gamma_c: float | None = None) -> Curve:
     """Finish a predicted risk (at whole ``steps``) into a Curve.
 
     Past gamma_c the risk grows without bound, so every point after t = 0 is flagged diverged
-    (inf), with a warning naming the edge; a risk past 10^30 is flagged as blown up.
+    (inf), with a warning naming the edge (a schedule: every point after the first step of its
+    first piece past gamma_c); a risk past 10^30 is flagged as blown up. ``gamma_c``:
+    `critical_step_size(setup)`, when already known (a grid shares it).
     """
     steps = np.asarray(steps)
     t_out = steps / setup.dim
     risk = np.asarray(risk, dtype=np.float64)
-    warning = stability_warning(setup)
-    blown = (risk > BLOWUP) | ((warning is not None) & (steps > 0))
-    extra = {**extra, "critical_step_size": critical_step_size(setup)}
-    if setup.momentum != 0.0:
+    n = int(steps.max()) if steps.size else 0
+    gamma_c = critical_step_size(setup) if gamma_c is None else gamma_c
+    warning = stability_warning(setup, n, gamma_c)
+    start = unstable_from(setup, n, gamma_c)
+    blown = (risk > BLOWUP) | ((start is not None) & (steps > (start or 0)))
+    extra = {**extra, "critical_step_size": gamma_c}
+    if setup.momentum != 0.0 and not setup.scheduled:
         extra["effective_step_size"] = effective_step_size(setup)
     return finish_curve(setup, t_out, {"risk": risk, "excess_risk": risk - 0.5 * setup.noise_var},
                         method=method, samples=np.round(steps) * setup.batch_size, blown=blown,
@@ -58,7 +87,10 @@ def default_method(setup: StreamingLeastSquares, n_steps: int) -> str:
     """The exact method that costs less, compilation included: ``"spectral"`` (about 16 passes
     over min(d, 4096) poles per mode after a compilation of a few seconds, plus the exact
     heavy-ball steps) once the recursion would take longer than that (n_steps d > 2^27 mode-steps,
-    n_steps above the passes), else ``"recursion"`` (O(d) per step, compiles in under a second)."""
+    n_steps above the passes), else ``"recursion"`` (O(d) per step, compiles in under a second).
+    A step-size `Schedule` has only the recursion."""
+    if setup.scheduled:
+        return "recursion"
     work = 16 * min(setup.dim, _secular.DIRECT_MAX)
     if setup.momentum != 0.0:
         beta = setup.momentum
@@ -238,6 +270,9 @@ def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method
     """
     reject_options(options, setup, _OPTIONS)
     n_steps = max(1, int(round(horizon * setup.dim)))
+    if setup.scheduled:
+        return _predict_scheduled(setup, horizon, times, method,
+                                  exact_steps=exact_steps, n_grid=n_grid, tolerance=tolerance)
     method = default_method(setup, n_steps) if method is None else method
     allowed = METHODS if setup.momentum == 0.0 else MOMENTUM_METHODS
     if method not in allowed:
@@ -267,6 +302,28 @@ def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method
     if method == "ode":
         return _predict_ode(setup, horizon, t_out, exact_steps, n_grid, tol)
     return _predict_volterra(setup, horizon, t_out, exact_steps, tol)
+
+
+def _predict_scheduled(setup, horizon, times, method, **given) -> Curve:
+    """A step-size `Schedule`: the exact recursion with gamma(k) at step k (docs/lstsq.md,
+    "Schedules"), the per-step sizes padded to a power of two so nearby horizons share a
+    compilation."""
+    if method not in (None, "recursion"):
+        raise ValueError(f"method={method!r} is invalid for a step-size Schedule; allowed: "
+                         "'recursion' (or None), the one equivalent with a step size per step")
+    extra = sorted(k for k, val in given.items() if val is not None)
+    if extra:
+        raise ValueError(f"unknown option(s) {', '.join(extra)} for a step-size Schedule; "
+                         "allowed: none")
+    steps = setup.output_steps(horizon, times)
+    n = int(steps.max())
+    gammas = setup.step_sizes(power_of_two_at_least(max(n, 1), 8))
+    psi = _recursion.scheduled_recursion_psi_jit(
+        jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error), setup.noise_var,
+        jnp.asarray(gammas), float(setup.batch_size),
+        None if setup.momentum == 0.0 else setup.momentum)
+    return risk_curve(setup, steps, 0.5 * np.asarray(psi)[steps], "recursion",
+                      {"schedule": setup.step_size.fields()})
 
 
 def _exact_start(setup, t_out, k0):
@@ -360,18 +417,66 @@ def _predict_momentum_volterra(setup, horizon, steps, tol) -> Curve:
     return risk_curve(setup, steps, risk, "volterra", gap, warnings)
 
 
-_GRID_FIELDS = ("step_size", "batch_size", "noise_std")
+_GRID_FIELDS = ("step_size", "batch_size", "noise_std", "momentum")
+GRID_MEMORY = 1 << 25  # float64 values a vmapped grid chunk may hold (256 MiB)
+CPU_GRID_CHUNK = 8     # settings per chunk on a CPU: their states stay in cache (8 was fastest
+                       # of 8..256 at d = 500 and 4000, plain and heavy ball)
+
+
+def grid_chunk(n_points: int, n_steps: int, dim: int, heavy: bool,
+               cap: int | None = None) -> int:
+    """Settings per vmapped chunk: a power of two (so chunks share a compilation) whose
+    per-step outputs (n_steps + 1 each) and states (d, or 3d for heavy ball) fit `GRID_MEMORY`
+    float64 values, at most ``cap`` (a power of two) and at most the grid's own size rounded
+    up to a power of two."""
+    per_point = (n_steps + 1) + (3 if heavy else 1) * dim
+    fit = max(1, GRID_MEMORY // per_point)
+    chunk = 1 << (fit.bit_length() - 1)  # the largest power of two <= fit
+    if cap is not None:
+        chunk = min(chunk, cap)
+    return max(1, min(chunk, power_of_two_at_least(n_points)))
+
+
+def grid_psi(setup: StreamingLeastSquares, setups: list, n_steps: int, steps: np.ndarray
+             ) -> np.ndarray:
+    """psi(k) at ``steps`` (G, T) for G Setups differing from ``setup`` in step size, batch
+    size, label noise or momentum: the exact recursion vmapped over the settings, in chunks of
+    `grid_chunk` (the last one padded with its final setting; on a CPU at most
+    `CPU_GRID_CHUNK` settings, whose states stay in cache: a wider vmap is memory-bound there)."""
+    heavy = any(s.momentum != 0.0 for s in setups)
+    lam, rho0 = jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error)
+    columns = [np.array([s.noise_var for s in setups]), np.array([s.step_size for s in setups]),
+               np.array([float(s.batch_size) for s in setups])]
+    if heavy:
+        columns.append(np.array([s.momentum for s in setups]))
+    g = len(setups)
+    cap = CPU_GRID_CHUNK if jax.default_backend() == "cpu" else None
+    chunk = grid_chunk(g, n_steps, setup.dim, heavy, cap)
+    run = _recursion.momentum_recursion_psi_grid if heavy else _recursion.recursion_psi_grid
+    out = []
+    for start in range(0, g, chunk):
+        part = [c[start:start + chunk] for c in columns]
+        pad = chunk - part[0].size
+        part = [jnp.asarray(np.concatenate([c, np.repeat(c[-1:], pad)])) for c in part]
+        out.append(np.asarray(run(lam, rho0, *part, n_steps))[:chunk - pad, steps])
+    return np.concatenate(out)
 
 
 @predict_grid.register
 def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=None,
                   method: str | None = None, executor=None, **options) -> list:
-    """A grid over (step_size, batch_size, noise_std) as one vmapped exact recursion.
+    """A grid over (step_size, batch_size, noise_std, momentum) as the exact recursion vmapped
+    over the settings (plain SGD, or heavy ball where a setting has momentum), in chunks that
+    fit `GRID_MEMORY` (`grid_psi`); the stability edge gamma_c is computed once per distinct
+    (batch size, momentum).
 
-    Other fields, methods, momentum or options fall back to a loop over `predict`.
+    Other fields, other methods, step-size schedules or options fall back to a loop over
+    `predict` (or ``executor``).
     """
     if (not set(grid) <= set(_GRID_FIELDS) or method not in (None, "recursion") or options
-            or setup.momentum != 0.0):
+            or setup.scheduled
+            or any(not np.isscalar(x) for x in np.asarray(grid.get("step_size", []),
+                                                              dtype=object).ravel())):
         return predict_grid.dispatch(object)(setup, grid, horizon, times=times, method=method,
                                              executor=executor, **options)
     steps = setup.output_steps(horizon, times)
@@ -379,10 +484,15 @@ def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=N
     valid = [s for s in setups if s is not None]
     if not valid:
         return setups
-    psi = _recursion.recursion_psi_grid(
-        jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error),
-        jnp.asarray([s.noise_var for s in valid]), jnp.asarray([s.step_size for s in valid]),
-        jnp.asarray([float(s.batch_size) for s in valid]), int(steps.max()))
-    risks = iter(0.5 * np.asarray(psi)[:, steps])
-    return [None if s is None else risk_curve(s, steps, next(risks), "recursion", {})
-            for s in setups]
+    risks = iter(0.5 * grid_psi(setup, valid, int(steps.max()), steps))
+    edges: dict = {}
+    curves = []
+    for s in setups:
+        if s is None:
+            curves.append(None)
+            continue
+        key = (s.batch_size, s.momentum)
+        if key not in edges:
+            edges[key] = critical_step_size(s)
+        curves.append(risk_curve(s, steps, next(risks), "recursion", {}, gamma_c=edges[key]))
+    return curves

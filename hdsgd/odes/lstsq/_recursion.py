@@ -106,8 +106,49 @@ def momentum_recursion_psi(eigenvalues, initial_error, noise_var, step_size, bat
     return jnp.concatenate([psis, (noise_var + jnp.dot(eigenvalues, end[0]))[None]])
 
 
+def scheduled_recursion_psi(eigenvalues, initial_error, noise_var, step_sizes: Float[Array, " n"],
+                            batch_size, momentum=0.0) -> Float[Array, " n1"]:
+    """psi(k) = 2 R(k), k = 0..n, with step k using its own step size gamma(k) = step_sizes[k]
+    (docs/lstsq.md, "Schedules"); pure JAX, differentiable in ``step_sizes``.
+
+    Plain SGD (``momentum`` 0, a Python number): rho_i(k+1) = a_i(k) rho_i(k) + b_i(k) psi(k)
+    with a_i(k), b_i(k) the coefficients of `mode_coefficients` at gamma(k). Heavy ball: the
+    moment recursion of `moment_step` at eta(k) = gamma(k) / d. A constant ``step_sizes`` gives
+    `recursion_psi` (or `momentum_recursion_psi`) exactly.
+    """
+    dim = eigenvalues.shape[0]
+    if isinstance(momentum, (int, float)) and momentum == 0.0:
+        def step(rho, gamma):
+            a, b = mode_coefficients(eigenvalues, gamma, batch_size, dim)
+            psi = noise_var + jnp.dot(eigenvalues, rho)
+            return a * rho + b * psi, psi
+
+        rho_end, psis = jax.lax.scan(step, initial_error, step_sizes)
+        return jnp.concatenate([psis, (noise_var + jnp.dot(eigenvalues, rho_end))[None]])
+    zero = jnp.zeros_like(initial_error)
+
+    def hb_step(moments, gamma):
+        psi = noise_var + jnp.dot(eigenvalues, moments[0])
+        return moment_step(moments, eigenvalues, noise_var, gamma / dim, batch_size, momentum), psi
+
+    end, psis = jax.lax.scan(hb_step, (initial_error, zero, zero), step_sizes)
+    return jnp.concatenate([psis, (noise_var + jnp.dot(eigenvalues, end[0]))[None]])
+
+
+def _scheduled_jit(eigenvalues, initial_error, noise_var, step_sizes, batch_size, momentum):
+    return scheduled_recursion_psi(eigenvalues, initial_error, noise_var, step_sizes, batch_size,
+                                   0.0 if momentum is None else momentum)
+
+
+scheduled_recursion_psi_jit = jax.jit(_scheduled_jit)
+"""`scheduled_recursion_psi` compiled once per length (``momentum=None``: the plain recursion)."""
+
 recursion_psi_jit = jax.jit(recursion_psi, static_argnums=(5,))
 recursion_state_jit = jax.jit(recursion_state, static_argnums=(5,))
 momentum_recursion_psi_jit = jax.jit(momentum_recursion_psi, static_argnums=(6,))
 recursion_psi_grid = jax.jit(jax.vmap(recursion_psi, in_axes=(None, None, 0, 0, 0, None)),
                              static_argnums=(5,))
+"""`recursion_psi` vmapped over (noise_var, step_size, batch_size): a grid of settings."""
+momentum_recursion_psi_grid = jax.jit(
+    jax.vmap(momentum_recursion_psi, in_axes=(None, None, 0, 0, 0, 0, None)), static_argnums=(6,))
+"""`momentum_recursion_psi` vmapped over (noise_var, step_size, batch_size, momentum)."""

@@ -36,18 +36,30 @@ def _mode_masses(eigenvalues, eta, batch_size, momentum) -> np.ndarray:
         return np.where(denom > 0, a * (1.0 + b) / (batch_size * denom), np.inf)
 
 
+def _constant_step(setup: StreamingLeastSquares, what: str) -> float:
+    """The constant step size gamma; ValueError for a `Schedule` (``what`` is one number of a
+    constant step)."""
+    if setup.scheduled:
+        raise ValueError(f"step_size={setup.step_size!r} is a Schedule; {what} is defined for a "
+                         "constant step size: allowed: a number (e.g. one piece's step size, "
+                         "setup.replace(step_size=gamma))")
+    return setup.step_size
+
+
 def kernel_mass(setup: StreamingLeastSquares) -> float:
     r"""||K||_1 = sum_i m_i, the mass of the discrete Volterra kernel (docs/lstsq.md, "Momentum").
 
     The Volterra equation converges iff this is < 1 (and eta lambda_max < 2(1+beta)); it is about
     gamma lambda_bar / (2 B (1 - beta)). inf past the curvature limit.
     """
+    _constant_step(setup, "kernel_mass")
     eta = setup.step_size / setup.dim
     return float(np.sum(_mode_masses(setup.eigenvalues, eta, setup.batch_size, setup.momentum)))
 
 
 def homogenized_kernel_mass(setup: StreamingLeastSquares) -> float:
     """int_0^inf K(t) dt = gamma lambda_bar / (2 B (1 - beta)) of the homogenized (d -> inf) kernel."""
+    _constant_step(setup, "homogenized_kernel_mass")
     return float(setup.step_size * setup.eigenvalues.mean()
                  / (2.0 * setup.batch_size * (1.0 - setup.momentum)))
 
@@ -58,6 +70,7 @@ def feedback(setup: StreamingLeastSquares) -> float:
     The exact recursion converges iff G < 1; at beta = 0 this is (gamma/(B d)) sum_i lambda_i /
     (2 - (gamma/d)(1 + 1/B) lambda_i).
     """
+    _constant_step(setup, "feedback")
     m = _mode_masses(setup.eigenvalues, setup.step_size / setup.dim, setup.batch_size,
                      setup.momentum)
     if np.any(m >= 1.0):
@@ -104,6 +117,7 @@ def critical_batch_size(setup: StreamingLeastSquares) -> float:
 def recursion_matrix(setup: StreamingLeastSquares) -> np.ndarray:
     """The d x d matrix M = diag(a) + b lambda^T of plain SGD's rho(k+1) = M rho(k) + b sigma^2
     (small d only; beta = 0)."""
+    _constant_step(setup, "recursion_matrix")
     a, b = mode_coefficients(setup.eigenvalues, setup.step_size, setup.batch_size, setup.dim)
     return np.diag(np.asarray(a)) + np.outer(np.asarray(b), setup.eigenvalues)
 
@@ -133,6 +147,7 @@ def limit_excess_risk(setup: StreamingLeastSquares, form: str = "exact") -> floa
 def effective_step_size(setup: StreamingLeastSquares) -> float:
     """gamma / (1 - beta): SGD at this step matches SGD+M at (gamma, beta) for small
     eta lambda / (1-beta)^2."""
+    _constant_step(setup, "effective_step_size")
     return setup.step_size / (1.0 - setup.momentum)
 
 
@@ -176,7 +191,7 @@ def asymptotic_rate(setup: StreamingLeastSquares) -> float:
     """
     lam = np.asarray(setup.eigenvalues, dtype=np.float64)
     d, batch, b = setup.dim, setup.batch_size, setup.momentum
-    eta = setup.step_size / d
+    eta = _constant_step(setup, "asymptotic_rate") / d
     base = _heavy_ball_radius(lam, eta, b)
     maps = _noiseless_maps(lam, eta, b)
     ones = np.ones((lam.size, 3, 1))

@@ -15,7 +15,7 @@ steps. One private module per concept:
 * `_observables`: the two-parameter observables over the normal fluctuation;
 * `_inner_product`: the inner-product model's reduced SDE / closure in ambient coordinates;
 * `_sensing`: the matrix-sensing moment closure;
-* `_target`: the time to target; `_optimal`: the optimal constant and momentum;
+* `_target`: the time to target; `_optimal`: its objective and scan ranges for `hdsgd.tune`;
 * `_predict`: ``predict`` for the three Setup classes.
 """
 
@@ -27,7 +27,7 @@ from ._inner_product import (expected_observables, fluctuation_average, fluctuat
                              flow_observables, reduced_start, reduced_step, retract,
                              tangent_projection)
 from ._observables import gaussian_observables, normal_offset
-from ._optimal import optimal_constant, optimal_momentum
+from ._optimal import SCAN_POINTS, common_dt, constant_range, damping_range, time_objective
 from ._predict import METHODS, MODEL_METHODS
 from ._recursion import recursion_path, recursion_step
 from ._scales import (CRITICAL_EXPONENT, SLOW_CURVATURE, flattest_curvature, regime,
@@ -40,14 +40,16 @@ from ._target import (default_target_horizon, product_time_to_target, sensing_ti
                       time_to_target)
 
 __all__ = [
-    "CRITICAL_EXPONENT", "GAUSS", "METHODS", "MODEL_METHODS", "PHASE", "SLOW_CURVATURE",
-    "SensingClosure", "critical_step_size", "default_dt", "default_target_horizon",
+    "CRITICAL_EXPONENT", "GAUSS", "METHODS", "MODEL_METHODS", "PHASE", "SCAN_POINTS",
+    "SLOW_CURVATURE", "SensingClosure", "common_dt", "constant_range", "critical_step_size",
+    "damping_range", "default_dt", "default_target_horizon",
     "expected_observables", "flattest_curvature", "flow_ambient", "flow_closed_form",
     "flow_observables", "flow_rate", "flow_time_to_target", "fluctuation_average",
     "fluctuation_observables", "gaussian_observables", "invariants_flow", "normal_offset",
-    "optimal_constant", "optimal_momentum", "product_time_to_target", "recursion_path",
+    "product_time_to_target", "recursion_path",
     "recursion_step", "reduced_paths", "reduced_start", "reduced_step", "regime", "retract",
     "sensing_closure", "sensing_closure_step", "sensing_expected_observables",
     "sensing_time_to_target", "stability_warning", "stationary_train_loss",
-    "stationary_variance", "tangent_projection", "time_to_target", "timescales",
+    "stationary_variance", "tangent_projection", "time_objective", "time_to_target",
+    "timescales",
 ]
