@@ -168,7 +168,8 @@ def _lazy_gap(dim, seeds):
     taus = np.array([0.0, 0.5, 1.0, 2.0, 5.0, 20.0, 100.0])
     lazy = th.lazy_curves(taus, 3.0, 0.25)
     flows = [hdsgd.grokking.kernel_flow(GrokkingTwoLayer(dim=dim, n_samples=3 * dim, centered=True,
-                                             data_seed=s), taus, average_teacher=True)
+                                                         quadratic_strength=0.25, data_seed=s),
+                                        taus, average_teacher=True)
              for s in range(seeds)]
     return {k: np.max(np.abs(np.mean([f[k] for f in flows], axis=0) - lazy[k]))
             for k in ("train_loss", "test_loss", "linear_power", "variance_error")}
@@ -178,7 +179,8 @@ def test_kernel_flow_teacher_average_is_the_mean_over_teachers():
     """The exact teacher average of `kernel_flow` against 200 sampled teachers on one input set
     (mean within 4 standard errors): guards the fourth-moment algebra."""
     taus = np.array([0.0, 2.0, 20.0])
-    base = GrokkingTwoLayer(dim=10, n_samples=30, centered=True)
+    base = GrokkingTwoLayer(dim=10, n_samples=30, centered=True, quadratic_strength=0.25,
+                            data_seed=0)
     avg = hdsgd.grokking.kernel_flow(base, taus, average_teacher=True)
     x = hdsgd.grokking.training_set(base)[0]
     rng = np.random.default_rng(0)
@@ -237,16 +239,16 @@ def test_grokking_time_reference_table():
     table = {0.25: 2.9, 0.5: 5.6, 1.0: 11.0, 2.0: 22.0, 4.0: 48.0, 8.0: 131.0}
     for alpha, ref in table.items():
         g = hdsgd.grokking.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=alpha,
-                                                 centered=True))
+                                                 quadratic_strength=0.25, centered=True))
         assert abs(g.tau_onset - ref) < 0.03 * ref + 0.1, (alpha, g.tau_onset)
         assert not g.too_lazy
     g = hdsgd.grokking.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=16.0,
-                                             centered=True))
+                                             quadratic_strength=0.25, centered=True))
     assert g.too_lazy and g.tau_onset == np.inf
     assert 10.0 < g.alpha_threshold < 16.0
     assert abs(g.lambda_inf - 2 * 4.5 / (16 * 0.25)) < 0.15 * g.lambda_inf
     g = hdsgd.grokking.grokking_time(GrokkingTwoLayer(dim=100, n_samples=550, output_scale=1024.0,
-                                             centered=True))
+                                             quadratic_strength=0.25, centered=True))
     assert g.too_lazy and g.tau_onset == np.inf   # alpha eps > D: no onset, not tau_g = 0
 
 
@@ -265,6 +267,8 @@ def _check_diverged(curve, warned=True):
     div = curve.diverged_mask
     assert div.any() and not div[..., 0].any()
     for name in curve.names:
+        if name == "tau":   # the clock: another reading of time, never flagged
+            continue
         values = curve[name]
         assert not np.any(np.isnan(values)), name
         assert np.all(np.isinf(values[div])), name
