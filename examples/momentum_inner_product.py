@@ -1,9 +1,10 @@
-"""The inner-product model f = <u, v> at the critical scaling 1 - beta = C eta^(2/3) (spec
-momentum.md §3b, §6b; Cowsik, Can & Glorioso, arXiv:2210.16400): one normal mode, so the energy
+"""The inner-product model f = <u, v> at the critical scaling 1 - beta = C eta^(2/3)
+(docs/momentum.md, "The inner-product model"; Cowsik, Can & Glorioso, arXiv:2210.16400): one
+normal mode, so the energy
 noise of the transverse oscillation is O(1) and the reduced SDE, not its deterministic
 closure, gives the drift toward the flattest minimisers.
 
-u, v in R^d (default d = 4) start off balance (s_0 = 1) and off parallel (overlap rho = 1/2)
+u, v in R^d (default d = 4) start off balance (s_0 = 1) and off parallel (cosine c = 1/2)
 on <u, v> = 1; label noise drifts them toward u = v, ||u|| = 1.
 
 Panels: (1) E s (s = 1/4 ln(||u||^2/||v||^2)) against the step at C = C* = (4 delta^2)^(1/3):
@@ -19,6 +20,8 @@ up (2.6 s.e. early at C*/2, under-damped); the closure is 5-22 s.e. early; both 
 Monte Carlo put the best C near 0.5, below the critical-damping estimate C* (as for w_1 w_2).
 
     python examples/momentum_inner_product.py --out figures
+
+Smallest setting (seconds): --seeds 50 --paths 100 --horizon 1000
 """
 
 from __future__ import annotations
@@ -36,8 +39,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import hdsgd  # noqa: E402
-from hdsgd.montecarlo.momentum import measured_time_to_target  # noqa: E402
-from hdsgd.odes import momentum as th  # noqa: E402
+from hdsgd import momentum  # noqa: E402
 
 
 def main(argv=None):
@@ -48,7 +50,8 @@ def main(argv=None):
     parser.add_argument("--label-noise", type=float, default=0.3, help="delta_0 (default 0.3)")
     parser.add_argument("--dim", type=int, default=4,
                         help="d (default 4; the law does not depend on it)")
-    parser.add_argument("--overlap", type=float, default=0.5, help="rho of the start (default 0.5)")
+    parser.add_argument("--initial-cosine", type=float, default=0.5,
+                        help="cosine c between u_0 and v_0 (default 0.5)")
     parser.add_argument("--seeds", type=int, default=500, help="Monte Carlo seeds (default 500)")
     parser.add_argument("--paths", type=int, default=2000, help="SDE sample paths (default 2000)")
     parser.add_argument("--target", type=float, default=0.1,
@@ -60,10 +63,9 @@ def main(argv=None):
     start = time.time()
 
     c_star = (4.0 * args.label_noise**2) ** (1.0 / 3.0)
-    setup = hdsgd.LabelNoiseMomentum(model="inner_product", dim=args.dim,
-                                     initial_overlap=args.overlap, step_size=args.step_size,
-                                     exponent=2.0 / 3.0, constant=c_star,
-                                     label_noise=args.label_noise)
+    setup = momentum.InnerProductMomentum(dim=args.dim, initial_cosine=args.initial_cosine,
+                                          step_size=args.step_size, exponent=2.0 / 3.0,
+                                          constant=c_star, label_noise=args.label_noise)
     times = np.arange(0, args.horizon + 1, 25.0)
     key = jax.random.PRNGKey(0)
     mc = hdsgd.simulate(setup, args.horizon, key=key, seeds=args.seeds, times=times,
@@ -107,13 +109,13 @@ def main(argv=None):
     rows = []
     for i, c in enumerate(constants):
         trial = dataclasses.replace(setup, constant=float(c))
-        t_flow = th.time_to_target(trial, args.target, method="flow")
+        t_flow = momentum.time_to_target(trial, args.target, method="flow")
         horizon = float(np.ceil(max(1.6 * args.horizon, 1.5 * t_flow) / 25.0) * 25.0)
         grid = np.arange(0, horizon + 1, 25.0)
         run = hdsgd.simulate(trial, horizon, key=jax.random.PRNGKey(10 + i), seeds=args.seeds,
                              times=grid, progress=False)
-        t_mc, err = measured_time_to_target(run, args.target)
-        found = {m: th.time_to_target(trial, args.target, method=m, horizon=horizon,
+        t_mc, err = momentum.measured_time_to_target(run, args.target)
+        found = {m: momentum.time_to_target(trial, args.target, method=m, horizon=horizon,
                                       points=grid.size - 1, **kw)
                  for m, kw in (("sde", dict(paths=args.paths)), ("closure", {}))}
         found["flow"] = t_flow
@@ -131,7 +133,7 @@ def main(argv=None):
     ax.set_xlabel("C  (1 - beta = C eta^(2/3))")
     ax.set_title(f"time to sqrt(E s^2) <= {args.target}")
     ax.legend(fontsize=8)
-    fig.suptitle(f"inner product f = <u, v>, d = {args.dim}, rho = {args.overlap}, "
+    fig.suptitle(f"inner product f = <u, v>, d = {args.dim}, c = {args.initial_cosine}, "
                  f"eta = {args.step_size:g}, delta_0 = {args.label_noise:g}, C* = {c_star:.3f}")
     fig.tight_layout()
     path = out / "momentum_inner_product.png"

@@ -1,12 +1,13 @@
 """Time-to-target of label-noise SGD with momentum along 1 - beta = C eta^gamma (Cowsik, Can &
-Glorioso, arXiv:2210.16400; spec momentum.md §2, §4, §5), on the two-parameter model f = w1 w2.
+Glorioso, arXiv:2210.16400; docs/momentum.md, "Scales", "Time to target", "Optimal momentum"),
+on the two-parameter model f = w1 w2.
 
 T = the step from which E[s^2] stays below target^2 (s = manifold coordinate, from s_0 = 1 to
 the flattest minimiser s = 0). Panels:
 
 1. T against eta along 1 - beta = C eta^gamma for several gamma (colours) at C = C* and, for
-   gamma = 2/3, C = C*/2 and 2 C* (dashed/dotted); theory = the uniform recursion (§3c) for
-   gamma < 2/3 and the reduced SDE (§3b, averaged over paths) for gamma >= 2/3; Monte Carlo
+   gamma = 2/3, C = C*/2 and 2 C* (dashed/dotted); theory = the uniform recursion for
+   gamma < 2/3 and the reduced SDE (averaged over paths) for gamma >= 2/3; Monte Carlo
    points with bootstrap error bars. Slopes: eta^{2 gamma - 2} below 2/3, eta^{-gamma} above.
 2. The best 1 - beta at each eta (numerical optimum of T from the recursion; and from the
    reduced SDE at a few eta), with the fitted exponent (expected 2/3) and Monte Carlo T at the
@@ -19,6 +20,8 @@ the flattest minimiser s = 0). Panels:
 Defaults run in a few minutes on a 2-core CPU:
 
     python examples/momentum_time_to_target.py --out figures
+
+Smallest setting (seconds): --points 2 --paths 50 --mc-seeds 0 --sde-optimum 0 --gammas 0.5 0.6667
 """
 
 from __future__ import annotations
@@ -36,15 +39,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import hdsgd  # noqa: E402
-from hdsgd.montecarlo.momentum import measured_time_to_target  # noqa: E402
-from hdsgd.odes import momentum as th  # noqa: E402
+from hdsgd import momentum  # noqa: E402
 
 
 def theory_time(setup, target, *, paths):
     """T from the reduced equation that holds in the Setup's regime (see module docstring)."""
     if setup.exponent is not None and setup.exponent < 0.6:
-        return th.time_to_target(setup, target, method="recursion")
-    return th.time_to_target(setup, target, method="sde", paths=paths)
+        return momentum.time_to_target(setup, target, method="recursion")
+    return momentum.time_to_target(setup, target, method="sde", paths=paths)
 
 
 def mc_time(setup, target, t_guess, *, seeds, key):
@@ -52,7 +54,7 @@ def mc_time(setup, target, t_guess, *, seeds, key):
     horizon = float(np.ceil(2.5 * t_guess))
     times = np.unique(np.round(np.linspace(0, horizon, 301)))
     mc = hdsgd.simulate(setup, horizon, key=key, seeds=seeds, times=times, progress=False)
-    return measured_time_to_target(mc, target)
+    return momentum.measured_time_to_target(mc, target)
 
 
 def main(argv=None):
@@ -75,9 +77,9 @@ def main(argv=None):
     start = time.perf_counter()
     target = args.target
     etas = np.geomspace(args.eta_min, args.eta_max, args.points)
-    base = hdsgd.LabelNoiseMomentum(step_size=1e-3, exponent=2 / 3, constant=1.0,
-                                    label_noise=args.label_noise, initial_coordinate=1.0)
-    c_star = th.timescales(base)["optimal_constant"]
+    base = momentum.TwoParameterMomentum(step_size=1e-3, exponent=2 / 3, constant=1.0,
+                                         label_noise=args.label_noise, initial_coordinate=1.0)
+    c_star = momentum.timescales(base)["optimal_constant"]
     key = jax.random.PRNGKey(0)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
 
@@ -119,12 +121,12 @@ def main(argv=None):
     # ---- panel 2: the optimal 1 - beta against eta
     ax = axes[1]
     fine = np.geomspace(args.eta_min, args.eta_max, 2 * args.points)
-    best = [th.optimal_momentum(dataclasses.replace(base, step_size=float(eta)), target)
+    best = [momentum.optimal_momentum(dataclasses.replace(base, step_size=float(eta)), target)
             for eta in fine]
     gaps, t_best_recursion = np.array(best).T
     # T at the best 1 - beta from the reduced SDE (the recursion places the optimum well but,
     # with one normal mode, its T there is about half the Monte Carlo's)
-    t_best = np.array([th.time_to_target(dataclasses.replace(base, step_size=float(eta), exponent=None,
+    t_best = np.array([momentum.time_to_target(dataclasses.replace(base, step_size=float(eta), exponent=None,
                                                              constant=None, momentum=1.0 - gap),
                                          target, method="sde", paths=args.paths)
                        for eta, gap in zip(fine, gaps)])
@@ -140,7 +142,7 @@ def main(argv=None):
         for eta in sde_etas:
             setup = dataclasses.replace(base, step_size=float(eta))
             centre = c_star * eta ** (2 / 3)
-            sde_best.append(th.optimal_momentum(setup, target, method="sde", paths=args.paths,
+            sde_best.append(momentum.optimal_momentum(setup, target, method="sde", paths=args.paths,
                                                 bounds=(centre / 4, min(1.0, 3 * centre)), grid=9))
         sde_gaps, sde_t = np.array(sde_best).T
         sde_slope = np.polyfit(np.log(sde_etas), np.log(sde_gaps), 1)[0] if len(sde_etas) > 1 else np.nan
@@ -156,7 +158,7 @@ def main(argv=None):
                 t_mc, err = mc_time(setup, target, t_th, seeds=args.mc_seeds, key=sub)
                 print(f"   at the SDE optimum, eta={eta:.2e}: theory T={t_th:.0f}, "
                       f"Monte Carlo T={t_mc:.0f} +- {err:.0f}")
-    ax.loglog(fine, c_star * fine ** (2 / 3), "k:", label="C* eta^(2/3) (critical damping, §4)")
+    ax.loglog(fine, c_star * fine ** (2 / 3), "k:", label="C* eta^(2/3) (critical damping)")
     ax.set_xlabel("step size eta")
     ax.set_ylabel("best 1 - beta")
     ax.set_title("optimal momentum: 1 - beta ~ eta^(2/3)")
@@ -164,10 +166,10 @@ def main(argv=None):
 
     # ---- panel 3: speed-up over fixed beta and over beta = 0
     ax = axes[2]
-    t_zero = np.array([th.time_to_target(dataclasses.replace(base, step_size=float(eta), exponent=None,
+    t_zero = np.array([momentum.time_to_target(dataclasses.replace(base, step_size=float(eta), exponent=None,
                                                              constant=None, momentum=0.0),
                                          target, method="flow") for eta in fine])
-    t_fixed = np.array([th.time_to_target(dataclasses.replace(base, step_size=float(eta), exponent=None,
+    t_fixed = np.array([momentum.time_to_target(dataclasses.replace(base, step_size=float(eta), exponent=None,
                                                               constant=None, momentum=0.9),
                                           target, method="recursion") for eta in fine])
     up_zero = t_zero / t_best

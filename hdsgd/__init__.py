@@ -6,10 +6,12 @@ of the Monte Carlo standard error, and `tune` chooses hyperparameters from predi
 
 The top level holds the generic API and the Setup classes; each system's derived quantities
 live in its namespace: `hdsgd.lstsq`, `hdsgd.proxlinear`, `hdsgd.spiked`, `hdsgd.grokking`,
-`hdsgd.momentum`. Importing hdsgd changes no global JAX setting (see ``hdsgd._precision``).
+`hdsgd.momentum` (docs/architecture.md). Importing hdsgd changes no global JAX setting: hdsgd
+computes in float64 inside its own calls (``hdsgd._precision``).
 """
 
 from ._version import __version__
+from ._sweep import Task, sweep
 from .api import predict, predict_grid, simulate
 from .autotune import (
     LogRange,
@@ -24,39 +26,42 @@ from .autotune import (
 from .compare import Agreement, compare
 from .curve import Curve
 from .plot import plot_curves
-from .sweep import Task, sweep
 from .setups import (
     GrokkingTwoLayer,
+    InnerProductMomentum,
     LabelNoiseMomentum,
+    MatrixSensingMomentum,
     ProxLinearSensing,
     SpikedSingleIndex,
     StreamingLeastSquares,
+    TwoParameterMomentum,
     spectra,
 )
 
-from . import grokking, lstsq, proxlinear, spiked  # noqa: E402  (system faces: each registers its theory and Monte Carlo)
-
-# Systems not yet moved to their face: registered by importing their theory and Monte Carlo.
-from .odes import momentum as _momentum_theory  # noqa: E402,F401
-from .montecarlo import momentum as _momentum_mc  # noqa: E402,F401
+# The systems' public namespaces; importing them registers their theory and Monte Carlo.
+from . import grokking, lstsq, momentum, proxlinear, spiked  # noqa: E402
 
 __all__ = [
     "Agreement",
     "Curve",
     "GrokkingTwoLayer",
+    "InnerProductMomentum",
     "LabelNoiseMomentum",
     "LogRange",
+    "MatrixSensingMomentum",
     "ProxLinearSensing",
     "SpikedSingleIndex",
     "StreamingLeastSquares",
     "Task",
     "Tradeoff",
     "Tuned",
+    "TwoParameterMomentum",
     "__version__",
     "batch_tradeoff",
     "compare",
     "grokking",
     "lstsq",
+    "momentum",
     "plot_curves",
     "predict",
     "predict_grid",

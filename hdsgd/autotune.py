@@ -56,6 +56,10 @@ class Objective(eqx.Module):
         target: the level to reach (``*_to_target``).
         budget: the budget (``value_at_budget``), in ``budget_unit``.
         budget_unit: ``"samples"`` or ``"steps"``.
+        reach: ``"below"`` (the target is met where observable <= target) or ``"above"``
+            (observable >= target: an overlap, a correlation).
+        settle: count the time from which the target stays met (a settling time, which does
+            not reward an overshoot through the target) instead of the first time it is met.
     """
 
     kind: str = eqx.field(static=True)
@@ -63,13 +67,35 @@ class Objective(eqx.Module):
     target: float | None = None
     budget: float | None = None
     budget_unit: str = eqx.field(static=True, default="samples")
+    reach: str = eqx.field(static=True, default="below")
+    settle: bool = eqx.field(static=True, default=False)
+
+    def met(self, values) -> np.ndarray:
+        """Where ``values`` meet the target (never where they are not finite)."""
+        values = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            ok = values <= self.target if self.reach == "below" else values >= self.target
+        return ok & np.isfinite(values)
+
+    def _time_to_target(self, x, y) -> float:
+        below = self.reach == "below"  # a decay to a level: interpolate in log; a rise: linearly
+        if not self.settle:
+            return first_crossing(x, y, self.target, below=below, log=below)
+        met = self.met(y)
+        if not met[-1]:
+            return math.inf
+        failed = np.flatnonzero(~met)
+        if failed.size == 0:
+            return float(x[0])
+        i = int(failed[-1])
+        return first_crossing(x[i:], y[i:], self.target, below=below, log=below)
 
     def __call__(self, curve: Curve) -> float:
         y = _clean(curve, self.observable)
         if self.kind == "samples_to_target":
-            return first_crossing(curve.samples, y, self.target)
+            return self._time_to_target(curve.samples, y)
         if self.kind == "steps_to_target":
-            return first_crossing(_steps(curve), y, self.target)
+            return self._time_to_target(_steps(curve), y)
         # value_at_budget: linear interpolation in the budget's unit
         x = curve.samples if self.budget_unit == "samples" else _steps(curve)
         if x[-1] < self.budget * (1 - 1e-12):
@@ -95,7 +121,9 @@ class Objective(eqx.Module):
         if self.kind == "value_at_budget":
             return f"{self.observable} after {self.budget:g} {self.budget_unit}"
         unit = "samples" if self.kind == "samples_to_target" else "steps"
-        return f"{unit} until {self.observable} <= {self.target:g}"
+        op = "<=" if self.reach == "below" else ">="
+        stays = " for good" if self.settle else ""
+        return f"{unit} until {self.observable} {op} {self.target:g}{stays}"
 
 
 def _steps(curve: Curve) -> np.ndarray:
@@ -114,14 +142,26 @@ def _check_level(name: str, value) -> float:
     return float(value)
 
 
-def samples_to_target(value: float, observable: str = "excess_risk") -> Objective:
-    """Fresh samples used until ``observable <= value`` (inf if never, or after divergence)."""
-    return Objective("samples_to_target", observable, target=_check_level("value", value))
+def _check_reach(reach: str) -> str:
+    if reach not in ("below", "above"):
+        raise ValueError(f"reach={reach!r} is invalid; allowed: 'below' or 'above'")
+    return reach
 
 
-def steps_to_target(value: float, observable: str = "excess_risk") -> Objective:
-    """Optimizer steps until ``observable <= value`` (inf if never, or after divergence)."""
-    return Objective("steps_to_target", observable, target=_check_level("value", value))
+def samples_to_target(value: float, observable: str = "excess_risk", *, reach: str = "below",
+                      settle: bool = False) -> Objective:
+    """Fresh samples used until ``observable <= value`` (``reach="above"``: ``>= value``; with
+    ``settle``, until it stays there); inf if never, or after divergence."""
+    return Objective("samples_to_target", observable, target=_check_level("value", value),
+                     reach=_check_reach(reach), settle=bool(settle))
+
+
+def steps_to_target(value: float, observable: str = "excess_risk", *, reach: str = "below",
+                    settle: bool = False) -> Objective:
+    """Optimizer steps until ``observable <= value`` (``reach="above"``: ``>= value``; with
+    ``settle``, until it stays there); inf if never, or after divergence."""
+    return Objective("steps_to_target", observable, target=_check_level("value", value),
+                     reach=_check_reach(reach), settle=bool(settle))
 
 
 def value_at_budget(*, samples: float | None = None, steps: float | None = None,
@@ -307,7 +347,7 @@ class Tuned(eqx.Module):
     def plot(self, path, verification: Verification | None = None) -> Path:
         """The predicted objective over the grid against the first tuned field (one line per
         value of the second), the choice marked, and Monte Carlo scores when given."""
-        from .plot import _pyplot
+        from .plot import _pyplot, save_figure
 
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6.0, 4.2))
@@ -347,11 +387,7 @@ class Tuned(eqx.Module):
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
     def table_str(self, rows: int = 40) -> str:
         if not self.table:
@@ -404,17 +440,24 @@ def _check_scores(objective, curves, scores) -> None:
     valid = [c for c in curves if c is not None]
     kind = getattr(objective, "kind", None)
     if kind in ("samples_to_target", "steps_to_target"):
+        below = objective.reach == "below"
         starts = [float(_clean(c, objective.observable)[0]) for c in valid]
-        if any(v <= objective.target for v in starts):
+        if any(objective.met(v) for v in starts):
+            first = min(starts) if below else max(starts)
             raise ValueError(f"target={objective.target:g} is already met at the start "
-                             f"({objective.observable} = {min(starts):.6g} at time 0); allowed: a "
-                             f"target below {min(starts):.6g}")
+                             f"({objective.observable} = {first:.6g} at time 0); allowed: a "
+                             f"target {'below' if below else 'above'} {first:.6g}")
     if np.all(~np.isfinite(scores)):
         if kind in ("samples_to_target", "steps_to_target"):
-            lows = [np.min(_clean(c, objective.observable)) for c in valid]
-            raise ValueError(f"target={objective.target:g} is met by no candidate: the lowest "
-                             f"{objective.observable} predicted is {min(lows):.6g}; allowed: a "
-                             "target above it, a longer horizon or budget, or other candidates")
+            below = objective.reach == "below"
+            ends = [_clean(c, objective.observable) for c in valid]
+            ends = [e[np.isfinite(e)] for e in ends]
+            best = (min if below else max)(float((np.min if below else np.max)(e))
+                                           for e in ends if e.size)
+            raise ValueError(f"target={objective.target:g} is met by no candidate: the "
+                             f"{'lowest' if below else 'highest'} {objective.observable} predicted "
+                             f"is {best:.6g}; allowed: a target {'above' if below else 'below'} it, "
+                             "a longer horizon or budget, or other candidates")
         raise ValueError(f"no candidate has a finite score for {_describe(objective)} (every "
                          "prediction diverged, or the budget lies beyond the horizon)")
 
@@ -472,12 +515,19 @@ def smooth_objective(objective, values, samples_per_step):
         frac = k - i
         return values[i] * (1 - frac) + values[i + 1] * frac
     if kind in ("samples_to_target", "steps_to_target"):
-        below = values <= objective.target
-        i = jnp.argmax(below)
+        if objective.settle:
+            return None
+        above = objective.reach == "above"
+        met = values >= objective.target if above else values <= objective.target
+        below = met
+        i = jnp.argmax(met)
         i = jnp.maximum(i, 1)
         y0, y1 = values[i - 1], values[i]
         level = objective.target
-        frac = (jnp.log(y0) - jnp.log(level)) / (jnp.log(y0) - jnp.log(y1))
+        if above:
+            frac = (y0 - level) / (y0 - y1)
+        else:
+            frac = (jnp.log(y0) - jnp.log(level)) / (jnp.log(y0) - jnp.log(y1))
         steps = (i - 1) + frac
         out = steps * samples_per_step if kind == "samples_to_target" else steps
         return jnp.where(jnp.any(below), out, jnp.inf)
@@ -492,7 +542,7 @@ def _gradient_refine(setup, names, axes, continuous, best_values, objective, hor
     from .api import pure_prediction
 
     kind = getattr(objective, "kind", None)
-    if kind is None:
+    if kind is None or getattr(objective, "settle", False):
         return None
     bounds, x0 = [], []
     for name in continuous:
@@ -655,7 +705,7 @@ class Tradeoff(eqx.Module):
 
     def plot(self, path, *, critical_batch: float | None = None, title: str | None = None) -> Path:
         """Steps and samples to the target against B (log-log), the critical batch marked."""
-        from .plot import _pyplot
+        from .plot import _pyplot, save_figure
 
         plt = _pyplot()
         fig, ax = plt.subplots(figsize=(6.0, 4.2))
@@ -672,11 +722,7 @@ class Tradeoff(eqx.Module):
         ax.grid(True, which="both", alpha=0.25)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 @scoped_x64

@@ -212,8 +212,8 @@ def check_same_setup(theory: Curve, mc: Curve) -> None:
 
 
 def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None = None,
-            *, sem_floor: float = 0.0, rel_floor: float = 1e-6, t_min: float | None = None
-            ) -> Agreement:
+            *, sem_floor: float = 0.0, rel_floor: float = 1e-6, t_min: float | None = None,
+            same_setup: bool = True) -> Agreement:
     """Compare a theory curve with a Monte Carlo curve of the same Setup.
 
     Args:
@@ -228,6 +228,9 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
             where the observable itself is ~0 (a train loss of 1e-32 at an interpolating
             start against float32's 1e-15).
         t_min: ignore Monte Carlo times below this.
+        same_setup: refuse curves of different systems or Setup fields (default). ``False``
+            compares them on purpose: a perturbed theory against the Monte Carlo (to show that a
+            test has power), or a prediction at one dimension against runs at another.
 
     Returns:
         An `Agreement` (gaps per observable, ``ok()``, ``verdict``, ``caveat``, ``summary()``).
@@ -242,7 +245,8 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
         raise ValueError(f"mc has seeds={mc.seeds}; allowed: a Monte Carlo curve with >= 2 seeds")
     if theory.time_unit != mc.time_unit:
         raise ValueError(f"time units differ: theory {theory.time_unit!r}, mc {mc.time_unit!r}")
-    check_same_setup(theory, mc)
+    if same_setup:
+        check_same_setup(theory, mc)
     for name, value in (("sem_floor", sem_floor), ("rel_floor", rel_floor)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name}={value!r} is invalid; allowed: a finite number >= 0")

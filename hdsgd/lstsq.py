@@ -2,8 +2,9 @@
 model with any covariance spectrum (docs/lstsq.md).
 
     setup = hdsgd.lstsq.StreamingLeastSquares("power_law:1000:1.0", step_size=2.0, batch_size=4)
-    hdsgd.predict(setup, horizon=20.0)             # exact expected recursion (default)
+    hdsgd.predict(setup, horizon=20.0)             # exact (closed form or recursion, the cheaper)
     hdsgd.lstsq.critical_step_size(setup)          # the exact stability edge gamma_c
+    hdsgd.lstsq.spectral_risk(lam, rho0, s2, gamma, B, beta, steps)   # pure JAX, differentiable
 """
 
 from .montecarlo.lstsq import METHODS as SIMULATE_METHODS
@@ -23,6 +24,7 @@ from .odes.lstsq import (
     limit_excess_risk,
     limit_risk,
     recursion_matrix,
+    spectral_risk,
 )
 from .setups import spectra
 from .setups.lstsq import StreamingLeastSquares
@@ -46,4 +48,5 @@ __all__ = [
     "limit_risk",
     "recursion_matrix",
     "spectra",
+    "spectral_risk",
 ]

@@ -144,6 +144,12 @@ def plot_curves(theory: Curve | Sequence[Curve] | None = None,
         fig.tight_layout()
     if path is None:
         return fig
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path) -> Path:
+    """Write ``fig`` to ``path`` (PNG, its folder created), close it, return the path."""
+    plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -78,7 +78,7 @@ def test_only_the_command_line_imports_the_command_line():
 
 def test_generic_modules_know_no_system():
     generic = [PACKAGE / f"{m}.py" for m in ("api", "curve", "compare", "autotune", "plot",
-                                              "_segments", "_numerics", "_precision")]
+                                              "_segments", "_numerics", "_precision", "_sweep")]
     assert not _violations(generic, ("hdsgd.odes", "hdsgd.montecarlo", "hdsgd.cli")
                            + tuple(f"hdsgd.{f}" for f in FACES))
 
@@ -104,3 +104,21 @@ def test_faces_re_export_only(face):
     module = getattr(hdsgd, face)
     for name in module.__all__:
         assert hasattr(module, name), name
+
+
+def test_teach_uses_only_the_public_api():
+    """The teaching page calls what a user calls: the top-level API, the faces and the curve,
+    never theory, Monte Carlo or Setup internals, private modules or the command line."""
+    files = _files("teach")
+    assert files
+    forbidden = ("hdsgd.odes", "hdsgd.montecarlo", "hdsgd.setups", "hdsgd.cli")
+    assert not _violations(files, forbidden)
+    private = [f"{f.relative_to(ROOT)} imports {m}" for f in files for m in _imports(f)
+               if any(p.startswith("_") for p in m.split(".")[1:2])]
+    assert not private
+
+
+def test_only_the_command_line_imports_the_teaching_page():
+    files = [f for f in PACKAGE.rglob("*.py")
+             if not {"cli", "teach"} & set(f.relative_to(PACKAGE).parts)]
+    assert not _violations(files, ("hdsgd.teach",))

@@ -126,6 +126,15 @@ def test_objectives():
     assert hdsgd.steps_to_target(0.2, "risk")(diverged) == np.inf
     with pytest.raises(ValueError, match="samples"):
         hdsgd.value_at_budget(samples=-1)
+    # reaching a level from below (an overlap), and settling: an overshoot does not count
+    rising = Curve(time=t, observables={"overlap": np.array([0.1, 0.6, 0.4, 0.7])},
+                   time_unit="step", samples=t)
+    assert hdsgd.steps_to_target(0.5, "overlap", reach="above")(rising) == pytest.approx(0.8)
+    assert hdsgd.steps_to_target(0.5, "overlap", reach="above", settle=True)(rising) == \
+        pytest.approx(2 + 1 / 3)
+    assert hdsgd.steps_to_target(0.8, "overlap", reach="above", settle=True)(rising) == np.inf
+    with pytest.raises(ValueError, match="reach"):
+        hdsgd.steps_to_target(0.5, "overlap", reach="up")
 
 
 def test_cli_predict_compare_and_errors(tmp_path, capsys):

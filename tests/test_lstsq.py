@@ -78,7 +78,7 @@ def test_ode_and_volterra_approach_recursion_like_one_over_d():
         times = np.linspace(0, 3.0, 31)
         rec = hdsgd.predict(setup, 3.0, times=times)
         ode = hdsgd.predict(setup, 3.0, times=times, method="ode", exact_steps=0)
-        vol = hdsgd.predict(setup, 3.0, times=times, method="volterra", n_grid=1500)
+        vol = hdsgd.predict(setup, 3.0, times=times, method="volterra")
         gaps_ode.append(_max_rel_gap(ode, rec))
         gaps_vol.append(_max_rel_gap(vol, rec))
     for gaps in (gaps_ode, gaps_vol):
@@ -267,18 +267,19 @@ def test_vmapped_grid_equals_one_prediction_per_point():
 
 def test_repeated_calls_compile_nothing(count_compiles):
     setup = _setup(64, noise_std=0.2)
-    for method in ("recursion", "ode", "volterra"):
+    for method in ("spectral", "recursion", "ode", "volterra"):
         hdsgd.predict(setup, 2.0, method=method)
     hdsgd.simulate(setup, 2.0, key=jax.random.key(0), seeds=3, progress=False)
     hdsgd.simulate(setup, 2.0, key=jax.random.key(0), seeds=3, progress=False, method="projected")
     with count_compiles() as compiles:
-        for method in ("recursion", "ode", "volterra"):
+        for method in ("spectral", "recursion", "ode", "volterra"):
             hdsgd.predict(setup, 2.0, method=method)
         hdsgd.simulate(setup, 2.0, key=jax.random.key(1), seeds=3, progress=False)
         hdsgd.simulate(setup, 2.0, key=jax.random.key(1), seeds=3, progress=False,
                        method="projected")
         # a different step size and noise level are traced numbers: still nothing to compile
         hdsgd.predict(setup.replace(step_size=0.7, noise_std=0.1), 2.0)
+        hdsgd.predict(setup.replace(step_size=0.7, noise_std=0.1), 2.0, method="spectral")
         hdsgd.simulate(setup.replace(step_size=0.7), 2.0, key=jax.random.key(2), seeds=3,
                        progress=False)
     assert compiles() == 0

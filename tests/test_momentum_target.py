@@ -1,5 +1,6 @@
-"""Label-noise SGD with momentum (issue 6, spec momentum.md §4-5): time-to-target T(eta, gamma, C)
-from the reduced equations against the Monte Carlo, and the numerically optimal constant C."""
+"""Label-noise SGD with momentum (docs/momentum.md, "Time to target", "Optimal momentum"):
+time-to-target T(eta, gamma, C) from the reduced equations against the Monte Carlo, and the
+numerically optimal constant C."""
 
 import dataclasses
 import math
@@ -8,8 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from hdsgd import LabelNoiseMomentum, simulate
-from hdsgd.montecarlo.momentum import measured_time_to_target
+from hdsgd import TwoParameterMomentum, simulate
+from hdsgd.momentum import measured_time_to_target
 from hdsgd.odes import momentum as th
 from hdsgd.setups.momentum import settling_time
 
@@ -29,7 +30,7 @@ def test_time_to_target_separated_regime():
     """gamma = 1/2: the uniform recursion and the first-order flow's closed form
     T = (1-beta)^2/(eta^2 delta^2) ln[sinh 2 s_0 / sinh 2 target] both give the Monte Carlo's
     settling time; a flow with (1 - beta) instead of (1 - beta)^2 is far off."""
-    setup = LabelNoiseMomentum(**SEPARATED)
+    setup = TwoParameterMomentum(**SEPARATED)
     times = np.concatenate([[0, 1000, 2000, 3000], np.arange(4000, 8001, 50)])
     mc = simulate(setup, 8000, key=jax.random.PRNGKey(21), seeds=500, times=times, progress=False)
     t_mc, err = measured_time_to_target(mc, TARGET)
@@ -43,10 +44,10 @@ def test_time_to_target_separated_regime():
 @pytest.mark.parametrize("constant, seed", [
     (0.35, 22), pytest.param(0.711, 23, marks=pytest.mark.slow)])
 def test_time_to_target_critical_regime_sde(constant, seed):
-    """gamma = 2/3 below and at the critical-damping constant C* = 0.711 (spec §4, §7b):
+    """gamma = 2/3 below and at the critical-damping constant C* = 0.711:
     the reduced SDE's T agrees with the Monte Carlo's; the deterministic closure and the
     uniform recursion, which miss the O(1) energy noise of a single normal mode, do not."""
-    setup = LabelNoiseMomentum(**CRITICAL, constant=constant)
+    setup = TwoParameterMomentum(**CRITICAL, constant=constant)
     times = np.arange(0, 3501, 25)
     mc = simulate(setup, 3500, key=jax.random.PRNGKey(seed), seeds=1000, times=times,
                   progress=False)
@@ -62,8 +63,8 @@ def test_time_to_target_critical_regime_sde(constant, seed):
 
 def test_optimal_constant_against_brute_force_scan():
     """The numerical optimum of C (scan + Brent) agrees with a brute-force scan of the same
-    reduced equation, and beats the critical-damping estimate C* of §4 (only a start)."""
-    setup = LabelNoiseMomentum(**CRITICAL, constant=1.0)
+    reduced equation, and beats the critical-damping estimate C* (only a start)."""
+    setup = TwoParameterMomentum(**CRITICAL, constant=1.0)
     c_opt, t_opt = th.optimal_constant(setup, TARGET)
     c_star = th.timescales(setup)["optimal_constant"]
     scan = np.geomspace(c_star / 8, 8 * c_star, 121)
@@ -84,10 +85,10 @@ def test_optimal_constant_against_brute_force_scan():
 
 def test_optimal_momentum_scales_as_eta_to_two_thirds():
     """The optimal 1 - beta from the uniform recursion, over two decades of eta, follows
-    eta^gamma with gamma near 2/3 (spec §2); the time at the optimum scales as eta^{-2/3}."""
+    eta^gamma with gamma near 2/3; the time at the optimum scales as eta^{-2/3}."""
     etas = np.geomspace(1e-4, 1e-2, 5)
-    best = [th.optimal_momentum(LabelNoiseMomentum(step_size=eta, momentum=0.9, label_noise=0.3),
-                                TARGET) for eta in etas]
+    best = [th.optimal_momentum(TwoParameterMomentum(step_size=eta, momentum=0.9,
+                                                     label_noise=0.3), TARGET) for eta in etas]
     gaps, times = np.array([b[0] for b in best]), np.array([b[1] for b in best])
     slope = np.polyfit(np.log(etas), np.log(gaps), 1)[0]
     assert abs(slope - 2 / 3) < 0.05, slope
@@ -96,15 +97,15 @@ def test_optimal_momentum_scales_as_eta_to_two_thirds():
 
 
 def test_time_to_target_input_checks():
-    setup = LabelNoiseMomentum(**CRITICAL, constant=0.711)
+    setup = TwoParameterMomentum(**CRITICAL, constant=0.711)
     with pytest.raises(ValueError, match="target"):
         th.time_to_target(setup, 0.0)
     with pytest.raises(ValueError, match="method"):
         th.time_to_target(setup, TARGET, method="euler")
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="paths"):
         th.time_to_target(setup, TARGET, method="recursion", paths=10)
     with pytest.raises(ValueError, match="exponent"):
-        th.optimal_constant(LabelNoiseMomentum(momentum=0.9))
+        th.optimal_constant(TwoParameterMomentum(momentum=0.9))
     assert th.time_to_target(dataclasses.replace(setup, initial_coordinate=0.05), TARGET) == 0.0
     assert math.isinf(th.time_to_target(setup, TARGET, method="recursion", horizon=100))
 
@@ -115,7 +116,7 @@ def test_sde_optimal_constant_against_monte_carlo_scan():
     Monte Carlo's T at the SDE optimum is within errors of the scan's best, and so is T at the
     recursion's optimum (the recursion puts the optimum in the right place, C ~ 0.5, but its
     T there is far too short: it misses the energy noise of one normal mode)."""
-    setup = LabelNoiseMomentum(**CRITICAL, constant=0.711)
+    setup = TwoParameterMomentum(**CRITICAL, constant=0.711)
     c_star = th.timescales(setup)["optimal_constant"]
     c_sde, t_sde = th.optimal_constant(setup, TARGET, method="sde", paths=1000,
                                        bounds=(c_star / 4, 3 * c_star), grid=9)

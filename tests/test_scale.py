@@ -14,7 +14,7 @@ import pytest
 
 import hdsgd
 from hdsgd.api import finished_seeds
-from hdsgd.sweep import Task, grid, setting_hash, sweep
+from hdsgd._sweep import Task, grid, setting_hash, sweep
 
 
 def _setups():
@@ -45,10 +45,10 @@ def test_sweep_killed_halfway_resumes_without_recomputing(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         import hdsgd
-        from hdsgd.sweep import Task, grid, sweep
+        from hdsgd._sweep import Task, grid, sweep
         base = hdsgd.StreamingLeastSquares("ramp:40:0.5:1.5", noise_std=0.2)
         setups = grid(base, {{"step_size": [0.3, 0.5, 0.7, 0.9, 1.1, 1.3]}})
-        import hdsgd.sweep as sw
+        import hdsgd._sweep as sw
         original = sw.run_task
         def slow(setup, task):
             out = original(setup, task)

@@ -104,3 +104,38 @@ def test_batch_tradeoff_has_the_critical_batch_shape(tmp_path):
     np.testing.assert_allclose(tr.steps[small] * tr.batch_sizes[small], tr.steps[0], rtol=0.1)
     assert tr.samples[-1] > 2.5 * tr.samples[0] and tr.steps[-1] > 3 * tr.steps[0] / tr.batch_sizes[-1]
     assert tr.plot(tmp_path / "tradeoff.png", critical_batch=b_crit).stat().st_size > 1000
+
+
+def test_proxlinear_and_spiked_choices_are_confirmed_by_monte_carlo_neighbours():
+    # The choice's Monte Carlo score is within 3 standard errors of the best of the choice and
+    # its two grid neighbours, each simulated (Tuned.verify).
+    prox = hdsgd.ProxLinearSensing(dim_left=40, dim_right=40, batch_size=20, step_size=1.0,
+                                   noise_std=0.1, initial_state=(0.7, 0.6, 0.8, 0.5))
+    tuned = hdsgd.tune(prox, {"eta_bar": list(np.geomspace(0.25, 16.0, 7))},
+                       hdsgd.samples_to_target(0.05, "error_sq"), budget=20 * 40)
+    check = tuned.verify(jax.random.key(3), seeds=24, progress=False)
+    assert len(check.points) == 3 and check.ok(), check.summary()
+    spiked = hdsgd.SpikedSingleIndex(dim=2000, spike=1.0, link="he2", step_size=0.5,
+                                     initial_overlap=0.05)
+    edge = hdsgd.spiked.critical_step_size(spiked)
+    tuned = hdsgd.tune(spiked, {"step_size": list(np.geomspace(0.05, 0.6, 6) * edge)},
+                       hdsgd.samples_to_target(0.4, "overlap", reach="above"), horizon=30.0)
+    check = tuned.verify(jax.random.key(4), seeds=32, progress=False, method="chain")
+    assert check.ok(), check.summary()
+    # the smallest step escapes much later: the grid has power
+    assert tuned.table[0]["score"] > 2 * tuned.objective_value
+
+
+def test_cli_tune_for_every_system(capsys):
+    from hdsgd.cli import main
+
+    runs = {
+        "spiked": ["--dim", "300", "--horizon", "30"],
+        "grokking": ["--dim", "12", "--n-samples", "36", "--width", "64", "--horizon", "400"],
+        "momentum": ["--horizon", "1500"],
+        "proxlinear": ["--dim-left", "20", "--dim-right", "20", "--batch-size", "10"],
+        "lstsq": ["--eigenvalues", "power_law:50", "--horizon", "10"],
+    }
+    for system, args in runs.items():
+        assert main([system, "tune", "--seeds", "0", *args]) == 0, system
+        assert "chosen" in capsys.readouterr().out, system

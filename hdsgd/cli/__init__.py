@@ -1,6 +1,7 @@
 """The ``hdsgd`` command.
 
     hdsgd demo [--out DIR]                       theory vs Monte Carlo for every system
+    hdsgd teach [--port N] [--no-browser]        interactive teaching page (local, offline)
     hdsgd SYSTEM predict  [--field value ...]    deterministic equivalent
     hdsgd SYSTEM simulate [--field value ...]    Monte Carlo
     hdsgd SYSTEM compare  [--field value ...]    both, with the gap in standard errors and a verdict
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from . import _fields
+from . import teach as _teach
 from ._system import SYSTEMS, CliSystem, Demo, register
 
 __all__ = ["main", "build_parser", "SYSTEMS", "CliSystem", "Demo", "register"]
@@ -40,6 +42,7 @@ def _load_systems() -> None:
     from . import proxlinear  # noqa: F401
     from . import grokking  # noqa: F401
     from . import spiked  # noqa: F401
+    from . import momentum  # noqa: F401
 
 
 def _system_fields(system: CliSystem) -> dict[str, _fields.FieldOption]:
@@ -121,9 +124,15 @@ def _add_tune_options(parser, system: CliSystem) -> None:
                    help="a field and its candidates: NAME=a,b,c or NAME=LOW:HIGH:log[:N] "
                         "(refined) or NAME=LOW:HIGH:lin:N; repeat for a joint search "
                         f"(default: {system.tune_help})")
-    g.add_argument("--objective", default="samples_to_target",
+    g.add_argument("--objective", default=system.tune_objective,
                    choices=("samples_to_target", "steps_to_target", "value_at_budget"),
-                   help="what to minimise (default: samples_to_target)")
+                   help=f"what to minimise (default: {system.tune_objective})")
+    g.add_argument("--reach", choices=("below", "above"), default=system.tune_reach,
+                   help="the target is met where the observable is below it or above it "
+                        f"(default: {system.tune_reach})")
+    g.add_argument("--settle", action=argparse.BooleanOptionalAction, default=system.tune_settle,
+                   help="count the time from which the target stays met (a settling time, "
+                        f"which an overshoot does not shortcut; default: {system.tune_settle})")
     g.add_argument("--observable", default=None,
                    help=f"the observable the objective reads (default: {system.observable})")
     g.add_argument("--target", type=float, default=None,
@@ -159,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         ) + "\n\nexamples:\n  hdsgd demo\n  hdsgd lstsq compare --batch-size 4 --plot lstsq.png"
             "\n  hdsgd spiked predict --help",
     )
-    sub = parser.add_subparsers(dest="system", metavar="{demo," + ",".join(SYSTEMS) + "}")
+    sub = parser.add_subparsers(dest="system", metavar="{demo,teach," + ",".join(SYSTEMS) + "}")
     demo = sub.add_parser("demo", help="theory vs Monte Carlo for every system, with figures",
                           description="hdsgd demo: a small theory-vs-Monte-Carlo comparison for "
                                       "each system, a verdict per system and a figure each.")
@@ -168,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     demo.add_argument("--systems", nargs="*", default=None, choices=list(SYSTEMS),
                       help="only these systems (default: all)")
+    _teach.add_parser(sub)
     for system in SYSTEMS.values():
         sp = sub.add_parser(system.name, help=system.summary, description=system.summary)
         names = list(COMMANDS) + ["sweep"] + (["tune"] if system.tune_space else [])
@@ -249,6 +259,8 @@ def _run_system(args, system: CliSystem) -> int:
     _check_output(args.plot, "--plot")
     horizon = args.horizon if args.horizon is not None else system.default_horizon(setup)
     if args.command == "tune":
+        if args.horizon is None and system.tune_horizon is not None:
+            horizon = system.tune_horizon(setup)
         return _run_tune(args, system, setup, horizon)
     if args.command == "sweep":
         return _run_sweep(args, system, setup, horizon)
@@ -323,8 +335,9 @@ def _run_tune(args, system: CliSystem, setup, horizon) -> int:
             raise CliError("--budget-steps is for --objective value_at_budget; allowed with "
                            f"{args.objective}: --target, --budget (samples) or --horizon")
         target = args.target if args.target is not None else system.tune_target(setup, observable)
+        reach = {"reach": args.reach, "settle": args.settle}
         if args.objective == "samples_to_target":
-            objective = samples_to_target(target, observable)
+            objective = samples_to_target(target, observable, **reach)
             # every candidate gets the same sample budget: --budget, or what the given setup
             # uses in --horizon
             budget = args.budget if args.budget is not None else (
@@ -334,7 +347,7 @@ def _run_tune(args, system: CliSystem, setup, horizon) -> int:
             if args.budget is not None:
                 raise CliError("--budget is a sample budget; allowed with steps_to_target: "
                                "--horizon")
-            objective = steps_to_target(target, observable)
+            objective = steps_to_target(target, observable, **reach)
             run = {"horizon": horizon}
     tuned = tune(setup, space, objective, **run, **options)
     print(f"# {system.name} tune: {objective.description}, over {', '.join(space)}")
@@ -377,7 +390,7 @@ def _sweep_executor(args):
 
 def _run_sweep(args, system: CliSystem, setup, horizon) -> int:
     from ..plot import plot_curves
-    from ..sweep import Task, grid, sweep
+    from .._sweep import Task, grid, sweep
     from ._space import parse_space
 
     _check_output(args.plot, "--plot")
@@ -466,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.system == "demo":
             return _run_demo(args)
+        if args.system == "teach":
+            return _teach.run(args)
         system = SYSTEMS[args.system]
         if getattr(args, "command", None) is None:
             _subparser(parser, where).print_help()
@@ -479,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: interrupted" + (f": {stop}" if str(stop) else ""), file=sys.stderr)
         return 130
 
+
+_load_systems()
 
 if __name__ == "__main__":
     sys.exit(main())

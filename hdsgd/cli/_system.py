@@ -49,6 +49,10 @@ class CliSystem:
             ``*_to_target`` objectives.
         tune_report: optional ``Tuned -> str``: system-specific lines after the choice.
         tune_help: one line describing the default space and target, for ``--help``.
+        tune_objective: the default objective kind (``"samples_to_target"``, ...).
+        tune_reach: the default direction of the target (``"below"`` or ``"above"``).
+        tune_settle: whether the default target must be met for good (a settling time).
+        tune_horizon: optional ``setup -> horizon`` for tuning (default: ``default_horizon``).
     """
 
     name: str
@@ -64,6 +68,10 @@ class CliSystem:
     tune_target: Callable[[Any, str], float] | None = None
     tune_report: Callable[[Any], str] | None = None
     tune_help: str = ""
+    tune_objective: str = "samples_to_target"
+    tune_reach: str = "below"
+    tune_settle: bool = False
+    tune_horizon: Callable[[Any], float] | None = None
 
     @property
     def time_unit(self) -> str:

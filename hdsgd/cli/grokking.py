@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import grokking
 from ..api import predict, simulate
+from ..autotune import LogRange
 from ..compare import compare
 from ._system import CliSystem, Demo, register
 
@@ -32,6 +33,19 @@ def demo(out_dir, key) -> Demo:
                 f"({a.max_rel_gap:.2%} relative)", agreement, figure)
 
 
+def tune_space(setup: grokking.GrokkingTwoLayer) -> dict:
+    """step_size (eta0) on 10 log-spaced values up to 0.95 x the edge of stability at
+    initialisation."""
+    edge = grokking.critical_step_size(setup)
+    return {"step_size": LogRange(0.02 * edge, 0.95 * edge, 10)}
+
+
+def tune_target(setup: grokking.GrokkingTwoLayer, observable: str) -> float:
+    """Six tenths of the observable's value at initialisation (the infinite-width prediction)."""
+    start = predict(setup, 1.0, times=[0.0])
+    return 0.6 * float(start[observable][0])
+
+
 SYSTEM = register(CliSystem(
     name="grokking",
     summary="grokking as lazy-to-rich: two-layer quadratic net, full-batch GD (Kumar et al. 2024)",
@@ -41,4 +55,10 @@ SYSTEM = register(CliSystem(
     simulate_methods=grokking.SIMULATE_METHODS,
     demo=demo,
     observable="test_loss",
+    tune_space=tune_space,
+    tune_target=tune_target,
+    tune_objective="steps_to_target",
+    tune_settle=True,
+    tune_help="step_size on 10 log-spaced values up to 0.95 x critical_step_size; GD steps until "
+              "the test loss stays below 0.6 x its initial value (the time to generalise)",
 ))

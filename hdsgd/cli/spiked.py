@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import spiked
 from ..api import predict, simulate
 from ..compare import compare
+from ..autotune import LogRange
 from ._system import CliSystem, Demo, register
 
 
@@ -38,6 +39,16 @@ def demo(out_dir, key) -> Demo:
                 f"standard errors ({worst.name})", agreement, figure)
 
 
+def tune_space(setup: spiked.SpikedSingleIndex) -> dict:
+    """step_size on 12 log-spaced values up to 0.98 x the critical step size (the normalised
+    variants; (P) has an edge only for a linear student with the square loss: else 1e-3 .. 1)."""
+    try:
+        edge = spiked.critical_step_size(setup)
+    except ValueError:
+        return {"step_size": LogRange(1e-3, 1.0, 12)}
+    return {"step_size": LogRange(0.02 * edge, 0.98 * edge, 12)}
+
+
 SYSTEM = register(CliSystem(
     name="spiked",
     summary="online SGD on a single-index target under spiked covariance (P/S/N variants)",
@@ -48,4 +59,10 @@ SYSTEM = register(CliSystem(
     demo=demo,
     parsers={"link": parse_series, "student": parse_series},
     observable="overlap",
+    tune_space=tune_space,
+    tune_target=lambda setup, observable: 0.5,
+    tune_reach="above",
+    tune_horizon=lambda setup: 50.0,
+    tune_help="step_size on 12 log-spaced values up to 0.98 x critical_step_size; samples until "
+              "the overlap reaches 0.5 (weak recovery), within t = 50",
 ))

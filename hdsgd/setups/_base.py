@@ -43,8 +43,9 @@ class Setup(eqx.Module):
     system: ClassVar[str] = ""
     time_unit: ClassVar[str] = "step"
     time_label: ClassVar[str] = "steps"
-    #: derived coordinates `replace` (and so `tune`) accepts besides the fields, each set by a
-    #: method ``_set_<name>(value) -> dict of field changes`` (e.g. prox-linear's eta_bar).
+    #: derived coordinates `replace` (and so `tune`) accepts besides the fields, each read as a
+    #: property ``<name>`` and set by a method ``_set_<name>(value) -> dict of field changes``
+    #: (e.g. prox-linear's eta_bar, momentum's damping 1 - beta).
     coordinates: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------ plain data

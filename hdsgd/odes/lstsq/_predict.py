@@ -5,15 +5,20 @@ from __future__ import annotations
 import numpy as np
 import jax.numpy as jnp
 
+from ..._numerics import power_of_two_at_least
 from ...api import predict, predict_grid, grid_setups, reject_options
 from ...curve import Curve, finish_curve
 from ...setups.lstsq import StreamingLeastSquares
-from . import _ode, _recursion, _volterra
+from . import _ode, _recursion, _secular, _spectral, _spectral_momentum, _volterra
 from ._stability import critical_step_size, effective_step_size
 
-METHODS = ("recursion", "ode", "volterra")
-MOMENTUM_METHODS = ("recursion", "volterra")
+METHODS = ("spectral", "recursion", "ode", "volterra")
+MOMENTUM_METHODS = ("spectral", "recursion", "volterra")
 BLOWUP = 1e30
+TOLERANCE = 1e-2       # default tolerance of "ode" / "volterra" against the exact solution
+CHECK_STEPS = 64       # steps on which the spectral solution is checked against the recursion
+CHECK_TOLERANCE = 1e-8  # beyond this the spectral solution is not used (the recursion is)
+_OPTIONS = ("exact_steps", "n_grid", "tolerance")
 
 
 def stability_warning(setup: StreamingLeastSquares) -> str | None:
@@ -26,7 +31,8 @@ def stability_warning(setup: StreamingLeastSquares) -> str | None:
             f"{at_beta} (the exact stability edge of the mean-square recursion): the risk diverges")
 
 
-def risk_curve(setup: StreamingLeastSquares, steps, risk, method: str, extra: dict) -> Curve:
+def risk_curve(setup: StreamingLeastSquares, steps, risk, method: str, extra: dict,
+               warnings=()) -> Curve:
     """Finish a predicted risk (at whole ``steps``) into a Curve.
 
     Past gamma_c the risk grows without bound, so every point after t = 0 is flagged diverged
@@ -42,112 +48,316 @@ def risk_curve(setup: StreamingLeastSquares, steps, risk, method: str, extra: di
         extra["effective_step_size"] = effective_step_size(setup)
     return finish_curve(setup, t_out, {"risk": risk, "excess_risk": risk - 0.5 * setup.noise_var},
                         method=method, samples=np.round(steps) * setup.batch_size, blown=blown,
-                        warnings=[warning], extra=extra)
+                        warnings=[warning, *warnings], extra=extra)
+
+
+RECURSION_WORK = 1 << 27  # mode-steps of the recursion below which it is the default
+
+
+def default_method(setup: StreamingLeastSquares, n_steps: int) -> str:
+    """The exact method that costs less, compilation included: ``"spectral"`` (about 16 passes
+    over min(d, 4096) poles per mode after a compilation of a few seconds, plus the exact
+    heavy-ball steps) once the recursion would take longer than that (n_steps d > 2^27 mode-steps,
+    n_steps above the passes), else ``"recursion"`` (O(d) per step, compiles in under a second)."""
+    work = 16 * min(setup.dim, _secular.DIRECT_MAX)
+    if setup.momentum != 0.0:
+        beta = setup.momentum
+        work += _spectral_momentum.exact_steps(beta + 0.25 * (1.0 - beta))
+    cheaper = n_steps > work and n_steps * setup.dim * (3 if setup.momentum else 1) > RECURSION_WORK
+    return "spectral" if cheaper else "recursion"
+
+
+def _args(setup):
+    return (jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error), setup.noise_var,
+            setup.step_size, float(setup.batch_size))
+
+
+def _padded(steps: np.ndarray) -> np.ndarray:
+    size = power_of_two_at_least(steps.size, 8)
+    return np.concatenate([steps, np.full(size - steps.size, steps[-1])])
+
+
+def pole_bucket(count: int) -> int:
+    """The static size for ``count`` grouped poles: a multiple of 1/16 of the power of two at or
+    below it (at most ~6 % padding; 16 sizes per octave share compilations)."""
+    if count <= 64:
+        return 64
+    step = 1 << (count.bit_length() - 5)
+    return -(-count // step) * step
+
+
+def _resized(poles: _secular.Poles, n: int) -> _secular.Poles:
+    """The first n entries of grouped poles (n >= count), padded like the padding past count."""
+    arrays = [np.asarray(x) for x in poles[:4]]
+    d = arrays[0].size
+    if n <= d:
+        arrays = [x[:n] for x in arrays]
+    else:
+        arrays = [np.concatenate([x, np.full(n - d, x[-1] if i < 2 else 0.0)])
+                  for i, x in enumerate(arrays)]
+    return _secular.Poles(*(jnp.asarray(x) for x in arrays), poles.count)
+
+
+def _sums_for(positions: np.ndarray, span: float) -> tuple[str, int]:
+    """The sums (direct or fast) and the SOE nodes for these poles."""
+    method = _spectral.sums_method(positions.size)
+    nodes = _secular.soe_nodes_for(positions, span) if method == "fast" else _secular.SOE_NODES
+    return method, nodes
+
+
+def _plain_spectral(setup, steps: np.ndarray) -> tuple[np.ndarray, dict]:
+    """psi at ``steps`` from the closed form, its diagnostics, and its check against the
+    recursion on the first CHECK_STEPS steps."""
+    args = _args(setup)
+    poles = _spectral.plain_poles_jit(args[0], args[1], args[3], args[4])
+    count = int(poles.count)
+    n = pole_bucket(count)
+    positions = np.asarray(poles.position[:count])
+    method, nodes = _sums_for(positions, float(np.sum(np.asarray(poles.weight))))
+    modes = _spectral.solve_modes_jit(_resized(poles, n), args[2], method, nodes)
+    n_check = min(CHECK_STEPS, int(steps.max()))
+    both = np.concatenate([steps, np.arange(n_check + 1)])
+    psi = np.asarray(_spectral.evaluate_modes_jit(modes, jnp.asarray(_padded(both))))[:both.size]
+    rec = np.asarray(_recursion.recursion_psi_jit(*args, n_check))
+    check = float(np.max(np.abs(psi[steps.size:] / rec - 1.0)))
+    extra = {"spectral_groups": count, "spectral_sums": method,
+             "spectral_iterations": int(modes.iterations),
+             "spectral_check_error": check, "asymptotic_factor": float(modes.top)}
+    if method == "fast":
+        extra["spectral_soe_nodes"] = nodes
+    return psi[:steps.size], extra
+
+
+def _momentum_spectral(setup, steps: np.ndarray) -> tuple[np.ndarray, dict]:
+    """psi at ``steps``: the moment recursion up to K0 (plus CHECK_STEPS to check), the slow
+    roots after."""
+    args = _args(setup)
+    beta = setup.momentum
+    method = _spectral.sums_method(setup.dim)
+    hb = _spectral_momentum.heavy_ball_modes_jit(*args, beta, method, _secular.SOE_NODES)
+    k0 = _spectral_momentum.exact_steps(float(hb.rho_c))
+    n_rec = power_of_two_at_least(k0 + CHECK_STEPS)
+    k0 = n_rec - CHECK_STEPS
+    n = int(steps.max())
+    if n <= n_rec:
+        psi = np.asarray(_recursion.momentum_recursion_psi_jit(*args, beta, n_rec))
+        return psi[steps], {"exact_steps": n_rec}
+    total, noise = _spectral_momentum.recursion_parts_jit(*args, beta, n_rec)
+    modes = hb.modes._replace(k0=jnp.asarray(float(k0)), anchor=noise[k0])
+    late = steps > k0
+    both = np.concatenate([steps[late], np.arange(k0, n_rec + 1)])
+    formula = np.asarray(_spectral.evaluate_modes_jit(modes, jnp.asarray(_padded(both))))
+    total = np.asarray(total)
+    psi = np.where(late, 0.0, total[np.minimum(steps, n_rec)])
+    psi[late] = formula[:late.sum()]
+    check = float(np.max(np.abs(formula[late.sum():both.size] / total[k0:] - 1.0)))
+    extra = {"exact_steps": k0, "spectral_sums": method,
+             "spectral_secular_poles": int(hb.secular_count),
+             "spectral_iterations": int(hb.modes.iterations), "spectral_check_error": check,
+             "spectral_background_error": float(hb.background_error),
+             "asymptotic_factor": float(hb.modes.top)}
+    return psi, extra
+
+
+def _spectral_or_recursion(setup, steps: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The spectral solution, or the recursion where the spectral solution fails its check
+    (then ``meta["spectral_fallback"]`` says so)."""
+    run = _plain_spectral if setup.momentum == 0.0 else _momentum_spectral
+    psi, extra = run(setup, steps)
+    check = extra.get("spectral_check_error", 0.0)
+    if check <= CHECK_TOLERANCE and not np.any(np.isnan(psi)):
+        return psi, extra
+    extra["spectral_fallback"] = (f"the closed form missed the recursion by {check:.3g} on its "
+                                  f"check steps; the curve is the recursion's")
+    return _recursion_psi(setup, steps), extra
+
+
+def _recursion_psi(setup, steps: np.ndarray) -> np.ndarray:
+    n = int(steps.max())
+    if setup.momentum == 0.0:
+        return np.asarray(_recursion.recursion_psi_jit(*_args(setup), n))[steps]
+    return np.asarray(_recursion.momentum_recursion_psi_jit(*_args(setup), setup.momentum, n))[steps]
+
+
+def exact_psi(setup: StreamingLeastSquares, steps) -> np.ndarray:
+    """psi = 2R at whole ``steps`` from the exact method that costs less (`default_method`)."""
+    steps = np.asarray(steps, dtype=np.int64)
+    if default_method(setup, int(steps.max())) == "spectral":
+        return _spectral_or_recursion(setup, steps)[0]
+    return _recursion_psi(setup, steps)
+
+
+def _gap_to_exact(setup, t_out, psi, tolerance: float, method: str) -> tuple[dict, list]:
+    """The largest relative gap of an approximate psi to the exact one (at the nearest whole
+    steps), and a warning past ``tolerance``."""
+    steps = np.round(np.asarray(t_out) * setup.dim).astype(np.int64)
+    if stability_warning(setup) is not None:
+        return {}, []
+    exact = exact_psi(setup, np.maximum(steps, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(np.asarray(psi) / exact - 1.0)
+    rel = np.where(np.isfinite(rel), rel, np.inf)
+    worst = int(np.argmax(rel))
+    gap = float(rel[worst])
+    extra = {"gap_to_exact": gap, "tolerance": tolerance}
+    if not gap <= tolerance:
+        return extra, [f"method={method!r} (the d -> infinity equivalent) is {gap:.3g} off the exact "
+                       f"finite-d solution at t = {t_out[worst]:.6g} (tolerance {tolerance:g}); "
+                       f"method='spectral' is exact"]
+    return extra, []
+
+
+def _error_warning(method: str, error: float, tolerance: float) -> list:
+    if error <= tolerance:
+        return []
+    return [f"method={method!r}: its own numerical error is about {error:.3g} (tolerance "
+            f"{tolerance:g}); raise n_grid"]
 
 
 @predict.register
 def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method: str | None = None,
-             exact_steps: int | None = None, n_grid: int | None = None, rtol: float = 1e-8,
-             **options) -> Curve:
+             exact_steps: int | None = None, n_grid: int | None = None,
+             tolerance: float | None = None, **options) -> Curve:
     """Predict the risk of streaming least-squares SGD (docs/lstsq.md).
 
     Args:
         setup: a `StreamingLeastSquares`.
         horizon: final time t = steps / d.
         times: output times (in t); default: every step up to the first log-spaced ones, then
-            log-spaced (about 100 points). The recursions round times to whole steps.
-        method: ``"recursion"`` (default; exact), ``"ode"`` (plain SGD only) or ``"volterra"``.
-        exact_steps: ``"ode"`` only: steps taken with the exact recursion before the ODE
-            takes over (default max(1000, 4d), capped by the horizon; 0 for the pure ODE).
-        n_grid: ``"volterra"``, plain SGD only: uniform grid size (default 2000).
-        rtol: ``"ode"`` only: the solver's relative tolerance.
+            log-spaced (about 100 points). The exact methods round times to whole steps.
+        method: ``"spectral"`` (exact, in closed form), ``"recursion"`` (exact, step by step),
+            ``"ode"`` (plain SGD only) or ``"volterra"`` (the d -> infinity equivalents). Default:
+            the exact method that costs less (`default_method`).
+        exact_steps: ``"ode"`` / ``"volterra"``, plain SGD: steps taken with the exact recursion
+            before the equivalent takes over (default max(1000, 4d) for ``"ode"``, 0 for
+            ``"volterra"``; capped by the horizon).
+        n_grid: ``"ode"``: points of its log-spaced grid (default 2048; each step is also taken
+            as two half steps, for the curve and the step-doubling error estimate).
+        tolerance: ``"ode"`` / ``"volterra"``: the largest relative gap to the exact solution
+            (and own numerical error) accepted without ``meta["warning"]`` (default 1e-2).
     """
-    reject_options(options, setup, ("exact_steps", "n_grid", "rtol"))
-    method = "recursion" if method is None else method
+    reject_options(options, setup, _OPTIONS)
+    n_steps = max(1, int(round(horizon * setup.dim)))
+    method = default_method(setup, n_steps) if method is None else method
     allowed = METHODS if setup.momentum == 0.0 else MOMENTUM_METHODS
     if method not in allowed:
         raise ValueError(f"method={method!r} is invalid for momentum={setup.momentum}; "
                          f"allowed: {allowed}")
-    given = {k for k, val in (("exact_steps", exact_steps), ("n_grid", n_grid)) if val is not None}
-    given |= {"rtol"} if rtol != 1e-8 else set()
-    valid = {("recursion", False): set(), ("ode", False): {"exact_steps", "rtol"},
-             ("volterra", False): {"n_grid"}, ("recursion", True): set(),
-             ("volterra", True): set()}[(method, setup.momentum != 0.0)]
+    given = {k for k, val in (("exact_steps", exact_steps), ("n_grid", n_grid),
+                              ("tolerance", tolerance)) if val is not None}
+    plain = setup.momentum == 0.0
+    valid = {"ode": {"exact_steps", "n_grid", "tolerance"},
+             "volterra": {"exact_steps", "tolerance"} if plain else {"tolerance"}}.get(method, set())
     if given - valid:
         raise ValueError(f"unknown option(s) {', '.join(sorted(given - valid))} for method={method!r}"
                          f" at momentum={setup.momentum}; allowed: {', '.join(sorted(valid)) or 'none'}")
-    if setup.momentum != 0.0:
-        return _predict_momentum(setup, horizon, times, method)
-    d = setup.dim
-    if times is None or method == "recursion":
+    tol = TOLERANCE if tolerance is None else float(tolerance)
+    if not tol > 0:
+        raise ValueError(f"tolerance={tolerance!r} is invalid; allowed: a number > 0")
+    if method in ("spectral", "recursion") or not plain:
         steps = setup.output_steps(horizon, times)
-        t_out = steps / d
-    else:
-        t_out = np.asarray(times, dtype=np.float64)
-        steps = np.round(t_out * d).astype(np.int64)
-    lam = jnp.asarray(setup.eigenvalues)
-    rho0 = jnp.asarray(setup.initial_error)
-    noise_var = setup.noise_var
-    gamma, batch = setup.step_size, setup.batch_size
-    extra = {}
-    if method == "recursion":
-        psi = _recursion.recursion_psi_jit(lam, rho0, noise_var, gamma, batch, int(steps.max()))
-        return risk_curve(setup, steps, 0.5 * np.asarray(psi)[steps], method, extra)
+        if method == "spectral":
+            psi, extra = _spectral_or_recursion(setup, steps)
+            return risk_curve(setup, steps, 0.5 * psi, method, extra)
+        if method == "recursion":
+            return risk_curve(setup, steps, 0.5 * _recursion_psi(setup, steps), method, {})
+        return _predict_momentum_volterra(setup, horizon, steps, tol)
+    t_out = (setup.output_steps(horizon, None) / setup.dim if times is None
+             else np.asarray(times, dtype=np.float64))
     if method == "ode":
-        horizon_steps = max(1, int(round(horizon * d)))
-        k0 = _ode.default_exact_steps(setup, horizon_steps) if exact_steps is None else int(exact_steps)
-        if k0 < 0:
-            raise ValueError(f"exact_steps={exact_steps} is invalid; allowed: an integer >= 0")
-        k0 = min(k0, int(np.floor(t_out.max() * d)))
-        risk = np.empty_like(t_out)
-        early = t_out * d <= k0
-        if k0 > 0:
-            psi = np.asarray(_recursion.recursion_psi_jit(lam, rho0, noise_var, gamma, batch, k0))
-            # Times within the exact part are whole steps (a continuous time in between is
-            # interpolated linearly between the two exact steps around it).
-            risk[early] = 0.5 * np.interp(t_out[early] * d, np.arange(k0 + 1), psi)
-            rho_start = _recursion.recursion_state_jit(lam, rho0, noise_var, gamma, batch, k0)
-        else:
-            rho_start = rho0
-        late = ~early
-        if late.any() or k0 == 0:
-            t_late = t_out[late] if k0 > 0 else t_out
-            ys, ok = _ode.ode_psi(lam, jnp.asarray(rho_start), jnp.asarray(noise_var, float),
-                                  jnp.asarray(gamma, float), jnp.asarray(batch, float),
-                                  jnp.asarray(k0 / d, float), jnp.asarray(t_late, float),
-                                  _ode.ode_max_steps(setup, float(t_late[-1]) - k0 / d), rtol=rtol)
-            ys = np.where(np.isfinite(np.asarray(ys)), np.asarray(ys), np.inf)
-            if k0 > 0:
-                risk[late] = 0.5 * ys
-            else:
-                risk = 0.5 * ys
-            extra["solver_ok"] = bool(ok)
-        extra["exact_steps"] = k0
-        return risk_curve(setup, t_out * d, risk, method, extra)
-    n = 2000 if n_grid is None else int(n_grid)
-    if n < 2:
-        raise ValueError(f"n_grid={n_grid} is invalid; allowed: an integer >= 2")
-    grid, r = _volterra.volterra_jit(lam, rho0, noise_var, gamma, batch, float(t_out.max()), n)
-    extra["n_grid"] = n
-    return risk_curve(setup, t_out * d, np.interp(t_out, np.asarray(grid), np.asarray(r)),
-                      method, extra)
+        return _predict_ode(setup, horizon, t_out, exact_steps, n_grid, tol)
+    return _predict_volterra(setup, horizon, t_out, exact_steps, tol)
 
 
-def _predict_momentum(setup: StreamingLeastSquares, horizon: float, times, method: str) -> Curve:
-    """The heavy-ball moment recursion, or its discrete Volterra equation (<= 200000 steps)."""
-    steps = setup.output_steps(horizon, times)
+def _exact_start(setup, t_out, k0):
+    """The exact recursion on the first k0 steps: psi at the output times inside them
+    (interpolated linearly between whole steps) and the state rho(k0)."""
+    d = setup.dim
+    args = _args(setup)
+    early = t_out * d <= k0
+    risk = np.full(t_out.shape, np.nan)
+    if k0 == 0:
+        return early & (t_out == 0), np.where(t_out == 0, 0.5 * (setup.noise_var + np.dot(
+            setup.eigenvalues, setup.initial_error)), np.nan), args[1]
+    psi = np.asarray(_recursion.recursion_psi_jit(*args, k0))
+    risk[early] = 0.5 * np.interp(t_out[early] * d, np.arange(k0 + 1), psi)
+    return early, risk, _recursion.recursion_state_jit(*args, k0)
+
+
+def _exact_steps_option(exact_steps, default: int, n_steps: int, t_out, d) -> int:
+    if exact_steps is not None and (int(exact_steps) != exact_steps or exact_steps < 0):
+        raise ValueError(f"exact_steps={exact_steps!r} is invalid; allowed: an integer >= 0")
+    k0 = default if exact_steps is None else int(exact_steps)
+    return int(min(k0, n_steps, np.floor(t_out.max() * d)))
+
+
+def _predict_ode(setup, horizon, t_out, exact_steps, n_grid, tol) -> Curve:
+    """The homogenized ODE by the exponential integrator, after exact first steps."""
+    d = setup.dim
+    n_steps = max(1, int(round(horizon * d)))
+    k0 = _exact_steps_option(exact_steps, _ode.default_exact_steps(setup, n_steps), n_steps,
+                             t_out, d)
+    grid_points = _ode.N_GRID if n_grid is None else n_grid
+    if int(grid_points) != grid_points or grid_points < 4:
+        raise ValueError(f"n_grid={n_grid!r} is invalid; allowed: an integer >= 4")
+    early, risk, rho_start = _exact_start(setup, t_out, k0)
+    late = ~early
+    error = 0.0
+    if late.any():
+        tau = t_out[late] - k0 / d
+        fastest = 2.0 * setup.step_size * float(setup.eigenvalues.max())
+        (fine, at_fine), (coarse, at_coarse) = _ode.time_grids(float(tau.max()), fastest, tau,
+                                                               int(grid_points))
+        args = (jnp.asarray(setup.eigenvalues), jnp.asarray(rho_start), setup.noise_var,
+                setup.step_size, float(setup.batch_size))
+        psi = np.asarray(_ode.exponential_psi_jit(*args, jnp.asarray(fine)))[at_fine]
+        psi2 = np.asarray(_ode.exponential_psi_jit(*args, jnp.asarray(coarse)))[at_coarse]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rel = np.abs(psi - psi2) / (3.0 * np.abs(psi))
+        error = float(np.max(np.where(np.isfinite(rel), rel, np.inf)))
+        risk[late] = 0.5 * np.where(np.isfinite(psi), psi, np.inf)
+    extra = {"exact_steps": k0, "n_grid": int(grid_points), "error_estimate": error}
+    gap, warnings = _gap_to_exact(setup, t_out, 2.0 * risk, tol, "ode")
+    return risk_curve(setup, t_out * d, risk, "ode", {**extra, **gap},
+                      warnings + _error_warning("ode", error, tol))
+
+
+def _predict_volterra(setup, horizon, t_out, exact_steps, tol) -> Curve:
+    """The homogenized Volterra equation in closed form (after optional exact first steps)."""
+    d = setup.dim
+    n_steps = max(1, int(round(horizon * d)))
+    k0 = _exact_steps_option(exact_steps, 0, n_steps, t_out, d)
+    early, risk, rho_start = _exact_start(setup, t_out, k0)
+    late = ~early
+    args = (jnp.asarray(setup.eigenvalues), jnp.asarray(rho_start), setup.noise_var,
+            setup.step_size, float(setup.batch_size))
+    poles = _volterra.homogenized_poles_jit(*args[:2], args[3], args[4])
+    count = int(poles.count)
+    method, nodes = _sums_for(np.asarray(poles.position[:count]),
+                              float(np.sum(np.asarray(poles.weight))))
+    modes = _spectral.solve_modes_jit(_resized(poles, pole_bucket(count)), setup.noise_var,
+                                      method, nodes, True)
+    tau = np.concatenate([[0.0], t_out[late] - k0 / d])
+    psi = np.asarray(_spectral.evaluate_modes_jit(modes, jnp.asarray(_padded(tau))))[:tau.size]
+    start = setup.noise_var + float(np.dot(setup.eigenvalues, np.asarray(rho_start)))
+    error = float(abs(psi[0] / start - 1.0))   # the residues must sum to the start
+    risk[late] = 0.5 * psi[1:]
+    extra = {"exact_steps": k0, "error_estimate": error, "spectral_sums": method}
+    gap, warnings = _gap_to_exact(setup, t_out, 2.0 * risk, tol, "volterra")
+    return risk_curve(setup, t_out * d, risk, "volterra", {**extra, **gap},
+                      warnings + _error_warning("volterra", error, tol))
+
+
+def _predict_momentum_volterra(setup, horizon, steps, tol) -> Curve:
+    """The heavy ball's discrete Volterra equation (explicit scan, <= 200000 steps)."""
     n = int(steps.max())
-    args = (jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error), setup.noise_var,
-            setup.step_size, float(setup.batch_size), setup.momentum)
-    if method == "recursion":
-        risk = 0.5 * np.asarray(_recursion.momentum_recursion_psi_jit(*args, n))[steps]
-    else:
-        if n > _volterra.MAX_VOLTERRA_STEPS:
-            raise ValueError(f"horizon={horizon} is {n} steps; method='volterra' is O(steps^2) and "
-                             f"allows at most {_volterra.MAX_VOLTERRA_STEPS} steps "
-                             "(use method='recursion')")
-        risk = np.asarray(_volterra.momentum_volterra_jit(*args, n))[steps]
-    return risk_curve(setup, steps, risk, method, {})
+    if n > _volterra.MAX_VOLTERRA_STEPS:
+        raise ValueError(f"horizon={horizon} is {n} steps; method='volterra' is O(steps^2) and "
+                         f"allows at most {_volterra.MAX_VOLTERRA_STEPS} steps "
+                         "(use method='spectral')")
+    risk = np.asarray(_volterra.momentum_volterra_jit(*_args(setup), setup.momentum, n))[steps]
+    gap, warnings = _gap_to_exact(setup, steps / setup.dim, 2.0 * risk, tol, "volterra")
+    return risk_curve(setup, steps, risk, "volterra", gap, warnings)
 
 
 _GRID_FIELDS = ("step_size", "batch_size", "noise_std")

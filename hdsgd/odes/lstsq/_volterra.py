@@ -2,11 +2,18 @@ r"""Volterra equations for the risk of streaming least-squares SGD (the d -> inf
 
 docs/lstsq.md, "Deterministic equivalents" and "Momentum".
 
-Plain SGD, in continuous time t (trapezoidal product integration on a uniform grid, O(N^2)):
+Plain SGD, in continuous time t, psi = 2R:
 
-    R(t) = F(gamma t) + int_0^t K(t - s) R(s) ds,
-    F(s) = sigma^2/2 + 1/2 sum_i lambda_i rho_i(0) exp(-2 s lambda_i),
-    K(t) = (gamma^2/B) (1/d) sum_i lambda_i^2 exp(-2 gamma lambda_i t).
+    psi(t) = sigma^2 + sum_i lambda_i rho_i(0) e^{-alpha_i t} + int_0^t K(t - s) psi(s) ds,
+    alpha_i = 2 gamma lambda_i,   K(t) = sum_i w_i e^{-alpha_i t},   w_i = gamma^2 lambda_i^2 / (B d),
+
+(the homogenized ODE's solution). Its Laplace transform is rational,
+psi^(p) = [sigma^2/p + g(p)] / (1 - f(p)) with f(p) = sum_i w_i/(p + alpha_i) and
+g(p) = sum_i lambda_i rho_i(0)/(p + alpha_i), so it is solved exactly, like the recursion
+(`_spectral`): psi(t) = sum_j (g(p_j)/S_j) e^{p_j t} + sigma^2 [1 + sum_j (e^{p_j t} - 1)/(p_j S_j)]
+over the roots p_j of f(p) = 1 (one between each two consecutive -alpha_i and one above
+-alpha_min; S_j = -f'(p_j)). No grid, no stiffness: the curve is the equation's own solution to
+round-off, and what separates it from SGD is the homogenization (O(1/d); reported by `predict`).
 
 Heavy ball, in steps (explicit in R_k, solved exactly with a scan, O(N^2)):
 
@@ -25,32 +32,32 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from . import _secular
+from ._secular import Poles, group_poles
+from ._spectral import evaluate_modes, solve_modes
+
 MAX_VOLTERRA_STEPS = 200_000
 
 
-def volterra_risk(eigenvalues, initial_error, noise_var, step_size, batch_size, horizon: float,
-                  n_grid: int) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
-    """R on a uniform grid of ``n_grid + 1`` points on [0, horizon], trapezoidal product integration.
-
-    R_n = (F_n + h (1/2 K_n R_0 + sum_{0<j<n} K_{n-j} R_j)) / (1 - h K_0 / 2).
-    """
+def homogenized_poles(eigenvalues, initial_error, step_size, batch_size) -> Poles:
+    """The poles -alpha_i (alpha_i = 2 gamma lambda_i) with weights w_i = gamma^2 lambda_i^2/(B d) and
+    lambda_i rho_i(0), grouped (0 - P = alpha_i is kept exact)."""
     d = eigenvalues.shape[0]
-    grid = jnp.linspace(0.0, horizon, n_grid + 1)
-    h = horizon / n_grid
-    decay = jnp.exp(-2.0 * step_size * grid[:, None] * eigenvalues[None, :])  # (N+1, d)
-    forcing = 0.5 * noise_var + 0.5 * decay @ (eigenvalues * initial_error)
-    kernel = (step_size**2 / batch_size) * (decay @ eigenvalues**2) / d
-    n = n_grid + 1
-    kext_rev = jnp.concatenate([jnp.zeros(n - 1), kernel])[::-1]
+    alpha = 2.0 * step_size * eigenvalues
+    w = step_size**2 * eigenvalues**2 / (batch_size * d)
+    return group_poles(-alpha, alpha, w, eigenvalues * initial_error)
 
-    def body(r, i):
-        w = jax.lax.dynamic_slice(kext_rev, (n - 1 - i,), (n,))
-        conv = jnp.dot(w, r) - 0.5 * kernel[i] * r[0]
-        value = jnp.where(i == 0, forcing[0], (forcing[i] + h * conv) / (1.0 - 0.5 * h * kernel[0]))
-        return r.at[i].set(value), None
 
-    r, _ = jax.lax.scan(body, jnp.zeros(n), jnp.arange(n))
-    return grid, r
+homogenized_poles_jit = jax.jit(homogenized_poles)
+
+
+def volterra_risk(eigenvalues, initial_error, noise_var, step_size, batch_size, times,
+                  method: str = "direct") -> Float[Array, " n"]:
+    """R(t) = psi(t)/2 of the homogenized Volterra equation (plain SGD) at ``times``, exactly
+    (pure JAX; ``method``: the secular sums, see `_secular`)."""
+    poles = homogenized_poles(eigenvalues, initial_error, step_size, batch_size)
+    modes = solve_modes(poles, noise_var, method, continuous=True)
+    return 0.5 * evaluate_modes(modes, jnp.asarray(times))
 
 
 def impulse_response(eigenvalues, eta, momentum, n: int) -> Float[Array, "n d"]:
@@ -113,5 +120,4 @@ def momentum_volterra_risk(eigenvalues, initial_error, noise_var, step_size, bat
 
 
 
-volterra_jit = jax.jit(volterra_risk, static_argnums=(5, 6))
 momentum_volterra_jit = jax.jit(momentum_volterra_risk, static_argnums=(6,))

@@ -1,27 +1,26 @@
-r"""Reduced dynamics of the inner-product model f = <u, v> in the critical regime (private).
-
-Spec ``momentum.md`` §3b (critical scaling 1 - beta = C eta^{2/3}), §6b (the model). Used by
-`hdsgd.odes.momentum` for ``predict(setup, method="sde" | "closure")`` and
-``time_to_target`` on ``model="inner_product"``.
+r"""Reduced dynamics of the inner-product model f = <u, v> (docs/momentum.md, "The
+inner-product model"): the reduced SDE and its closure in the ambient coordinates, and the
+observables of the first-order flow with its stationary fluctuation.
 
 The reduced space. Label-noise SGD with momentum on f = <u, v>, u, v in R^d, y = 1, started at
-(u_0, v_0) with both in span(e_1, e_2) (`inner_product_start`), never leaves that span: every
+(u_0, v_0) with both in span(e_1, e_2) (`InnerProductMomentum.start`), never leaves that span: every
 gradient (f - y - delta zeta)(v, u) lies in it. So the law is exactly that of (u, v) in
 R^2 x R^2, and the reduced equations live there: w = (u, v) of shape (2, 2), the manifold
 Gamma = {<u, v> = 1} (3-dimensional), one datum hence ONE normal mode, normal direction
 n = (v, u)/sqrt(lambda) with curvature lambda = tr H = ||u||^2 + ||v||^2 = ||w||^2.
 
-Equations (§3b in step units, written in the ambient coordinates of R^4; derived here from
-the spec's two-parameter version, which they reproduce exactly when u || v, rho = 1):
+Equations (the reduced SDE of docs/momentum.md, "Reduced SDE", in step units, written in the
+ambient coordinates of R^4; they reproduce the two-parameter equations exactly when u || v,
+c = 1):
 
     dw/dk = q                        (q in T_w Gamma: the tangential velocity, per step)
     dq/dk = -(1 - beta) q - eta (S/2) grad_Gamma lambda + (normal constraint force)
     dS    = [-(1 - beta)(S - S_eq(lambda)) - 1/2 S d(ln lambda)/dk] dk + sqrt(eta delta^2 S) dW
 
 with grad_Gamma lambda = P_T (2 w), d ln lambda/dk = 2 <w, q>/lambda, P_T v = v - n <n, v>,
-S_eq(lambda) = eta delta^2 (1 + beta) / [(1 - beta)(2(1 + beta) - eta lambda)] (§2, exact
+S_eq(lambda) = eta delta^2 (1 + beta) / [(1 - beta)(2(1 + beta) - eta lambda)] (the exact
 stationary variance of the mode) and dW the energy noise of the single normal mode (O(1) at
-gamma = 2/3, §3b). ``"closure"`` drops dW (the deterministic closure of §3b).
+gamma = 2/3). ``"closure"`` drops dW (the deterministic closure).
 
 Discretisation (`reduced_step`): Euler-Maruyama for (q, S), then w <- Retract(w + h q) by
 Gauss-Newton steps w <- w - grad f (f(w) - 1)/||grad f||^2, then q is re-projected onto the new
@@ -39,24 +38,23 @@ mean-field path, uses x ~ N(m, S)), by quadrature, with the mean normal offset
 
     m = -(3 S - 2 <q_u, q_v>/eta) / lambda^{3/2}
 
-[derived here]: along the normal f = 1 + sqrt(lambda) x + x^2/lambda, so the mean normal
-gradient is lambda m + 3 S/sqrt(lambda); the path's normal acceleration is
-<d^2 w/dk^2, n> = -2 <q_u, q_v>/sqrt(lambda) (from d^2 f/dk^2 = 0); balancing
+(docs/momentum.md, "The inner-product model"): along the normal f = 1 + sqrt(lambda) x
++ x^2/lambda, so the mean normal gradient is lambda m + 3 S/sqrt(lambda); the path's normal
+acceleration is <d^2 w/dk^2, n> = -2 <q_u, q_v>/sqrt(lambda) (from d^2 f/dk^2 = 0); balancing
 -eta (lambda m + 3S/sqrt(lambda)) against it gives m. For u || v this is the two-parameter
 offset -(3S + 2 sdot^2/eta)/lambda^{3/2} (<q_u, q_v> = -sdot^2 there).
 
-Slowest curvature of tr H at the flattest points (u = v = m, ||m|| = 1) [derived here]: the
+Slowest curvature of tr H at the flattest points (u = v = m, ||m|| = 1): the
 Riemannian Hessian of tr H = ||w||^2 on Gamma there is, for a tangent t = (a, b),
 2 ||t||^2 - <grad tr H, grad f>/||grad f||^2 * 2 <a, b> = 2 ||a - b||^2. On unit tangents it is
 kappa = 4 along both the balance direction (m, -m)/sqrt(2) (the two-parameter direction) and
 the opening direction (m_perp, -m_perp)/sqrt(2), and 0 along the rotation (m_perp, m_perp)/sqrt(2)
 (a symmetry: the flattest points form a circle, and no observable moves along it). So
-kappa = 4 as for the two-parameter model, and C* = (4 delta^2)^{1/3} (§4).
+kappa = 4 as for the two-parameter model (`_scales.SLOW_CURVATURE`), and C* = (4 delta^2)^{1/3}.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 
@@ -64,15 +62,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._momentum_fluctuation import GAUSS, PHASE, stationary_variance
-from ..setups.momentum import LabelNoiseMomentum, inner_product_start, invariant_observables
+from ..._numerics import power_of_two_at_least
+from ...setups.momentum import InnerProductMomentum, invariant_observables
+from ._fluctuation import GAUSS, PHASE, stationary_variance
+from ._sde import default_dt
 
-SLOW_CURVATURE = 4.0  # kappa = d^2 tr H / dl^2 at the flattest points (see the module docstring)
 
-
-def reduced_start(setup: LabelNoiseMomentum) -> np.ndarray:
+def reduced_start(setup: InnerProductMomentum) -> np.ndarray:
     """(u_0, v_0) in the coordinates (e_1, e_2) of their span, shape (2, 2) (float64)."""
-    return np.asarray(inner_product_start(dataclasses.replace(setup, dim=2)), dtype=np.float64)
+    return setup.replace(dim=2).start()
 
 
 def _grad_f(w):
@@ -143,11 +141,12 @@ def _solve(state0, counts, sizes, key, args, *, noise: bool):
     return states
 
 
-def default_dt(setup: LabelNoiseMomentum, method: str = "sde") -> float:
+@default_dt.register
+def _(setup: InnerProductMomentum, method: str = "sde") -> float:
     """Euler step in steps: 1/20 of the fastest reduced timescale (1/(1 - beta), or the
-    along-manifold oscillation 1/sqrt(eta S_eq lambda_0)), at least 1 (as
-    `hdsgd.odes.momentum.default_sde_dt`, with lambda_0 = P_0 + Q_0 of the inner-product start);
-    a quarter of that for ``method="closure"`` (one path: a finer step costs little)."""
+    along-manifold oscillation 1/sqrt(eta S_eq lambda_0)), at least 1 (as for the
+    two-parameter model, with lambda_0 = P_0 + Q_0 of the inner-product start); a quarter of
+    that for ``method="closure"`` (one path: a finer step costs little)."""
     lam0 = float(np.sum(reduced_start(setup) ** 2))
     s_eq = float(stationary_variance(setup.step_size, setup.momentum, setup.noise_var, 2.0))
     omega = math.sqrt(max(setup.step_size * s_eq * lam0, 1e-300))
@@ -155,29 +154,11 @@ def default_dt(setup: LabelNoiseMomentum, method: str = "sde") -> float:
     return step / 4.0 if method == "closure" else step
 
 
-def flow_time_to_target(setup: LabelNoiseMomentum, target: float) -> float:
-    """The step at which |s| = |1/4 ln(P/Q)| reaches ``target`` under the first-order flow
-    (§3a, §6b closed form; s decreases monotonically there). With T = P + Q, D = P - Q,
-    R = 1, r = eta^2 delta^2 / (4 (1-beta)^2): D = D_0 e^{-4rk},
-    T^2 - 4 = (T_0^2 - 4) e^{-8rk}, and P/Q = e^{4s} means D/T = tanh 2s, so
-        e^{8rk} = [D_0^2 / tanh^2(2 target) - T_0^2 + 4] / 4
-    (for u || v, T_0^2 - 4 = D_0^2 and this is the two-parameter
-    k = (1-beta)^2/(eta^2 delta^2) ln[sinh 2 s_0 / sinh 2 target]). 0 if |s_0| <= target."""
-    w0 = reduced_start(setup)
-    p0, q0 = float(w0[0] @ w0[0]), float(w0[1] @ w0[1])
-    if abs(0.25 * math.log(p0 / q0)) <= target:
-        return 0.0
-    rate = setup.step_size**2 * setup.noise_var / (4.0 * setup.one_minus_beta**2)
-    if rate <= 0:
-        return math.inf
-    grow = ((p0 - q0) ** 2 / math.tanh(2.0 * target) ** 2 - (p0 + q0) ** 2 + 4.0) / 4.0
-    return float(math.log(grow) / (8.0 * rate))
-
-
-def reduced_paths(setup: LabelNoiseMomentum, steps, *, key, paths: int, dt: float, noise: bool):
+def reduced_paths(setup: InnerProductMomentum, steps, *, key, paths: int, dt: float,
+                  noise: bool):
     """Sample paths of the reduced equations at the output ``steps`` (sorted, >= 0): returns
-    (w, q, S) with shapes (paths, T, 2, 2), (paths, T, 2, 2), (paths, T); one path when
-    ``noise`` is False (the deterministic closure). Started on the manifold at
+    (w, q, S) (JAX arrays) with shapes (paths, T, 2, 2), (paths, T, 2, 2), (paths, T); one
+    path when ``noise`` is False (the deterministic closure). Started on the manifold at
     (u_0, v_0) at rest with no fluctuation (S = 0), as the Monte Carlo."""
     steps = np.asarray(steps, dtype=np.float64)
     n = int(paths) if noise else 1
@@ -185,11 +166,11 @@ def reduced_paths(setup: LabelNoiseMomentum, steps, *, key, paths: int, dt: floa
     counts = np.ceil(widths / dt - 1e-9).astype(np.int32)
     sizes = widths / np.maximum(counts, 1)
     # pad the grid with empty intervals to a power of two: few lengths, few compilations
-    padded = 1 << max(4, (steps.size - 1).bit_length())
+    padded = power_of_two_at_least(steps.size, 16)
     counts = np.concatenate([counts, np.zeros(padded - steps.size, np.int32)])
     sizes = np.concatenate([sizes, np.zeros(padded - steps.size)])
     w0 = jnp.broadcast_to(jnp.asarray(reduced_start(setup)), (n, 2, 2))
-    state0 = (w0, jnp.zeros((n, 2, 2)), jnp.zeros((n,)))
+    state0 = (w0, jnp.zeros((n, 2, 2), w0.dtype), jnp.zeros((n,), w0.dtype))
     args = tuple(jnp.asarray(a, jnp.float64) for a in (
         setup.step_size, setup.momentum, setup.one_minus_beta, setup.noise_var))
     w, q, var = _solve(state0, jnp.asarray(counts), jnp.asarray(sizes), key, args, noise=noise)
@@ -205,12 +186,12 @@ def normal_offset(w, q, var, step_size):
 def fluctuation_observables(w, q, var, step_size, *, phase: bool) -> dict:
     """E obs(w + x n), n = (v, u)/sqrt(lambda), over the normal fluctuation x of mean m
     (`normal_offset`) and variance S, for each path and time (any leading shape): the
-    observables of `LabelNoiseMomentum` plus ``manifold_coordinate_sq`` (E s^2, for the
+    observables of `InnerProductMomentum` plus ``manifold_coordinate_sq`` (E s^2, for the
     time-to-target).
 
     ``phase=True`` (the SDE's sample paths): x = m + sqrt(2 S) cos(phi) with a uniform phase
-    phi, the law of an oscillation of given energy (§3b averages over the fast phase; the
-    energy, i.e. S, is what varies from path to path), 12 Gauss-Chebyshev phases.
+    phi, the law of an oscillation of given energy (the reduced SDE averages over the fast
+    phase; the energy, i.e. S, is what varies from path to path), 12 Gauss-Chebyshev phases.
     ``phase=False`` (the deterministic closure, and the ensemble): x ~ N(m, S), 12-point
     Gauss-Hermite. Both have the same E x^2, so tr H and the loss (quadratic in x) agree;
     observables with a kink at the flattest point do not: over paths with exponentially
@@ -255,17 +236,37 @@ def _path_means(w, q, var, step_size, *, phase: bool):
     return per_time
 
 
-def expected_observables(setup: LabelNoiseMomentum, steps, *, key, paths: int, dt: float,
+def expected_observables(setup: InnerProductMomentum, steps, *, key, paths: int, dt: float,
                          noise: bool) -> tuple[dict, bool]:
     """Observables of the reduced equations at ``steps`` (numpy, shape (T,)): the path average
     of `fluctuation_observables` (random-phase law for the SDE's paths, Gaussian for the
     closure); and whether every path stayed finite."""
     w, q, var = reduced_paths(setup, steps, key=key, paths=paths, dt=dt, noise=noise)
     size = np.asarray(steps).size
-    padded = 1 << max(4, (size - 1).bit_length())  # as in reduced_paths: few compilations
+    padded = power_of_two_at_least(size, 16)  # as in reduced_paths: few compilations
     pad = lambda a: jnp.concatenate(  # noqa: E731
         [a, jnp.broadcast_to(a[:, -1:], (a.shape[0], padded - size) + a.shape[2:])], axis=1)
     means = _path_means(pad(w), pad(q), pad(var), setup.step_size, phase=noise)
     out = {k: np.asarray(val)[:size] for k, val in means.items()}
     finite = bool(np.all(np.isfinite(np.asarray(var))) and np.all(np.isfinite(np.asarray(w))))
     return out, finite
+
+
+def flow_observables(p, q, r, var) -> dict:
+    """E obs of (u, v) + x (v, u)/sqrt(lambda), x ~ N(m, var), lambda = P + Q, with the mean
+    normal offset at rest m = -3 var / lambda^{3/2} (`normal_offset` with zero velocity),
+    by Gauss-Hermite: the observables of the first-order flow's invariants with the
+    stationary normal fluctuation (numpy arrays of shape (T,); compiled once per padded
+    length)."""
+    size = np.shape(p)[-1]
+    width = (0, power_of_two_at_least(size, 16) - size)
+    padded = (np.pad(np.asarray(a, dtype=np.float64), width, mode="edge") for a in (p, q, r, var))
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite past the edge: flagged
+        obs = _flow_observables(*padded)
+    return {k: np.asarray(val)[:size] for k, val in obs.items()}
+
+
+@jax.jit
+def _flow_observables(p, q, r, var):
+    var = jnp.maximum(var, 0.0)
+    return fluctuation_average(p, q, r, -3.0 * var / (p + q) ** 1.5, var, GAUSS)

@@ -1,0 +1,174 @@
+r"""Time to target T(eta, beta) from the reduced equations (docs/momentum.md, "Time to target").
+
+Product models: the step from which the mean squared manifold coordinate E[s^2] stays at or
+below target^2. Matrix sensing: the step from which the closure's distance
+||U U^T - X*||_F / ||X*||_F stays at or below the target. "Stays below" (`settling_time`)
+rather than "first below": an under-damped run swings through the flattest point and out
+again, and a first crossing would make the smallest friction look best. The Monte Carlo twin
+is `hdsgd.montecarlo.momentum.measured_time_to_target` (the same definition on the seed
+average).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import numpy as np
+
+from ..._precision import scoped_x64
+from ...setups._validate import positive as v_positive
+from ...setups.momentum import (InnerProductMomentum, LabelNoiseMomentum,
+                                MatrixSensingMomentum, TwoParameterMomentum, settling_time)
+from . import _inner_product as _inner
+from ._flow import flow_time_to_target
+from ._recursion import recursion_path
+from ._sde import default_dt, reduced_paths
+from ._sensing import sensing_closure
+
+MAX_HORIZON = 1e8
+
+
+def default_target_horizon(setup: LabelNoiseMomentum, target: float) -> float:
+    """A horizon (steps) in which |s| should settle below ``target`` (product models):
+    1.5 x (first-order flow estimate (1-beta)^2/(eta^2 delta^2) ln[sinh 2|s_0| / sinh 2 target]
+    + 12 / (1 - beta), the under-damped decay time), at most 1e8. `time_to_target` retries
+    with 4 times the horizon when this is too short."""
+    s0 = abs(setup.initial_coordinate)
+    omb = setup.one_minus_beta
+    logs = math.log(max(math.sinh(2 * s0), 1e-300) / math.sinh(2 * target)) if s0 > target else 0.0
+    flow = omb**2 / (setup.step_size**2 * max(setup.noise_var, 1e-300)) * max(logs, 0.0)
+    return float(min(MAX_HORIZON, 1.5 * (flow + 12.0 / omb)))
+
+
+@scoped_x64
+def time_to_target(setup: LabelNoiseMomentum, target: float | None = None, **options) -> float:
+    """T: the step from which the predicted observable stays at or below ``target``
+    (docs/momentum.md, "Time to target"), from the reduced equations of the Setup's model;
+    inf if not within the horizon, 0 if already there at the start.
+
+    Args:
+        setup: a `TwoParameterMomentum`, `InnerProductMomentum` or `MatrixSensingMomentum`.
+        target: the threshold on sqrt(E s^2) (product models; default 0.1) or on the distance
+            ||U U^T - X*||_F / ||X*||_F (matrix sensing; default 0.5), > 0.
+        **options: the model's: ``method``, ``horizon``, ``key``, ``paths``, ``dt``,
+            ``points`` (see `product_time_to_target` and `sensing_time_to_target`).
+
+    Returns:
+        T in steps (a Python float).
+    """
+    if not isinstance(setup, LabelNoiseMomentum):
+        raise ValueError(f"setup={setup!r} is invalid for time_to_target; allowed: a "
+                         "TwoParameterMomentum, InnerProductMomentum or MatrixSensingMomentum")
+    target = setup.default_target if target is None else v_positive("target", target)
+    return _time_to_target(setup, target, **options)
+
+
+@functools.singledispatch
+def _time_to_target(setup, target, **options) -> float:
+    raise ValueError(f"setup={type(setup).__name__} is invalid for time_to_target")
+
+
+PRODUCT_TARGET_METHODS = {TwoParameterMomentum: ("sde", "closure", "recursion", "flow"),
+                          InnerProductMomentum: ("sde", "closure", "flow")}
+
+
+@_time_to_target.register(TwoParameterMomentum)
+@_time_to_target.register(InnerProductMomentum)
+def product_time_to_target(setup, target: float, *, method: str = "sde",
+                           horizon: float | None = None, key=None, paths: int | None = None,
+                           dt: float | None = None, points: int = 1000) -> float:
+    """T on a product model: the step from which E[s^2] stays at or below ``target**2``.
+
+    Args:
+        setup: a `TwoParameterMomentum` or an `InnerProductMomentum` (s = 1/4 ln(P/Q) there;
+            E[s^2] includes the normal fluctuation).
+        target: the threshold on sqrt(E s^2) (distance to the flattest point along s), > 0.
+        method: ``"sde"`` (default; the reduced SDE averaged over ``paths`` sample paths, the
+            right equation with one normal mode at gamma >= 2/3), ``"closure"`` (without the
+            energy noise), ``"recursion"`` (the uniform recursion, every step; two-parameter
+            model only) or ``"flow"`` (the first-order flow's closed form,
+            `flow_time_to_target`).
+        horizon: steps to search (default `default_target_horizon`, and 4 times it if T is
+            not found within it).
+        key, paths, dt: ``"sde"``/``"closure"`` only: PRNG key of the paths (default
+            ``PRNGKey(0)``; the same key gives the same Brownian increments for every
+            setting, so T is a smooth function of C), number of paths (default 1000; ``"sde"``
+            only), Euler step in steps (default `default_dt`).
+        points: ``"sde"``/``"closure"``: number of grid intervals on which E[s^2] is read.
+    """
+    allowed = PRODUCT_TARGET_METHODS[type(setup)]
+    if method not in allowed:
+        raise ValueError(f"method={method!r} is invalid for {type(setup).__name__}; "
+                         f"allowed: {allowed}")
+    given = [name for name, value in (("key", key), ("paths", paths), ("dt", dt))
+             if value is not None]
+    valid = {"sde": ("key", "paths", "dt"), "closure": ("key", "dt")}.get(method, ())
+    if set(given) - set(valid):
+        raise ValueError(f"option(s) {', '.join(sorted(set(given) - set(valid)))} are invalid "
+                         f"for method={method!r}; allowed: {', '.join(valid) or 'none'}")
+    if paths is not None and (isinstance(paths, bool) or int(paths) != paths or paths < 1):
+        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer >= 1")
+    paths = 1000 if paths is None else int(paths)
+    if horizon is None:
+        horizon = default_target_horizon(setup, target)
+        found = product_time_to_target(setup, target, method=method, horizon=horizon, key=key,
+                                       paths=paths if method == "sde" else None, dt=dt,
+                                       points=points)
+        if math.isinf(found) and horizon < MAX_HORIZON:
+            found = product_time_to_target(setup, target, method=method,
+                                           horizon=min(MAX_HORIZON, 4 * horizon), key=key,
+                                           paths=paths if method == "sde" else None, dt=dt,
+                                           points=points)
+        return found
+    horizon = v_positive("horizon", horizon)
+    if abs(setup.initial_coordinate) <= target:
+        return 0.0
+    if method == "flow":
+        return flow_time_to_target(setup, target)
+    if method == "recursion":
+        n_steps = int(math.ceil(horizon))
+        s, _, _ = recursion_path(setup, n_steps)
+        return settling_time(np.arange(n_steps + 1, dtype=float), s**2, target**2)
+    key = jax.random.PRNGKey(0) if key is None else key
+    steps = np.linspace(0.0, horizon, int(points) + 1)
+    step = default_dt(setup, method) if dt is None else v_positive("dt", dt)
+    noise = method == "sde"
+    if isinstance(setup, InnerProductMomentum):
+        obs, _ = _inner.expected_observables(setup, steps, key=key, paths=paths, dt=step,
+                                             noise=noise)
+        return settling_time(steps, obs["manifold_coordinate_sq"], target**2)
+    ys, _ = reduced_paths(setup, steps, key=key, paths=paths, dt=step, noise=noise)
+    return settling_time(steps, np.mean(ys[..., 0] ** 2, axis=0), target**2)
+
+
+@_time_to_target.register
+def sensing_time_to_target(setup: MatrixSensingMomentum, target: float, *,
+                           method: str = "closure", horizon: float | None = None,
+                           points: int = 200) -> float:
+    """T on matrix sensing: the step from which the closure's distance_to_flattest
+    ||U U^T - X*||_F / ||X*||_F stays at or below ``target`` (`settling_time` on a grid of
+    ``points`` steps up to ``horizon``); inf if it does not. ``method``: ``"closure"`` only.
+
+    Default horizon: 4 (1-beta)^2 / (eta^2 delta^2) + 8 / (1-beta), doubled (up to five times)
+    until the distance has settled at least 4 / (1-beta) steps before the end (two e-folds of
+    the under-damped envelope, so a later overshoot above the target is ruled out). inf if
+    never, for instance when the noise floor of the distance, ~ sqrt(eta delta^2 / (1-beta))
+    per normal mode, is above the target."""
+    if method != "closure":
+        raise ValueError(f"method={method!r} is invalid for MatrixSensingMomentum; "
+                         "allowed: ('closure',)")
+    omb = setup.one_minus_beta
+    tries = 1 if horizon is not None else 6
+    if horizon is None:
+        horizon = 4.0 * omb**2 / (setup.step_size**2 * max(setup.noise_var, 1e-300)) + 8.0 / omb
+    horizon = v_positive("horizon", horizon)
+    for _ in range(tries):
+        steps = np.unique(np.round(np.linspace(0, horizon, int(points) + 1))).astype(np.int64)
+        dist = sensing_closure(setup, steps)["distance_to_flattest"]
+        found = settling_time(steps.astype(float), dist, target)
+        if tries == 1 or found <= steps[-1] - 4.0 / omb:
+            return found
+        horizon *= 2.0
+    return math.inf
