@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 
 import hdsgd
 from hdsgd import GrokkingTwoLayer
 from hdsgd.odes import grokking as th
-from hdsgd.odes.grokking._kernel import _kernel_flow_arrays
 
 OBS = ("train_loss", "test_loss", "variance_error", "misalignment_error", "linear_power",
        "T", "S", "F", "ell", "weight_norm", "alignment")
@@ -120,31 +120,31 @@ def _check_exact_test_loss_against_held_out(mc):
 
 def test_mean_init_prediction_vs_monte_carlo_gap_shrinks_with_width():
     """N enters only through the initial condition: the N = inf-init prediction is the
-    seed-average of the network up to O(1/N). Also eq. 6 against held-out samples."""
+    seed-average of the network up to O(1/N) (D = 20, P = 60, eps = 1/4, one training set, seeds
+    over inits); at N = 2048 train and test loss agree within 4 standard errors. Also eq. 6
+    against held-out samples at every width."""
     agreements = []
     times = [0, 30, 300]
-    for n in (4, 64):
-        setup = _grok(dim=20, n_samples=60, width=n, quadratic_strength=0.5, step_size=1.0,
-                      data_seed=2)
-        mc = hdsgd.simulate(setup, 300, key=jax.random.key(1), seeds=16, times=times,
+    for n, seeds in ((4, 16), (64, 16), (2048, 8)):
+        setup = _grok(dim=20, n_samples=60, width=n, step_size=1.0, data_seed=2)
+        mc = hdsgd.simulate(setup, 300, key=jax.random.key(1), seeds=seeds, times=times,
                             n_test=2000, progress=False)
         _check_exact_test_loss_against_held_out(mc)
         agreements.append(hdsgd.compare(hdsgd.predict(setup, 300, times=times), mc,
                                         ("train_loss", "test_loss")))
-    narrow, wide = agreements
-    # train loss: 0.28 (N = 4, 7.9 s.e.) -> 0.023 (N = 64, 3.6 s.e.)
-    gaps = {k: (a[k].max_abs_gap, a[k].max_sem_gap) for a in agreements
-            for k in ("train_loss", "test_loss")}
-    message = "N = 4 -> 64: " + ", ".join(
-        f"{k} {narrow[k].max_abs_gap:.3g} ({narrow[k].max_sem_gap:.1f} s.e.) -> "
-        f"{wide[k].max_abs_gap:.3g} ({wide[k].max_sem_gap:.1f} s.e.)" for k in gaps)
+    narrow, wide, widest = agreements
+    # measured: train loss 0.25 (N = 4, 7.9 s.e.) -> 0.014 (N = 64, 3.4 s.e.); test loss
+    # 0.27 (17 s.e.) -> 0.034 (9.5 s.e.) -> 0.0052 (N = 1024, 16 seeds: 4.7 s.e., the O(1/N)
+    # offset still resolved; at N = 2048 it falls below the 4 s.e. limit)
+    message = "N = 4 -> 64 -> 2048: " + ", ".join(
+        f"{k} " + " -> ".join(f"{a[k].max_abs_gap:.3g} ({a[k].max_sem_gap:.1f} s.e.)"
+                              for a in agreements) for k in ("train_loss", "test_loss"))
+    print(message)
     assert wide["train_loss"].max_abs_gap < 0.1 * narrow["train_loss"].max_abs_gap, message
     assert wide["train_loss"].max_sem_gap < narrow["train_loss"].max_sem_gap, message
     assert wide["train_loss"].max_sem_gap < 6.0, message
-    # test loss: 0.30 (N = 4, 18 s.e.) -> 0.039 (N = 64, 7.7 s.e.): the O(1/N) gap of the
-    # N = inf initial law is still resolved at N = 64 (it is 3.7 s.e. at N = 1024)
     assert wide["test_loss"].max_abs_gap < 0.2 * narrow["test_loss"].max_abs_gap, message
-    assert wide["test_loss"].max_sem_gap < 0.6 * narrow["test_loss"].max_sem_gap, message
+    assert widest.ok(sem_tol=4.0), message
 
 
 @pytest.mark.slow
@@ -197,9 +197,51 @@ def _lazy_gap(dim, seeds):
             for k in ("train_loss", "test_loss", "linear_power", "variance_error")}
 
 
+def _kernel_flow_numpy(x, beta, kappa, eps, taus):
+    """Kernel gradient flow written out independently of `hdsgd.grokking.kernel_flow`: the
+    residual Delta(tau) = expm(-tau K0/kappa) Delta(0) on the training set (scipy's expm, no
+    eigendecomposition), Delta(0) = -y, f = sum_mu c_mu K0(., x_mu) with K0 c = y + Delta, so
+    f(x) = v.x + x^T Q x/2 with v = X^T c, Q = 2 eps^2 X^T diag(c) X; the test loss is the exact
+    Gaussian average over x ~ N(0, I/D) of (f - y)^2 with y = (beta.x)^2/2, B = Q - beta beta^T:
+    |v|^2/D + (Tr B/D)^2/4 + ||B||_F^2/(2 D^2)."""
+    d = x.shape[1]
+    y = 0.5 * (x @ beta) ** 2
+    gram = x @ x.T
+    k0 = gram + eps**2 * gram * gram
+    out = {k: [] for k in ("train_loss", "test_loss", "variance_error", "misalignment_error",
+                           "linear_power")}
+    for tau in taus:
+        delta = -scipy.linalg.expm(-tau * k0 / kappa) @ y
+        c = np.linalg.solve(k0, y + delta)
+        v = x.T @ c
+        b = 2.0 * eps**2 * (x.T * c) @ x - np.outer(beta, beta)
+        parts = {"train_loss": np.mean(delta**2), "linear_power": v @ v / d,
+                 "variance_error": 0.25 * (np.trace(b) / d) ** 2,
+                 "misalignment_error": 0.5 * np.sum(b * b) / d**2}
+        parts["test_loss"] = parts["linear_power"] + parts["variance_error"] + \
+            parts["misalignment_error"]
+        for k, value in parts.items():
+            out[k].append(value)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def test_kernel_flow_is_the_independent_numpy_flow():
+    """`kernel_flow` for one teacher (the package's eigenbasis form and `loss_decomposition`)
+    equals `_kernel_flow_numpy` (expm, direct Gaussian averages) to round-off."""
+    taus = np.array([0.0, 0.5, 2.0, 20.0])
+    base = _grok(dim=10, n_samples=30, centered=True, quadratic_strength=0.5)
+    x, beta, _ = hdsgd.grokking.training_set(base)
+    package = hdsgd.grokking.kernel_flow(base, taus)
+    direct = _kernel_flow_numpy(x, beta, 3.0, 0.5, taus)
+    for k, v in direct.items():
+        _assert_round_off(package[k], v, f"kernel flow {k}", 1e-8)
+    assert direct["train_loss"][-1] < 0.1 * direct["train_loss"][0]
+
+
 def test_kernel_flow_teacher_average_is_the_mean_over_teachers():
-    """The exact teacher average of `kernel_flow` against 200 sampled teachers on one input set
-    (mean within 4 standard errors): guards the fourth-moment algebra."""
+    """The exact teacher average of `kernel_flow` against 200 sampled teachers on one input set,
+    each run through the independent `_kernel_flow_numpy` (mean within 4 standard errors):
+    guards the fourth-moment algebra."""
     taus = np.array([0.0, 2.0, 20.0])
     base = _grok(dim=10, n_samples=30, centered=True)
     avg = hdsgd.grokking.kernel_flow(base, taus, average_teacher=True)
@@ -207,15 +249,17 @@ def test_kernel_flow_teacher_average_is_the_mean_over_teachers():
     rng = np.random.default_rng(0)
     draws = {k: [] for k in avg}
     for _ in range(200):
-        beta = rng.standard_normal(10)
-        one = _kernel_flow_arrays(x, beta, 0.5 * (x @ beta) ** 2, 3.0, 0.25, taus)
+        one = _kernel_flow_numpy(x, rng.standard_normal(10), 3.0, 0.25, taus)
         for k in draws:
             draws[k].append(one[k])
+    worst = 0.0
     for k, v in draws.items():
         v = np.asarray(v)
         sem = v.std(axis=0, ddof=1) / np.sqrt(len(v)) + 1e-12
         z = float(np.max(np.abs(v.mean(axis=0) - avg[k]) / sem))
+        worst = max(worst, z)
         assert z < 4.0, f"{k}: teacher average vs 200 teachers, {z:.1f} standard errors (< 4)"
+    print(f"kernel flow teacher average: max gap {worst:.2f} standard errors (limit 4)")
 
 
 def test_lazy_closed_form_vs_kernel_flow_gap_shrinks_with_dim():
