@@ -589,41 +589,62 @@ def test_bad_options(small):
 
 
 # ----------------------------------------------------------------- finite-N DMFT
-def _dmft_gaps(dims, taus, paths, seeds):
-    """DMFT vs Monte Carlo over initialisations and training sets, one Agreement per D."""
+def _dmft_gaps(dims, taus, paths, seeds, **options):
+    """DMFT vs Monte Carlo over initialisations and training sets, one Agreement per D (train
+    and test loss); each Agreement's ``overlap_z`` is the largest gap in the overlap S = |m|^2/N
+    at tau <= 0.2 in standard errors (S is O(1/D): there it checks m(0); later the DMFT's S is
+    not accurate to its own order, docs/grokking.md, "DMFT g")."""
     out = []
     seeds = (seeds,) * len(dims) if isinstance(seeds, int) else seeds
     for dim, n_seeds in zip(dims, seeds):
         setup = _grok(dim=dim, n_samples=3 * dim, width=2, step_size=2.0)
         steps = np.round(setup.steps(np.asarray(taus)))
-        pred = hdsgd.predict(setup, steps[-1], times=steps, method="dmft", paths=paths)
+        pred = hdsgd.predict(setup, steps[-1], times=steps, method="dmft", paths=paths,
+                             **options)
         assert pred.meta["fixed_point_residual"] < 1e-5
         mc = hdsgd.simulate(setup, steps[-1], key=jax.random.key(1), seeds=n_seeds, times=steps,
                             method="fresh_data", progress=False)
-        out.append(hdsgd.compare(pred, mc, ("train_loss", "test_loss")))
+        agreement = hdsgd.compare(pred, mc, ("train_loss", "test_loss"))
+        early = np.asarray(taus) <= 0.2
+        s_mc = np.asarray(mc["S"])[:, early]
+        sem = s_mc.std(axis=0, ddof=1) / np.sqrt(s_mc.shape[0])
+        overlap_z = float(np.max(np.abs(s_mc.mean(axis=0) - np.asarray(pred["S"])[early]) / sem))
+        out.append((agreement, overlap_z))
     return out
 
 
 def test_dmft_vs_monte_carlo_gap_shrinks_with_dim():
-    """N = 2, kappa = 3, alpha = 1, eps = 1/4; seeds over inits and training sets.
+    """N = 2, kappa = 3, alpha = 1, eps = 1/4; seeds over inits and training sets; tau <= 1 on
+    an Euler grid dt = 0.1 (the dt = 0.05 default moves the losses by < 0.005 here, a quarter
+    of a standard error): long enough for the coordinate noise xi of the DMFT to matter (dropping
+    it moves the losses by 6 standard errors at tau = 1, by < 2 at tau <= 0.2).
     The same tau grid at both D shares one compiled DMFT solve."""
-    small_d, large_d = _dmft_gaps((40, 160), [0.0, 0.1, 0.2], paths=8192, seeds=128)
-    assert large_d["train_loss"].max_abs_gap < 0.5 * small_d["train_loss"].max_abs_gap
-    assert small_d["train_loss"].max_sem_gap > 2.0  # the finite-D gap is resolved at D = 40
-    assert large_d.ok(sem_tol=3.0)
-    assert large_d["test_loss"].max_rel_gap < 0.05 and large_d["train_loss"].max_rel_gap < 0.05
+    (small_d, _), (large_d, overlap_z) = _dmft_gaps((40, 160), [0.0, 0.2, 0.5, 1.0], paths=8192,
+                                                    seeds=128, dt=0.1)
+    message = f"D = 160: S at tau <= 0.2 {overlap_z:.1f} s.e.; D = 40 -> 160: " + ", ".join(
+        f"{k} {small_d[k].max_abs_gap:.3g} ({small_d[k].max_sem_gap:.1f} s.e.) -> "
+        f"{large_d[k].max_abs_gap:.3g} ({large_d[k].max_sem_gap:.1f} s.e., "
+        f"{large_d[k].max_rel_gap:.1%})" for k in ("train_loss", "test_loss"))
+    print(message)
+    assert large_d.ok(sem_tol=3.0), message
+    assert overlap_z < 3.0, message
+    assert large_d["train_loss"].max_abs_gap < 0.5 * small_d["train_loss"].max_abs_gap, message
+    assert small_d["train_loss"].max_sem_gap > 2.0, message  # the finite-D gap is resolved
+    assert large_d["test_loss"].max_rel_gap < 0.05, message
+    assert large_d["train_loss"].max_rel_gap < 0.05, message
 
 
 @pytest.mark.slow
 def test_dmft_vs_monte_carlo_longer_horizon():
-    small_d, large_d = _dmft_gaps((40, 160), [0.0, 0.25, 0.5, 1.0], paths=8192, seeds=128)
+    (small_d, _), (large_d, _) = _dmft_gaps((40, 160), [0.0, 0.25, 0.5, 1.0], paths=8192,
+                                            seeds=128)
     assert large_d["train_loss"].max_abs_gap < 0.5 * small_d["train_loss"].max_abs_gap
     assert large_d.ok(sem_tol=3.0)
 
 
 @pytest.mark.slow
 def test_dmft_vs_monte_carlo_large_dim():
-    (agreement,) = _dmft_gaps((640,), [0.0, 0.5, 1.0, 2.0], paths=16384, seeds=64)
+    ((agreement, _),) = _dmft_gaps((640,), [0.0, 0.5, 1.0, 2.0], paths=16384, seeds=64)
     assert agreement.ok(sem_tol=3.0)
     assert agreement["test_loss"].max_rel_gap < 0.02
 
