@@ -241,25 +241,27 @@ def test_kernel_flow_is_the_independent_numpy_flow():
 def test_kernel_flow_teacher_average_is_the_mean_over_teachers():
     """The exact teacher average of `kernel_flow` against 200 sampled teachers on one input set,
     each run through the independent `_kernel_flow_numpy` (mean within 4 standard errors):
-    guards the fourth-moment algebra."""
+    guards the fourth-moment algebra. eps = 1, so that the eps^2 and eps^4 parts of the
+    misalignment are not buried in the teacher scatter."""
     taus = np.array([0.0, 2.0, 20.0])
-    base = _grok(dim=10, n_samples=30, centered=True)
+    base = _grok(dim=10, n_samples=30, centered=True, quadratic_strength=1.0)
     avg = hdsgd.grokking.kernel_flow(base, taus, average_teacher=True)
     x = hdsgd.grokking.training_set(base)[0]
     rng = np.random.default_rng(0)
     draws = {k: [] for k in avg}
     for _ in range(200):
-        one = _kernel_flow_numpy(x, rng.standard_normal(10), 3.0, 0.25, taus)
+        one = _kernel_flow_numpy(x, rng.standard_normal(10), 3.0, 1.0, taus)
         for k in draws:
             draws[k].append(one[k])
-    worst = 0.0
+    gaps = {}
     for k, v in draws.items():
         v = np.asarray(v)
         sem = v.std(axis=0, ddof=1) / np.sqrt(len(v)) + 1e-12
-        z = float(np.max(np.abs(v.mean(axis=0) - avg[k]) / sem))
-        worst = max(worst, z)
-        assert z < 4.0, f"{k}: teacher average vs 200 teachers, {z:.1f} standard errors (< 4)"
-    print(f"kernel flow teacher average: max gap {worst:.2f} standard errors (limit 4)")
+        gaps[k] = float(np.max(np.abs(v.mean(axis=0) - avg[k]) / sem))
+    message = "teacher average vs 200 teachers, standard errors: " + ", ".join(
+        f"{k} {z:.1f}" for k, z in gaps.items())
+    print(message)
+    assert max(gaps.values()) < 4.0, message + " (limit 4)"
 
 
 def test_lazy_closed_form_vs_kernel_flow_gap_shrinks_with_dim():
