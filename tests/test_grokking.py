@@ -238,19 +238,20 @@ def test_kernel_flow_is_the_independent_numpy_flow():
     assert direct["train_loss"][-1] < 0.1 * direct["train_loss"][0]
 
 
-def test_kernel_flow_teacher_average_is_the_mean_over_teachers():
+@pytest.mark.parametrize("eps", [0.25, 1.0])
+def test_kernel_flow_teacher_average_is_the_mean_over_teachers(eps):
     """The exact teacher average of `kernel_flow` against 200 sampled teachers on one input set,
     each run through the independent `_kernel_flow_numpy` (mean within 4 standard errors):
-    guards the fourth-moment algebra. eps = 1, so that the eps^2 and eps^4 parts of the
-    misalignment are not buried in the teacher scatter."""
+    guards the fourth-moment algebra. At eps = 1 the eps^2 and eps^4 parts of the misalignment
+    stand above the teacher scatter; eps = 1/4 tells eps^2 from eps."""
     taus = np.array([0.0, 2.0, 20.0])
-    base = _grok(dim=10, n_samples=30, centered=True, quadratic_strength=1.0)
+    base = _grok(dim=10, n_samples=30, centered=True, quadratic_strength=eps)
     avg = hdsgd.grokking.kernel_flow(base, taus, average_teacher=True)
     x = hdsgd.grokking.training_set(base)[0]
     rng = np.random.default_rng(0)
     draws = {k: [] for k in avg}
     for _ in range(200):
-        one = _kernel_flow_numpy(x, rng.standard_normal(10), 3.0, 1.0, taus)
+        one = _kernel_flow_numpy(x, rng.standard_normal(10), 3.0, eps, taus)
         for k in draws:
             draws[k].append(one[k])
     gaps = {}
