@@ -157,7 +157,8 @@ def test_mean_init_prediction_agrees_at_large_width():
 
 # ----------------------------------------------------------------- the lazy limit
 def test_lazy_reference_values():
-    """Reference values (kappa = 5.5, eps = 1/4): L_test(inf) 0.617, ell 0.109, b 0.409, peak ~0.79."""
+    """Reference values (kappa = 5.5, eps = 1/4): L_test(inf) 0.617, ell 0.109, b 0.409,
+    peak ~0.79."""
     taus = np.linspace(0.0, 3000.0, 6001)
     c = th.lazy_curves(taus, 5.5, 0.25)
     for name, ref, tol in (("test_loss", 0.617, 2e-3), ("linear_power", 0.109, 2e-3),
@@ -407,7 +408,8 @@ def test_divergence_is_flagged_by_every_method():
     mc = hdsgd.simulate(past, 40, times=EVERY_STEP, key=jax.random.key(0), seeds=2,
                         dtype=jnp.float64, progress=False)
     _check_diverged(mc, warned=False)
-    assert mc.diverged_mask[:, -1].all() and "2 of 2 Monte Carlo runs diverged" in mc.meta["warning"]
+    assert mc.diverged_mask[:, -1].all()
+    assert "2 of 2 Monte Carlo runs diverged" in mc.meta["warning"]
     flow_setup = KERNEL_BASE.replace(step_size=3.0 * hdsgd.grokking.critical_step_size(KERNEL_BASE))
     steps = flow_setup.steps(KERNEL_TAUS)
     flow = hdsgd.predict(flow_setup, steps[-1], times=steps, solver="ode")
