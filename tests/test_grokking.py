@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.linalg
 
 import hdsgd
 from hdsgd import GrokkingTwoLayer
 from hdsgd.odes import grokking as th
-from hdsgd.odes.grokking._kernel import _kernel_flow_arrays
 
 OBS = ("train_loss", "test_loss", "variance_error", "misalignment_error", "linear_power",
        "T", "S", "F", "ell", "weight_norm", "alignment")
@@ -22,6 +22,14 @@ def _grok(**fields):
     data_seed = 0) where a field is not given."""
     base = dict(dim=50, n_samples=275, width=64, quadratic_strength=0.25, data_seed=0)
     return GrokkingTwoLayer(**{**base, **fields})
+
+
+def _assert_round_off(value, reference, name, tol):
+    """|value - reference| <= tol * max(1, max |value|), with the relative gap in the message."""
+    value, reference = np.asarray(value), np.asarray(reference)
+    scale = max(1.0, float(np.max(np.abs(value))))
+    gap = float(np.max(np.abs(value - reference))) / scale
+    assert gap <= tol, f"{name}: relative gap {gap:.2e} (allowed {tol:.0e})"
 
 
 KERNEL_BASE = _grok(dim=20, n_samples=60, width=None, quadratic_strength=0.5,
@@ -55,10 +63,8 @@ def test_reduced_map_equals_full_network(small, case):
         others = [hdsgd.predict(setup, 300, init_key=init_key, form="D")] if s == 0 and \
             pred.meta["form"] == "P" else []
         for name in OBS:
-            scale = max(1.0, float(np.max(np.abs(pred[name]))))
             for ref in [mc[name][s]] + [o[name] for o in others]:
-                np.testing.assert_allclose(pred[name], ref, rtol=0, atol=1e-10 * scale,
-                                           err_msg=name)
+                _assert_round_off(pred[name], ref, f"{case}, seed {s}: {name}", 1e-10)
     # the dynamics moved: the comparison is not trivially at the initial point
     assert mc["train_loss"][0, -1] < 0.5 * mc["train_loss"][0, 0]
     assert abs(pred["T"][-1] - pred["T"][0]) > 1e-2
@@ -73,23 +79,20 @@ def test_reduced_map_equals_full_network(small, case):
     assert not mc.any_diverged and not pred.any_diverged
 
 
-def test_reduced_map_mutation_is_detected(small):
-    """Dropping the b b^T term of the M update moves the test loss by far more than the 1e-10
-    tolerance of the exactness test above, so that test would catch it (eager, 10 steps)."""
-    with jax.enable_x64(True):
-        state0 = th.initial_state(small, jax.random.key(5))
-        params = th.params_of(small)
-        problem = th.problem_of(small, state0, params)
-        good = bad = state0
-        for _ in range(10):
-            c = 2.0 * params.eta0 / params.alpha
-            b = -c * problem.x.T @ th.residuals(bad, problem, params) / problem.x.shape[0]
-            new = th.gd_step(bad, problem, params)
-            bad = th.State(new.w_bar, new.m - jnp.outer(b, b))
-            good = th.gd_step(good, problem, params)
-        loss = [float(th.observables(s, state0, problem, params, False)["test_loss"])
-                for s in (good, bad)]
-    assert abs(loss[0] - loss[1]) > 1e-6
+def test_p_space_form_equals_d_space_form_at_the_infinite_width_law():
+    """The P-space form from the N = inf law (its own initial moments: Q0 = K, a0 = 0, ...)
+    equals the D-space map and its gradient flow: uncentred, so the raw T, S, F, ell and the
+    test loss come from the P-space traces of V, v alone."""
+    setup = P_BELOW_D.replace(width=None, centered=False)
+    steps = [0, 10, 100, 300]
+    for solver in ("scan", "ode"):
+        options = dict(times=steps, solver=solver)
+        p_form = hdsgd.predict(setup, 300, form="P", **options)
+        d_form = hdsgd.predict(setup, 300, form="D", **options)
+        for name in OBS:
+            _assert_round_off(p_form[name], d_form[name], f"{solver}: {name}",
+                              1e-10 if solver == "scan" else 1e-6)
+        assert d_form["train_loss"][-1] < 0.5 * d_form["train_loss"][0]
 
 
 def test_gradient_flow_solver_approaches_gd_as_steps_shrink():
@@ -102,38 +105,46 @@ def test_gradient_flow_solver_approaches_gd_as_steps_shrink():
         flow = hdsgd.predict(setup, steps[-1], times=steps, solver="ode")
         assert flow.meta["solver_ok"]
         gaps.append(np.max(np.abs(gd["test_loss"] - flow["test_loss"])))
-    assert gaps[1] < 0.4 * gaps[0]
-    assert gaps[1] < 0.02
+    assert gaps[1] < 0.02, f"flow vs GD map: test-loss gap {gaps[1]:.3g} at eta0 = 1/4 (< 0.02)"
+    assert gaps[1] < 0.4 * gaps[0], f"flow vs GD map: gap {gaps[0]:.3g} -> {gaps[1]:.3g}"
 
 
 # ----------------------------------------------------------------- reduced theory vs MC over inits
 def _check_exact_test_loss_against_held_out(mc):
-    """Eq. 6 vs the MSE on held-out points, per seed (sampling error only); a missing factor
-    1/2 on the misalignment term is rejected at the same tolerance."""
+    """Eq. 6 vs the MSE on held-out points, per seed (sampling error only)."""
     diff = mc["test_loss_sampled"] - mc["test_loss"]
     sem = diff.std(axis=0, ddof=1) / np.sqrt(diff.shape[0])
-    assert np.all(np.abs(diff.mean(axis=0)) < 4.0 * sem)
-    dwrong = mc["test_loss_sampled"] - (mc["test_loss"] + mc["misalignment_error"])
-    assert np.all(np.abs(dwrong.mean(axis=0)) > 4.0 * sem)
+    z = float(np.max(np.abs(diff.mean(axis=0)) / sem))
+    assert z < 4.0, f"eq. 6 vs held-out MSE: {z:.1f} standard errors (< 4)"
 
 
 def test_mean_init_prediction_vs_monte_carlo_gap_shrinks_with_width():
     """N enters only through the initial condition: the N = inf-init prediction is the
-    seed-average of the network up to O(1/N). Also eq. 6 against held-out samples."""
-    gaps, sem_gaps = [], []
+    seed-average of the network up to O(1/N) (D = 20, P = 60, eps = 1/4, one training set, seeds
+    over inits); at N = 2048 train and test loss agree within 4 standard errors. Also eq. 6
+    against held-out samples at every width."""
+    agreements = []
     times = [0, 30, 300]
-    for n in (4, 64):
+    for n, seeds in ((4, 16), (64, 16), (2048, 8)):
         setup = _grok(dim=20, n_samples=60, width=n, step_size=1.0, data_seed=2)
-        mc = hdsgd.simulate(setup, 300, key=jax.random.key(1), seeds=16, times=times,
+        mc = hdsgd.simulate(setup, 300, key=jax.random.key(1), seeds=seeds, times=times,
                             n_test=2000, progress=False)
         _check_exact_test_loss_against_held_out(mc)
-        agreement = hdsgd.compare(hdsgd.predict(setup, 300, times=times), mc,
-                                  ("train_loss", "test_loss"))
-        gaps.append(agreement["train_loss"].max_abs_gap)
-        sem_gaps.append(agreement["train_loss"].max_sem_gap)
-    assert gaps[1] < 0.1 * gaps[0]
-    assert sem_gaps[1] < sem_gaps[0]
-    assert sem_gaps[1] < 6.0
+        agreements.append(hdsgd.compare(hdsgd.predict(setup, 300, times=times), mc,
+                                        ("train_loss", "test_loss")))
+    narrow, wide, widest = agreements
+    # measured: train loss 0.25 (N = 4, 7.9 s.e.) -> 0.014 (N = 64, 3.4 s.e.); test loss
+    # 0.27 (17 s.e.) -> 0.034 (9.5 s.e.) -> 0.0052 (N = 1024, 16 seeds: 4.7 s.e., the O(1/N)
+    # offset still resolved; at N = 2048 it falls below the 4 s.e. limit)
+    message = "N = 4 -> 64 -> 2048: " + ", ".join(
+        f"{k} " + " -> ".join(f"{a[k].max_abs_gap:.3g} ({a[k].max_sem_gap:.1f} s.e.)"
+                              for a in agreements) for k in ("train_loss", "test_loss"))
+    print(message)
+    assert wide["train_loss"].max_abs_gap < 0.1 * narrow["train_loss"].max_abs_gap, message
+    assert wide["train_loss"].max_sem_gap < narrow["train_loss"].max_sem_gap, message
+    assert wide["train_loss"].max_sem_gap < 6.0, message
+    assert wide["test_loss"].max_abs_gap < 0.2 * narrow["test_loss"].max_abs_gap, message
+    assert widest.ok(sem_tol=4.0), message
 
 
 @pytest.mark.slow
@@ -146,15 +157,18 @@ def test_mean_init_prediction_agrees_at_large_width():
 
 # ----------------------------------------------------------------- the lazy limit
 def test_lazy_reference_values():
-    """Reference values (kappa = 5.5, eps = 1/4): L_test(inf) 0.617, ell 0.109, b 0.409, peak ~0.79."""
+    """Reference values (kappa = 5.5, eps = 1/4): L_test(inf) 0.617, ell 0.109, b 0.409,
+    peak ~0.79."""
     taus = np.linspace(0.0, 3000.0, 6001)
     c = th.lazy_curves(taus, 5.5, 0.25)
-    assert abs(c["test_loss"][-1] - 0.617) < 2e-3
-    assert abs(c["linear_power"][-1] - 0.109) < 2e-3
-    assert abs(c["constant"][-1] - 0.409) < 2e-3
-    assert abs(c["test_loss"].max() - 0.79) < 0.01
-    assert 1.0 < taus[np.argmax(c["test_loss"])] < 4.0
-    assert c["train_loss"][-1] < 1e-3 and abs(c["train_loss"][0] - 0.75) < 1e-3
+    for name, ref, tol in (("test_loss", 0.617, 2e-3), ("linear_power", 0.109, 2e-3),
+                           ("constant", 0.409, 2e-3)):
+        assert abs(c[name][-1] - ref) < tol, f"{name}(inf) = {c[name][-1]:.4f} (reference {ref})"
+    assert abs(c["train_loss"][0] - 0.75) < 1e-3, f"L_train(0) = {c['train_loss'][0]:.4f} (0.75)"
+    assert c["train_loss"][-1] < 1e-3, f"L_train(inf) = {c['train_loss'][-1]:.3g} (< 1e-3)"
+    peak = taus[np.argmax(c["test_loss"])]
+    assert abs(c["test_loss"].max() - 0.79) < 0.01 and 1.0 < peak < 4.0, \
+        f"test-loss peak {c['test_loss'].max():.4f} at tau = {peak:.2f} (reference ~0.79, 1-4)"
     np.testing.assert_allclose(c["test_loss"], c["variance_error"] + c["misalignment_error"]
                                + c["linear_power"], rtol=1e-12)
 
@@ -162,51 +176,112 @@ def test_lazy_reference_values():
 def test_lazy_spectral_measure_is_a_probability():
     for kappa in (3.0, 5.5):
         sp = th.lazy_spectrum(kappa, 0.25)
-        assert abs(sp.bulk_w.sum() + sp.null - 1.0) < 1e-8
-        assert abs(sp.nu_bulk_w.sum() + sp.nu_atom_w.sum() - 1.0) < 1e-6
-        assert sp.nu_atoms.size == 1  # the constant-mode outlier between eps^2 and the bulk
+        mass_a = sp.bulk_w.sum() + sp.null
+        mass_nu = sp.nu_bulk_w.sum() + sp.nu_atom_w.sum()
+        assert abs(mass_a - 1.0) < 1e-8, f"kappa = {kappa}: mass of mu_A {mass_a:.6f}"
+        assert abs(mass_nu - 1.0) < 1e-6, f"kappa = {kappa}: mass of nu {mass_nu:.6f}"
+        # the constant-mode outlier between eps^2 and the bulk
+        assert sp.nu_atoms.size == 1, f"kappa = {kappa}: {sp.nu_atoms.size} atoms of nu"
 
 
-def _lazy_gap(dim, seeds):
+def _lazy_gap(dim, seeds, kappa=3.0):
     """Gaps between the closed form and kernel gradient flow with the initial (N = inf) NTK on
     ``seeds`` input sets, each averaged exactly over the teacher: the labels y = z^2/2 are
     heavy-tailed, and without that average the teacher's draw alone scatters the linear power
     by ~0.07 at D = 160, more than the gap being tested."""
     taus = np.array([0.0, 0.5, 1.0, 2.0, 5.0, 20.0, 100.0])
-    lazy = th.lazy_curves(taus, 3.0, 0.25)
-    flows = [hdsgd.grokking.kernel_flow(_grok(dim=dim, n_samples=3 * dim, centered=True,
+    lazy = th.lazy_curves(taus, kappa, 0.25)
+    flows = [hdsgd.grokking.kernel_flow(_grok(dim=dim, n_samples=int(kappa * dim), centered=True,
                                              data_seed=s), taus, average_teacher=True)
              for s in range(seeds)]
     return {k: np.max(np.abs(np.mean([f[k] for f in flows], axis=0) - lazy[k]))
             for k in ("train_loss", "test_loss", "linear_power", "variance_error")}
 
 
-def test_kernel_flow_teacher_average_is_the_mean_over_teachers():
-    """The exact teacher average of `kernel_flow` against 200 sampled teachers on one input set
-    (mean within 4 standard errors): guards the fourth-moment algebra."""
+def _kernel_flow_numpy(x, beta, kappa, eps, taus):
+    """Kernel gradient flow written out independently of `hdsgd.grokking.kernel_flow`: the
+    residual Delta(tau) = expm(-tau K0/kappa) Delta(0) on the training set (scipy's expm, no
+    eigendecomposition), Delta(0) = -y, f = sum_mu c_mu K0(., x_mu) with K0 c = y + Delta, so
+    f(x) = v.x + x^T Q x/2 with v = X^T c, Q = 2 eps^2 X^T diag(c) X; the test loss is the exact
+    Gaussian average over x ~ N(0, I/D) of (f - y)^2 with y = (beta.x)^2/2, B = Q - beta beta^T:
+    |v|^2/D + (Tr B/D)^2/4 + ||B||_F^2/(2 D^2)."""
+    d = x.shape[1]
+    y = 0.5 * (x @ beta) ** 2
+    gram = x @ x.T
+    k0 = gram + eps**2 * gram * gram
+    out = {k: [] for k in ("train_loss", "test_loss", "variance_error", "misalignment_error",
+                           "linear_power")}
+    for tau in taus:
+        delta = -scipy.linalg.expm(-tau * k0 / kappa) @ y
+        c = np.linalg.solve(k0, y + delta)
+        v = x.T @ c
+        b = 2.0 * eps**2 * (x.T * c) @ x - np.outer(beta, beta)
+        parts = {"train_loss": np.mean(delta**2), "linear_power": v @ v / d,
+                 "variance_error": 0.25 * (np.trace(b) / d) ** 2,
+                 "misalignment_error": 0.5 * np.sum(b * b) / d**2}
+        parts["test_loss"] = parts["linear_power"] + parts["variance_error"] + \
+            parts["misalignment_error"]
+        for k, value in parts.items():
+            out[k].append(value)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def test_kernel_flow_is_the_independent_numpy_flow():
+    """`kernel_flow` for one teacher (the package's eigenbasis form and `loss_decomposition`)
+    equals `_kernel_flow_numpy` (expm, direct Gaussian averages) to round-off."""
+    taus = np.array([0.0, 0.5, 2.0, 20.0])
+    base = _grok(dim=10, n_samples=30, centered=True, quadratic_strength=0.5)
+    x, beta, _ = hdsgd.grokking.training_set(base)
+    package = hdsgd.grokking.kernel_flow(base, taus)
+    direct = _kernel_flow_numpy(x, beta, 3.0, 0.5, taus)
+    for k, v in direct.items():
+        _assert_round_off(package[k], v, f"kernel flow {k}", 1e-8)
+    assert direct["train_loss"][-1] < 0.1 * direct["train_loss"][0]
+
+
+@pytest.mark.parametrize("eps", [0.25, 1.0])
+def test_kernel_flow_teacher_average_is_the_mean_over_teachers(eps):
+    """The exact teacher average of `kernel_flow` against 200 sampled teachers on one input set,
+    each run through the independent `_kernel_flow_numpy` (mean within 4 standard errors):
+    guards the fourth-moment algebra. At eps = 1 the eps^2 and eps^4 parts of the misalignment
+    stand above the teacher scatter; eps = 1/4 tells eps^2 from eps."""
     taus = np.array([0.0, 2.0, 20.0])
-    base = _grok(dim=10, n_samples=30, centered=True)
+    base = _grok(dim=10, n_samples=30, centered=True, quadratic_strength=eps)
     avg = hdsgd.grokking.kernel_flow(base, taus, average_teacher=True)
     x = hdsgd.grokking.training_set(base)[0]
     rng = np.random.default_rng(0)
     draws = {k: [] for k in avg}
     for _ in range(200):
-        beta = rng.standard_normal(10)
-        one = _kernel_flow_arrays(x, beta, 0.5 * (x @ beta) ** 2, 3.0, 0.25, taus)
+        one = _kernel_flow_numpy(x, rng.standard_normal(10), 3.0, eps, taus)
         for k in draws:
             draws[k].append(one[k])
+    gaps = {}
     for k, v in draws.items():
         v = np.asarray(v)
         sem = v.std(axis=0, ddof=1) / np.sqrt(len(v)) + 1e-12
-        assert np.all(np.abs(v.mean(axis=0) - avg[k]) < 4.0 * sem), k
+        gaps[k] = float(np.max(np.abs(v.mean(axis=0) - avg[k]) / sem))
+    message = "teacher average vs 200 teachers, standard errors: " + ", ".join(
+        f"{k} {z:.1f}" for k, z in gaps.items())
+    print(message)
+    assert max(gaps.values()) < 4.0, message + " (limit 4)"
 
 
 def test_lazy_closed_form_vs_kernel_flow_gap_shrinks_with_dim():
     small_d, large_d = _lazy_gap(40, 2), _lazy_gap(160, 2)
+    message = ", ".join(f"{k} {small_d[k]:.3g} -> {large_d[k]:.3g}" for k in small_d)
+    assert large_d["train_loss"] < 0.03 and large_d["test_loss"] < 0.025, message
+    assert large_d["linear_power"] < 0.012, message
     for k in small_d:
-        assert large_d[k] < 0.5 * small_d[k], k
-    assert large_d["train_loss"] < 0.03 and large_d["test_loss"] < 0.025
-    assert large_d["linear_power"] < 0.012
+        assert large_d[k] < 0.5 * small_d[k], message
+
+
+def test_lazy_train_loss_vs_kernel_flow_at_small_kappa():
+    """kappa = 3/2: the Marchenko-Pastur bulk carries 2/3 of mu_A (1/3 at kappa = 3), so the
+    bulk's decay exp(-2 tau (s + eps^2)/kappa) shows in the train loss. Measured at D = 160
+    (2 input sets): train-loss gap 0.016 at tau = 0 (the finite-D initial loss), <= 0.005 later;
+    halving that decay rate moves the closed form by 0.06 at tau = 1/2."""
+    gap = _lazy_gap(160, 2, kappa=1.5)
+    assert gap["train_loss"] < 0.03, f"lazy vs kernel flow, kappa = 3/2: train gap {gap}"
 
 
 @pytest.mark.slow
@@ -226,8 +301,9 @@ def test_reduced_dynamics_becomes_kernel_flow_as_alpha_grows():
         pred = hdsgd.predict(setup, float(setup.steps(taus[-1])), times=setup.steps(taus),
                              solver="ode")
         gaps.append(max(np.max(np.abs(pred[k] - ref[k])) for k in ("train_loss", "test_loss")))
-    assert gaps[1] < 0.2 * gaps[0]
-    assert gaps[1] < 5e-3
+    message = f"reduced (alpha = 10, 100) vs kernel flow: gap {gaps[0]:.3g} -> {gaps[1]:.3g}"
+    assert gaps[1] < 5e-3, message
+    assert gaps[1] < 0.2 * gaps[0], message
 
 
 def test_lazy_predict_curve():
@@ -250,11 +326,47 @@ def test_grokking_time_reference_table():
     g = hdsgd.grokking.grokking_time(_grok(dim=100, n_samples=550, output_scale=16.0,
                                              centered=True))
     assert g.too_lazy and g.tau_onset == np.inf
-    assert 10.0 < g.alpha_threshold < 16.0
+    assert abs(g.alpha_threshold - 10.94) < 0.01, f"alpha* = {g.alpha_threshold:.3f} (10.9)"
     assert abs(g.lambda_inf - 2 * 4.5 / (16 * 0.25)) < 0.15 * g.lambda_inf
     g = hdsgd.grokking.grokking_time(_grok(dim=100, n_samples=550, output_scale=1024.0,
                                              centered=True))
     assert g.too_lazy and g.tau_onset == np.inf   # alpha eps > D: no onset, not tau_g = 0
+
+
+def _total_growth_of_kernel_flow(setup, seeds):
+    """Lambda(inf) = (2 eps/alpha) int_0^inf rho on finite training sets (`data_seed` 0 ..
+    seeds - 1), rho(tau) = -(1/P) E_beta[z^T diag(z) Delta(tau)] the growth rate of the teacher
+    overlap along kernel flow with the N = inf NTK K0, Delta(tau) = exp(-tau K0/kappa) Delta(0),
+    Delta(0) = f0 - y (f0 = alpha eps a/2 uncentred, a_mu = |x_mu|^2). Averaged over the teacher
+    exactly (E z_mu^2 = a_mu, E z_mu^2 z_nu^2 = a_mu a_nu + 2 A_mu,nu^2, A = X X^T):
+    Lambda(inf) = (2 eps/alpha)(kappa/P)[1/2 <K0^-1, a a^T + 2 A o A> - f0-part a^T K0^-1 a]."""
+    eps, alpha, kappa = setup.quadratic_strength, setup.output_scale, setup.ratio
+    values = []
+    for seed in range(seeds):
+        x = hdsgd.grokking.training_set(setup.replace(data_seed=seed))[0]
+        gram = x @ x.T
+        a = np.diagonal(gram).copy()
+        inverse = np.linalg.inv(gram * (1.0 + eps**2 * gram))
+        growth = 0.5 * np.sum(inverse * (np.outer(a, a) + 2.0 * gram**2))
+        if not setup.centered:
+            growth -= 0.5 * alpha * eps * a @ inverse @ a
+        values.append(2.0 * eps / alpha * kappa * growth / len(a))
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize("centered", [True, False])
+def test_grokking_time_total_growth_is_that_of_kernel_flow(centered):
+    """Lambda(inf) of `grokking_time` (the Marchenko-Pastur bulk, its null atom and the constant
+    mode's measure nu, with c0 = 1/2 centred, 1/2 - alpha eps/2 uncentred) against the same
+    integral on finite training sets at D = 100 (measured: 1e-3 relative)."""
+    setup = GrokkingTwoLayer(dim=100, n_samples=550, width=None, output_scale=2.0,
+                             quadratic_strength=0.25, centered=centered)
+    theory = hdsgd.grokking.grokking_time(setup)
+    finite = _total_growth_of_kernel_flow(setup, seeds=2)
+    assert abs(theory.lambda_inf - finite) < 5e-3 * finite, (theory.lambda_inf, finite)
+    # the small-alpha form alpha ln(D/(alpha eps)) / (2 eps (1 - 1/kappa)) (docs/grokking.md)
+    np.testing.assert_allclose(theory.tau_onset_small_alpha,
+                               2.0 * np.log(100 / 0.5) / (0.5 * (1.0 - 1.0 / 5.5)), rtol=1e-12)
 
 
 # ----------------------------------------------------------------- the Curve and validation
@@ -296,7 +408,8 @@ def test_divergence_is_flagged_by_every_method():
     mc = hdsgd.simulate(past, 40, times=EVERY_STEP, key=jax.random.key(0), seeds=2,
                         dtype=jnp.float64, progress=False)
     _check_diverged(mc, warned=False)
-    assert mc.diverged_mask[:, -1].all() and "2 of 2 Monte Carlo runs diverged" in mc.meta["warning"]
+    assert mc.diverged_mask[:, -1].all()
+    assert "2 of 2 Monte Carlo runs diverged" in mc.meta["warning"]
     flow_setup = KERNEL_BASE.replace(step_size=3.0 * hdsgd.grokking.critical_step_size(KERNEL_BASE))
     steps = flow_setup.steps(KERNEL_TAUS)
     flow = hdsgd.predict(flow_setup, steps[-1], times=steps, solver="ode")
@@ -343,7 +456,8 @@ def test_critical_step_size_is_the_hessian_edge_at_initialisation(centered, alph
                              quadratic_strength=0.5, data_seed=1)
     key = jax.random.key(3)
     exact = hdsgd.grokking.critical_step_size(setup, init_key=key)
-    np.testing.assert_allclose(exact, _hessian_edge(setup, key), rtol=1e-9)
+    autodiff = _hessian_edge(setup, key)
+    assert abs(exact / autodiff - 1.0) < 1e-9, f"edge {exact:.6g} vs autodiff {autodiff:.6g}"
     x = hdsgd.grokking.training_set(setup)[0]
     ntk_only = setup.n_samples / np.linalg.eigvalsh((x @ x.T) * (1 + 0.25 * (x @ x.T)))[-1]
     law = hdsgd.grokking.critical_step_size(setup)
@@ -489,41 +603,62 @@ def test_bad_options(small):
 
 
 # ----------------------------------------------------------------- finite-N DMFT
-def _dmft_gaps(dims, taus, paths, seeds):
-    """DMFT vs Monte Carlo over initialisations and training sets, one Agreement per D."""
+def _dmft_gaps(dims, taus, paths, seeds, **options):
+    """DMFT vs Monte Carlo over initialisations and training sets, one Agreement per D (train
+    and test loss); each Agreement's ``overlap_z`` is the largest gap in the overlap S = |m|^2/N
+    at tau <= 0.2 in standard errors (S is O(1/D): there it checks m(0); later the DMFT's S is
+    not accurate to its own order, docs/grokking.md, "DMFT g")."""
     out = []
     seeds = (seeds,) * len(dims) if isinstance(seeds, int) else seeds
     for dim, n_seeds in zip(dims, seeds):
         setup = _grok(dim=dim, n_samples=3 * dim, width=2, step_size=2.0)
         steps = np.round(setup.steps(np.asarray(taus)))
-        pred = hdsgd.predict(setup, steps[-1], times=steps, method="dmft", paths=paths)
+        pred = hdsgd.predict(setup, steps[-1], times=steps, method="dmft", paths=paths,
+                             **options)
         assert pred.meta["fixed_point_residual"] < 1e-5
         mc = hdsgd.simulate(setup, steps[-1], key=jax.random.key(1), seeds=n_seeds, times=steps,
                             method="fresh_data", progress=False)
-        out.append(hdsgd.compare(pred, mc, ("train_loss", "test_loss")))
+        agreement = hdsgd.compare(pred, mc, ("train_loss", "test_loss"))
+        early = np.asarray(taus) <= 0.2
+        s_mc = np.asarray(mc["S"])[:, early]
+        sem = s_mc.std(axis=0, ddof=1) / np.sqrt(s_mc.shape[0])
+        overlap_z = float(np.max(np.abs(s_mc.mean(axis=0) - np.asarray(pred["S"])[early]) / sem))
+        out.append((agreement, overlap_z))
     return out
 
 
 def test_dmft_vs_monte_carlo_gap_shrinks_with_dim():
-    """N = 2, kappa = 3, alpha = 1, eps = 1/4; seeds over inits and training sets.
+    """N = 2, kappa = 3, alpha = 1, eps = 1/4; seeds over inits and training sets; tau <= 1 on
+    an Euler grid dt = 0.1 (the dt = 0.05 default moves the losses by < 0.005 here, a quarter
+    of a standard error): long enough for the coordinate noise xi of the DMFT to matter (dropping
+    it moves the losses by 6 standard errors at tau = 1, by < 2 at tau <= 0.2).
     The same tau grid at both D shares one compiled DMFT solve."""
-    small_d, large_d = _dmft_gaps((40, 160), [0.0, 0.1, 0.2], paths=8192, seeds=128)
-    assert large_d["train_loss"].max_abs_gap < 0.5 * small_d["train_loss"].max_abs_gap
-    assert small_d["train_loss"].max_sem_gap > 2.0  # the finite-D gap is resolved at D = 40
-    assert large_d.ok(sem_tol=3.0)
-    assert large_d["test_loss"].max_rel_gap < 0.05 and large_d["train_loss"].max_rel_gap < 0.05
+    (small_d, _), (large_d, overlap_z) = _dmft_gaps((40, 160), [0.0, 0.2, 0.5, 1.0], paths=8192,
+                                                    seeds=128, dt=0.1)
+    message = f"D = 160: S at tau <= 0.2 {overlap_z:.1f} s.e.; D = 40 -> 160: " + ", ".join(
+        f"{k} {small_d[k].max_abs_gap:.3g} ({small_d[k].max_sem_gap:.1f} s.e.) -> "
+        f"{large_d[k].max_abs_gap:.3g} ({large_d[k].max_sem_gap:.1f} s.e., "
+        f"{large_d[k].max_rel_gap:.1%})" for k in ("train_loss", "test_loss"))
+    print(message)
+    assert large_d.ok(sem_tol=3.0), message
+    assert overlap_z < 3.0, message
+    assert large_d["train_loss"].max_abs_gap < 0.5 * small_d["train_loss"].max_abs_gap, message
+    assert small_d["train_loss"].max_sem_gap > 2.0, message  # the finite-D gap is resolved
+    assert large_d["test_loss"].max_rel_gap < 0.05, message
+    assert large_d["train_loss"].max_rel_gap < 0.05, message
 
 
 @pytest.mark.slow
 def test_dmft_vs_monte_carlo_longer_horizon():
-    small_d, large_d = _dmft_gaps((40, 160), [0.0, 0.25, 0.5, 1.0], paths=8192, seeds=128)
+    (small_d, _), (large_d, _) = _dmft_gaps((40, 160), [0.0, 0.25, 0.5, 1.0], paths=8192,
+                                            seeds=128)
     assert large_d["train_loss"].max_abs_gap < 0.5 * small_d["train_loss"].max_abs_gap
     assert large_d.ok(sem_tol=3.0)
 
 
 @pytest.mark.slow
 def test_dmft_vs_monte_carlo_large_dim():
-    (agreement,) = _dmft_gaps((640,), [0.0, 0.5, 1.0, 2.0], paths=16384, seeds=64)
+    ((agreement, _),) = _dmft_gaps((640,), [0.0, 0.5, 1.0, 2.0], paths=16384, seeds=64)
     assert agreement.ok(sem_tol=3.0)
     assert agreement["test_loss"].max_rel_gap < 0.02
 
