@@ -103,6 +103,9 @@ def test_isotropic_closed_form():
     ode = hdsgd.predict(setup, 4.0, times=times, method="ode", exact_steps=0)
     gap = _max_rel_gap(ode, {"risk": closed})
     assert gap < 1e-6, f"the ODE is {gap:.3g} (relative) off the closed form"
+    vol = hdsgd.predict(setup, 4.0, times=times, method="volterra")
+    gap = _max_rel_gap(vol, {"risk": closed})
+    assert gap < 1e-9, f"the Volterra solution is {gap:.3g} (relative) off the closed form"
     rec = hdsgd.predict(setup, 4.0, times=times)
     assert _max_rel_gap(rec, {"risk": closed}) < 5.0 / d
     # Closed-form threshold and floor: gamma_c = 2B in the homogenized limit.

@@ -111,10 +111,10 @@ MUTANTS = [
     # ------------------------------------------------------------ Volterra (plain, closed form)
     dict(name="Volterra: pole alpha = 2 gamma lambda halved", file=VOL,
          find="alpha = 2.0 * step_size * eigenvalues", replace="alpha = step_size * eigenvalues",
-         tests=[ONE_OVER_D]),
+         tests=[ISO]),
     dict(name="Volterra: kernel weight 1/(B d) -> 1/d", file=VOL,
          find="w = step_size**2 * eigenvalues**2 / (batch_size * d)",
-         replace="w = step_size**2 * eigenvalues**2 / d", tests=[ONE_OVER_D]),
+         replace="w = step_size**2 * eigenvalues**2 / d", tests=[ISO]),
     dict(name="Volterra: kernel weight lambda^2 -> lambda", file=VOL,
          find="w = step_size**2 * eigenvalues**2 / (batch_size * d)",
          replace="w = step_size**2 * eigenvalues / (batch_size * d)", tests=[ONE_OVER_D]),
