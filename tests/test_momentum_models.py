@@ -136,15 +136,18 @@ def test_matrix_sensing_problem():
 def test_matrix_sensing_closure_matches_monte_carlo():
     """The Gaussian moment closure over all normal modes against label-noise SGD with momentum
     on U U^T (d = 8, n = 20): U U^T moves from ||UU^T - X*|| / ||X*|| = 1.77 to ~0.5 and the
-    closure follows within a few standard errors; doubling delta^2 is rejected."""
+    closure follows within 4 standard errors (96 seeds; measured 2.95, on ln ||U||^2; with 48
+    seeds one point of tr H reached 3.7); doubling delta^2 is rejected."""
     setup = MatrixSensingMomentum(**SENSING)
     times = np.unique(np.concatenate([[0, 10], np.geomspace(30, 2000, 12).round(),
                                       np.arange(500, 2001, 50)]))
-    mc = simulate(setup, 2000, key=jax.random.PRNGKey(34), seeds=48, times=times, progress=False)
+    mc = simulate(setup, 2000, key=jax.random.PRNGKey(134), seeds=96, times=times, progress=False)
     theory = predict(setup, 2000, times=times)
     assert theory.meta["method"] == "closure"
     agreement = compare(theory, mc, SENSING_OBS, t_min=1)
-    assert agreement.ok(sem_tol=4.0), agreement.summary()
+    name, time, gap = agreement.worst
+    assert agreement.ok(sem_tol=4.0), \
+        f"largest gap {gap:.3g} SE ({name} at step {time:g}; limit 4.0)\n{agreement.summary()}"
     assert mc.mean()["distance_to_flattest"][-1] < 0.6
     wrong = predict(dataclasses.replace(setup, label_noise=setup.label_noise * math.sqrt(2)), 2000,
                     times=times)
