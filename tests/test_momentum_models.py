@@ -36,7 +36,8 @@ def test_inner_product_invariants_match_monte_carlo():
     assert theory.meta["method"] == "flow" and set(INVARIANTS) <= set(theory.names)
     agreement = compare(theory, mc, INVARIANTS, t_min=400)
     for name in INVARIANTS:
-        assert agreement[name].max_rel_gap < 0.04, agreement.summary()
+        rel = agreement[name].max_rel_gap
+        assert rel < 0.04, f"{name}: relative gap {rel:.3g} (limit 0.04)\n{agreement.summary()}"
     # the run really moved along the manifold: P + Q from 10 to ~2, P - Q from 7.5 to ~0.3
     mean = mc.mean()
     assert mean["trace_hessian"][0] > 9.9 and mean["trace_hessian"][-1] < 2.1
@@ -136,15 +137,18 @@ def test_matrix_sensing_problem():
 def test_matrix_sensing_closure_matches_monte_carlo():
     """The Gaussian moment closure over all normal modes against label-noise SGD with momentum
     on U U^T (d = 8, n = 20): U U^T moves from ||UU^T - X*|| / ||X*|| = 1.77 to ~0.5 and the
-    closure follows within a few standard errors; doubling delta^2 is rejected."""
+    closure follows within 4 standard errors (96 seeds; measured 2.95, on ln ||U||^2; with 48
+    seeds one point of tr H reached 3.7); doubling delta^2 is rejected."""
     setup = MatrixSensingMomentum(**SENSING)
     times = np.unique(np.concatenate([[0, 10], np.geomspace(30, 2000, 12).round(),
                                       np.arange(500, 2001, 50)]))
-    mc = simulate(setup, 2000, key=jax.random.PRNGKey(34), seeds=48, times=times, progress=False)
+    mc = simulate(setup, 2000, key=jax.random.PRNGKey(134), seeds=96, times=times, progress=False)
     theory = predict(setup, 2000, times=times)
     assert theory.meta["method"] == "closure"
     agreement = compare(theory, mc, SENSING_OBS, t_min=1)
-    assert agreement.ok(sem_tol=4.0), agreement.summary()
+    name, time, gap = agreement.worst
+    assert agreement.ok(sem_tol=4.0), \
+        f"largest gap {gap:.3g} SE ({name} at step {time:g}; limit 4.0)\n{agreement.summary()}"
     assert mc.mean()["distance_to_flattest"][-1] < 0.6
     wrong = predict(dataclasses.replace(setup, label_noise=setup.label_noise * math.sqrt(2)), 2000,
                     times=times)
@@ -155,6 +159,20 @@ def test_matrix_sensing_closure_matches_monte_carlo():
     t_mc, err = hdsgd.momentum.measured_time_to_target(mc, 0.6)
     t_th = hdsgd.momentum.time_to_target(setup, 0.6, horizon=2000, points=400)
     assert abs(t_th - t_mc) < 4 * err + 10, (t_th, t_mc, err)
+
+
+def test_matrix_sensing_closure_settles_at_critical_scaling():
+    """gamma = 2/3 (1 - beta = 0.5 eta^(2/3), eta = 1e-2, delta_0 = 0.5): the closure itself
+    (no Monte Carlo; that comparison is the slow test below) stays finite and settles at its
+    floor. Measured: distance 0.2348 / 0.2236 / 0.2210, tr H 2.678 / 2.636 / 2.624 at k = 1200 /
+    1800 / 2400. With the Hessian at the mean (r_i for E(r_i)) it is NaN by k = 1200; without
+    the curvature (1/n) sum_i Hf_i Sxx Hf_i in H, tr H climbs to 6.4 at k = 2400 (75 at 4000)."""
+    setup = MatrixSensingMomentum(**{**SENSING, "step_size": 1e-2}, exponent=2 / 3, constant=0.5)
+    with jax.enable_x64(True):
+        out = th.sensing_closure(setup, np.array([0, 1200, 1800, 2400]))
+    dist, trace_h = out["distance_to_flattest"], out["trace_hessian"]
+    assert np.isfinite(dist).all() and np.isfinite(trace_h).all(), (dist, trace_h)
+    assert dist[-1] < 0.25 and abs(trace_h[-1] - trace_h[-2]) < 0.05, (dist, trace_h)
 
 
 @pytest.mark.slow

@@ -25,21 +25,34 @@ def _setup(eta, gap):
     return MatrixSensingMomentum(**BASE, step_size=eta, momentum=1.0 - gap)
 
 
-def test_closure_at_small_damping_matches_monte_carlo():
-    """eta = 0.04, 1 - beta = 2.2e-3 (near the Monte Carlo's best): the closure follows the
-    Monte Carlo through the drift, the overshoot through X* and the floor. It leaves out the
-    energy noise, which self-averages only over many normal modes (20 here), and runs a few
-    percent fast: measured 5.7 / 6.5 / 8.4 s.e. (distance / tr H / ln ||U||^2) at the steep
-    part, T = 729 vs 777; halving or doubling delta^2 is off by > 30 s.e."""
+def _closure_at_small_damping(horizon, factors):
+    """eta = 0.04, 1 - beta = 2.2e-3 (near the Monte Carlo's best), 48 seeds. During the drift
+    (k <= 550) the closure is held to 4 s.e. on the distance, tr H and ln ||U||^2 (measured
+    2.4 / 2.2 / 2.1). From the steep part on it runs ahead of the Monte Carlo: it leaves out
+    the energy noise, which self-averages only over many normal modes (20 here). That bias is
+    measured here, not hidden by a wide tolerance: the closure is below the Monte Carlo (never
+    above it by 4 s.e.; measured: at most 1.7 s.e. above, down to 5.7 / 6.5 / 8.4 s.e. below at
+    k = 750-850), tr H within 8% at every step (measured 6.8%), the settling time of the
+    distance within 10% (measured 729 vs 777, 6% early); halving or doubling delta^2 is off by
+    > 25 s.e."""
     setup = _setup(0.04, 2.2e-3)
-    times = np.unique(np.round(np.linspace(0, 3000, 61)))
-    mc = simulate(setup, 3000, key=jax.random.PRNGKey(41), seeds=48, times=times, progress=False)
-    theory = predict(setup, 3000, times=times)
+    times = np.arange(0, horizon + 1, 50.0)
+    mc = simulate(setup, horizon, key=jax.random.PRNGKey(41), seeds=48, times=times,
+                  progress=False)
+    theory = predict(setup, horizon, times=times)
     agreement = compare(theory, mc, OBS, t_min=1)
-    assert agreement.ok(sem_tol=10.0), agreement.summary()
-    for factor in (math.sqrt(2.0), math.sqrt(0.5)):
-        wrong = predict(dataclasses.replace(setup, label_noise=BASE["label_noise"] * factor), 3000,
-                        times=times)
+    for name in OBS:
+        a = agreement[name]
+        z = np.asarray(a.gap) / np.maximum(np.asarray(a.sem), 1e-12)  # theory - MC, in s.e.
+        drift = np.asarray(a.time) <= 550
+        assert np.max(np.abs(z[drift])) < 4.0, \
+            f"{name}: {np.max(np.abs(z[drift])):.3g} SE during the drift (limit 4.0)"
+        assert np.max(z[~drift]) < 4.0, f"{name}: the closure lags by {np.max(z[~drift]):.3g} SE"
+    rel = agreement["trace_hessian"].max_rel_gap
+    assert rel < 0.08, f"tr H is {rel:.3g} (relative) off the Monte Carlo (limit 0.08)"
+    for factor in factors:
+        wrong = predict(dataclasses.replace(setup, label_noise=BASE["label_noise"] * factor),
+                        horizon, times=times)
         gaps = compare(wrong, mc, OBS, t_min=1, same_setup=False)
         assert min(gaps[k].max_sem_gap for k in OBS) > 25, gaps.summary()
     t_mc = settling_time(mc.time, mc.mean()["distance_to_flattest"], TARGET)
@@ -49,16 +62,37 @@ def test_closure_at_small_damping_matches_monte_carlo():
     assert mc.mean()["distance_to_flattest"][-1] < TARGET
 
 
-def test_closure_stays_stable_at_very_small_damping():
+def test_closure_at_small_damping_matches_monte_carlo_then_runs_ahead():
+    """Through the drift, the steep part and the settling (k <= 1200; doubled delta^2)."""
+    _closure_at_small_damping(1200, (math.sqrt(2.0),))
+
+
+@pytest.mark.slow
+def test_closure_at_small_damping_to_the_floor():
+    """The same to k = 3000 (the floor), halved and doubled delta^2."""
+    _closure_at_small_damping(3000, (math.sqrt(2.0), math.sqrt(0.5)))
+
+
+def _stable_at_very_small_damping(steps):
     """1 - beta = 6e-4 at eta = 0.04 (about a quarter of the best): the Gauss-Newton closure
-    blew up here; the statistically linearised, orbit-projected one settles at the floor."""
+    blew up here; the statistically linearised, orbit-projected one settles at the floor
+    (measured distance 0.1336 / 0.1092 / 0.1095 / 0.1097 at k = 2000 / 4000 / 6000 / 12000)."""
     setup = _setup(0.04, 6e-4)
     with jax.enable_x64(True):
-        out = th.sensing_closure(setup, np.array([0, 4000, 8000, 12000]))
+        out = th.sensing_closure(setup, np.asarray(steps))
     dist = out["distance_to_flattest"]
     assert np.isfinite(dist).all()
     assert dist[-1] < TARGET and abs(dist[-1] - dist[-2]) < 0.01, dist  # settled at its floor
     assert (out["train_loss"] > 0).all()
+
+
+def test_closure_stays_stable_at_very_small_damping():
+    _stable_at_very_small_damping([0, 2000, 4000, 6000])
+
+
+@pytest.mark.slow
+def test_closure_stays_stable_at_very_small_damping_long():
+    _stable_at_very_small_damping([0, 4000, 8000, 12000])
 
 
 def test_momentum_search_on_matrix_sensing_checks_its_input():
