@@ -115,13 +115,16 @@ def test_proxlinear_and_spiked_choices_are_confirmed_by_monte_carlo_neighbours()
                        hdsgd.samples_to_target(0.05, "error_sq"), budget=20 * 40)
     check = tuned.verify(jax.random.key(3), seeds=24, progress=False)
     assert len(check.points) == 3 and check.ok(), check.summary()
-    spiked = hdsgd.SpikedSingleIndex(dim=2000, spike=1.0, link="he2", step_size=0.5,
+    # d = 20 000 (the exact chain costs O(1) a step): at d = 2000 the runs' plateau sits above
+    # the ODE's at these steps (a finite-d correction) and He2 being even, a run may escape to
+    # -m. The target 0.3 is well below the plateau, so the seed mean meets it at every step.
+    spiked = hdsgd.SpikedSingleIndex(dim=20_000, spike=1.0, link="he2", step_size=0.5,
                                      initial_overlap=0.05)
     edge = hdsgd.spiked.critical_step_size(spiked)
     tuned = hdsgd.tune(spiked, {"step_size": list(np.geomspace(0.05, 0.6, 6) * edge)},
-                       hdsgd.samples_to_target(0.4, "overlap", reach="above"), horizon=30.0)
+                       hdsgd.samples_to_target(0.3, "overlap", reach="above"), horizon=10.0)
     check = tuned.verify(jax.random.key(4), seeds=32, progress=False, method="chain")
-    assert check.ok(), check.summary()
+    assert check.ok() and check.agreement.ok(), check.summary()
     # the smallest step escapes much later: the grid has power
     assert tuned.table[0]["score"] > 2 * tuned.objective_value
 
