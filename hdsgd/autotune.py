@@ -31,6 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
@@ -544,7 +545,6 @@ def smooth_objective(objective, values, samples_per_step):
 
     value_at_budget: linear interpolation at the budget's step; *_to_target: the first crossing,
     interpolated in (step, log value) between the two steps around it."""
-    import jax.numpy as jnp
 
     kind = getattr(objective, "kind", None)
     n = values.shape[0] - 1
@@ -572,6 +572,20 @@ def smooth_objective(objective, values, samples_per_step):
         out = steps * samples_per_step if kind == "samples_to_target" else steps
         return jnp.where(jnp.any(below), out, jnp.inf)
     return None
+
+
+def _scipy_value_and_grad(value_and_grad):
+    """``x -> (value, gradient)`` in float64 numpy for scipy's L-BFGS-B from a jitted JAX
+    ``value_and_grad``; a non-finite value or gradient (past an edge) reads as a wall (1e300)."""
+
+    def fun(x):
+        value, grad = value_and_grad(jnp.asarray(x))
+        value, grad = float(value), np.asarray(grad, dtype=np.float64)
+        if not (math.isfinite(value) and np.all(np.isfinite(grad))):
+            return 1e300, np.zeros_like(grad)
+        return value, grad
+
+    return fun
 
 
 def _gradient_refine(setup, names, axes, continuous, best_values, objective, horizon, budget,
@@ -605,7 +619,6 @@ def _gradient_refine(setup, names, axes, continuous, best_values, objective, hor
     pure = pure_prediction(base, tuple(continuous), objective.observable, n_steps, **options)
     if pure is None:
         return None
-    import jax.numpy as jnp
 
     def score(log_theta):
         theta = jnp.exp(log_theta)
@@ -615,12 +628,7 @@ def _gradient_refine(setup, names, axes, continuous, best_values, objective, hor
 
     value_and_grad = jax.jit(lambda x: (score(x), jax.jacfwd(score)(x)))
 
-    def fun(x):
-        v, g = value_and_grad(jnp.asarray(x))
-        v, g = float(v), np.asarray(g, dtype=np.float64)
-        if not (math.isfinite(v) and np.all(np.isfinite(g))):
-            return 1e300, np.zeros_like(g)
-        return v, g
+    fun = _scipy_value_and_grad(value_and_grad)
 
     res = scipy.optimize.minimize(fun, np.array(x0), jac=True, method="L-BFGS-B", bounds=bounds,
                                   options={"maxiter": 50})
@@ -833,7 +841,6 @@ def tune_schedule(setup, objective: Objective, *, steps: int, pieces: int = 8, b
         if need > n:
             raise ValueError(f"the objective's budget of {objective.sample_budget:g} samples needs "
                              f"{need:g} steps; allowed: steps >= {math.ceil(need)}")
-    import jax.numpy as jnp
 
     upper = jnp.asarray(pure.upper)
 
@@ -855,12 +862,7 @@ def tune_schedule(setup, objective: Objective, *, steps: int, pieces: int = 8, b
     scale = abs(scan[best]) or 1.0
     value_and_grad = jax.jit(jax.value_and_grad(lambda th: score(th) / scale))
 
-    def fun(x):
-        val, g = value_and_grad(jnp.asarray(x))
-        val, g = float(val), np.asarray(g, dtype=np.float64)
-        if not (math.isfinite(val) and np.all(np.isfinite(g))):
-            return 1e300, np.zeros_like(g)
-        return val, g
+    fun = _scipy_value_and_grad(value_and_grad)
 
     f0 = fractions[best]
     x0 = np.full(shape.pieces, math.log(f0 / (1 - f0)))
