@@ -15,6 +15,8 @@ side in one run (ratios; timings are never asserted in tests).
 6. Heavy-ball momentum: the spectral solution (slow roots after the exact first steps) vs the
    moment recursion; the discrete Volterra equation; a 16-seed Monte Carlo; and at a large batch
    the Monte Carlo's two samplers, "data" (B x d normals per step) vs "projected" (B + B + d).
+7. The plain recursion taken k steps a pass (the default, `recursion_block(d)`) against one step
+   a pass, d = 100 ... 3 x 10^4, and their largest relative difference.
 
 The public code is not part of hdsgd: --plrf takes the path of a checkout of
 github.com/LosVolterrosHermanos/Experimental (its power_law_rf/ode.py,
@@ -239,6 +241,28 @@ def main(argv=None):
     print(f"    large batch B={batch} (4 B_c), d=100, 40 steps, 64 seeds: sampler 'data' "
           f"{runs['data']:.2f} s, 'projected' {runs['projected']:.2f} s "
           f"({runs['data'] / runs['projected']:.1f}x)")
+
+    blocked_vs_stepwise(args.quick)
+
+
+def blocked_vs_stepwise(quick: bool):
+    from hdsgd.odes.lstsq import _recursion
+
+    print("\n[7] plain recursion: k steps a pass vs one step a pass (compiled, best of 3)")
+    print(f"    {'d':>6} {'steps':>6} {'k':>3} {'one step':>10} {'k steps':>10} {'ratio':>7} "
+          f"{'max rel diff':>13}")
+    sizes = [(100, 2000), (1000, 5000), (4000, 8000), (10000, 20000), (30000, 4000)]
+    for d, n in sizes[:3] if quick else sizes:
+        k = _recursion.recursion_block(d)
+        with jax.enable_x64(True):
+            args = (jnp.asarray(spectra.power_law(d, 1.0)), jnp.ones(d), 0.01, 2.0, 1.0, n)
+            one = jax.jit(lambda *a: _recursion.recursion_psi(*a, block=1), static_argnums=5)
+            many = jax.jit(lambda *a: _recursion.recursion_psi(*a, block=k), static_argnums=5)
+            ref, _, t_one = timed(lambda: one(*args).block_until_ready(), repeat=3)
+            out, _, t_many = timed(lambda: many(*args).block_until_ready(), repeat=3)
+            diff = float(jnp.max(jnp.abs(out - ref) / ref))
+        print(f"    {d:>6} {n:>6} {k:>3} {1e3 * t_one:>8.1f}ms {1e3 * t_many:>8.1f}ms "
+              f"{t_one / t_many:>6.2f}x {diff:>13.1e}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ tree is never touched), runs the named tests, and prints one row: caught or surv
 failing assertion's message (which states the gap, usually in standard errors).
 
 Usage:
-    python benchmarks/mutants.py [SYSTEM ...] [--list] [--keep]
+    python benchmarks/mutants.py [SYSTEM ...] [--list] [--only TEXT]
 
 Exit status 1 when a mutant survives or a replacement no longer matches the source.
 """
@@ -82,12 +82,16 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("systems", nargs="*", help="systems to mutate (default: all listed)")
     parser.add_argument("--list", action="store_true", help="only list the mutants")
+    parser.add_argument("--only", metavar="TEXT", default="",
+                        help="only the mutants whose name contains TEXT")
     args = parser.parse_args(argv)
     systems = args.systems or sorted(p.stem for p in LISTS.glob("*.py") if not p.stem.startswith("_"))
     failed = False
     print(f"{'system':<11} {'mutant':<44} {'result':<9} {'seconds':>7}  caught by / message")
     for system in systems:
         for mutant in load_mutants(system):
+            if args.only not in mutant["name"]:
+                continue
             if args.list:
                 print(f"{system:<11} {mutant['name']:<44} {'-':<9} {'':>7}  {' '.join(mutant['tests'])}")
                 continue

@@ -7,6 +7,7 @@ import pytest
 import hdsgd
 from hdsgd import spectra
 from hdsgd import lstsq as theory
+from hdsgd.odes import lstsq as odes_lstsq
 
 
 def _gap_message(agreement, limit):
@@ -74,6 +75,31 @@ def test_recursion_is_exact_at_small_dimension_and_mutants_are_rejected():
 
 def _max_rel_gap(a, b):
     return float(np.max(np.abs(a["risk"] / b["risk"] - 1.0)))
+
+
+@pytest.mark.parametrize("dim, block", [(6, 16), (300, 4), (300, 8), (300, 16), (5000, 8)])
+@pytest.mark.parametrize("batch_size, edge_fraction", [(1, 0.5), (3, 0.97), (1, 1.3)])
+def test_blocked_recursion_equals_step_by_step(dim, block, batch_size, edge_fraction):
+    """k steps a pass (the default for d <= 12288) is the same recursion as one step a pass, to
+    rounding, at every step: below the edge, just below it and past it (a diverging run), with
+    label noise, a step count that is not a multiple of k, and a non-uniform start."""
+    lam = spectra.power_law(dim, 1.0)
+    rho0 = np.linspace(2.0, 0.5, dim)
+    gamma = edge_fraction * theory.critical_step_size(
+        hdsgd.StreamingLeastSquares(lam, batch_size=batch_size))
+    n = 4 * dim + 5 if dim < 5000 else 3 * block + 1
+    args = (lam, rho0, 0.09, gamma, float(batch_size), n)
+    with jax.enable_x64(True):
+        stepwise = np.asarray(odes_lstsq.recursion_psi(*args, block=1))
+        blocked = np.asarray(odes_lstsq.recursion_psi(*args, block=block))
+    assert stepwise.dtype == np.float64
+    assert blocked.shape == stepwise.shape == (n + 1,)
+    finite = stepwise < 1e100
+    assert finite[: min(n, 200)].all()
+    np.testing.assert_allclose(blocked[finite], stepwise[finite], rtol=1e-12)
+    if edge_fraction > 1 and dim < 5000:  # the run diverges, and the blocked form says so too
+        assert stepwise[-1] > 10 * stepwise.min() and blocked[-1] > 10 * blocked.min()
+    assert odes_lstsq.recursion_block(dim) in (8, 16)
 
 
 def test_ode_and_volterra_approach_recursion_like_one_over_d():

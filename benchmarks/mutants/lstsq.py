@@ -21,6 +21,8 @@ S = "tests/test_lstsq_spectral.py::"
 #: and against 48 seeds at d = 400, B = 4, gamma = 5 (early and late steps)
 MC_SMALL = T + "test_recursion_is_exact_at_small_dimension_and_mutants_are_rejected"
 MC_B4 = T + "test_recursion_matches_monte_carlo_early_and_late[4-5.0]"
+#: the blocked pass (k steps at once, the default) against the step-by-step scan, to 1e-12
+BLOCKED = T + "test_blocked_recursion_equals_step_by_step[1-0.5-300-16]"
 #: the heavy-ball moment recursion against Monte Carlo (d = 6, 6000 seeds; d = 400, 48 seeds,
 #: which also holds the heavy-ball Volterra equation to 4 standard errors)
 HB_SMALL = M + "test_recursion_is_exact_at_small_dimension_and_mutants_are_rejected"
@@ -61,8 +63,26 @@ MUTANTS = [
          find="b = eta * x / batch_size", replace="b = 0.0 * eta * x / batch_size",
          tests=[MC_SMALL]),
     dict(name="psi: sigma^2 dropped from the injected 2R", file=REC,
-         find="return a * rho + b * psi, psi", replace="return a * rho + b * (psi - noise_var), psi",
-         tests=[MC_SMALL]),
+         find="def step(rho, _):\n            psi = noise_var + jnp.dot(eigenvalues, rho)\n"
+              "            return a * rho + b * psi, psi",
+         replace="def step(rho, _):\n            psi = noise_var + jnp.dot(eigenvalues, rho)\n"
+                 "            return a * rho + b * (psi - noise_var), psi",
+         tests=[BLOCKED]),
+    # ------------------------------------------------- the blocked pass (k steps; the default)
+    dict(name="block: sigma^2 dropped from psi", file=REC,
+         find="psi = solve @ (noise_var + reach @ rho)", replace="psi = solve @ (reach @ rho)",
+         tests=[MC_SMALL, BLOCKED]),
+    dict(name="block: in-block coupling K dropped", file=REC,
+         find="coupling = jnp.where(", replace="coupling = 0.0 * jnp.where(",
+         tests=[MC_SMALL, BLOCKED]),
+    dict(name="block: coupling lag off by one", file=REC,
+         find="lag = j[:, None] - j[None, :] - 1", replace="lag = j[:, None] - j[None, :] - 2",
+         tests=[MC_SMALL, BLOCKED]),
+    dict(name="block: carry a^k -> a^(k-1)", file=REC,
+         find="carry = powers[k]", replace="carry = powers[k - 1]", tests=[MC_SMALL, BLOCKED]),
+    dict(name="block: feed a^(k-1-m) -> a^(k-m)", file=REC,
+         find="feed = powers[k - 1::-1] * b", replace="feed = powers[k:0:-1] * b",
+         tests=[MC_SMALL, BLOCKED]),
     dict(name="eta = gamma/d: 1/d -> 1/(d+1)", file=REC,
          find="eta = step_size / dim\n    x = eta", replace="eta = step_size / (dim + 1)\n    x = eta",
          tests=[MC_SMALL]),

@@ -30,6 +30,7 @@ from ._recursion import (
     mode_coefficients,
     moment_step,
     momentum_recursion_psi,
+    recursion_block,
     recursion_psi,
     recursion_state,
     scheduled_recursion_psi,
@@ -67,7 +68,7 @@ __all__ = [
     "homogenized_critical_step_size", "homogenized_kernel_mass", "impulse_response",
     "isotropic_risk", "kernel_mass", "limit_excess_risk", "limit_risk", "mode_coefficients",
     "moment_step", "momentum_recursion_psi", "momentum_volterra_risk", "recursion_matrix",
-    "recursion_psi", "recursion_state", "risk_curve", "scheduled_recursion_psi",
+    "recursion_block", "recursion_psi", "recursion_state", "risk_curve", "scheduled_recursion_psi",
     "spectral_risk", "stability_warning",
     "volterra_forcing", "volterra_kernel", "volterra_risk",
 ]
