@@ -251,7 +251,7 @@ def blocked_vs_stepwise(quick: bool):
     print("\n[7] plain recursion: k steps a pass vs one step a pass (compiled, best of 3)")
     print(f"    {'d':>6} {'steps':>6} {'k':>3} {'one step':>10} {'k steps':>10} {'ratio':>7} "
           f"{'max rel diff':>13}")
-    sizes = [(100, 2000), (1000, 5000), (4000, 8000), (10000, 20000), (30000, 4000)]
+    sizes = [(100, 2000), (1000, 5000), (4000, 8000), (10000, 20000), (30000, 4000), (100000, 2000)]
     for d, n in sizes[:3] if quick else sizes:
         k = _recursion.recursion_block(d)
         with jax.enable_x64(True):

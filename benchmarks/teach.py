@@ -6,7 +6,7 @@ Setup from the slider values, the same call, the JSON), (3) the same over HTTP, 
 headless Chromium from the slider's input event to the redrawn canvas (when ``chromium`` and
 ``chromedriver`` are installed). The page's promise: (4) under 100 ms once warm.
 
-Usage: python benchmarks/teach.py [--moves N] [--no-browser]
+Usage: python benchmarks/teach.py [--moves N] [--no-browser] [--views ID ...]
 """
 
 from __future__ import annotations
@@ -104,13 +104,16 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--moves", type=int, default=12, help="slider moves per view")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium column")
+    parser.add_argument("--views", nargs="*", metavar="ID", help="only these views (default: all)")
     args = parser.parse_args(argv)
     print(device_line())
     app = App(VIEWS)
     server = TeachServer(port=0, warm=False)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    available = [v["id"] for v in app.catalog()["views"]]
-    missing = [v.id for v in VIEWS if v.id not in available]
+    available = [v["id"] for v in app.catalog()["views"]
+                 if not args.views or v["id"] in args.views]
+    missing = [v.id for v in VIEWS if v.id not in available
+               and (not args.views or v.id in args.views)]
     print(f"views: {', '.join(available)}" + (f" (not available here: {', '.join(missing)})"
                                                if missing else ""))
     print("median milliseconds per slider move once warm (first: the first call, compiling)")

@@ -77,7 +77,7 @@ def _max_rel_gap(a, b):
     return float(np.max(np.abs(a["risk"] / b["risk"] - 1.0)))
 
 
-@pytest.mark.parametrize("dim, block", [(6, 16), (300, 4), (300, 8), (300, 16), (5000, 8)])
+@pytest.mark.parametrize("dim, block", [(6, 16), (300, 4), (300, 8), (300, 16), (5000, 8), (40000, 16)])
 @pytest.mark.parametrize("batch_size, edge_fraction", [(1, 0.5), (3, 0.97), (1, 1.3)])
 def test_blocked_recursion_equals_step_by_step(dim, block, batch_size, edge_fraction):
     """k steps a pass (the default for d <= 12288) is the same recursion as one step a pass, to

@@ -44,14 +44,13 @@ def mode_coefficients(eigenvalues: Float[Array, " d"], step_size, batch_size, di
 
 
 def recursion_block(dim: int) -> int:
-    """Steps per pass of `recursion_psi` for ``dim`` modes: 16 up to d = 4096, 8 up to
-    d = 12288, else 1 (step by step). The blocked form reads two k x d tables per pass, which
-    must stay in cache: measured on a 2-core CPU (4 MiB L2), 16 steps a pass are 2.6-5.8x the
-    step-by-step scan for d = 100-4000, 8 are 1.6x at d = 10^4, and none wins at 3 x 10^4
-    (``benchmarks/lstsq.py`` prints the ratio)."""
-    if dim <= 4096:
-        return 16
-    return 8 if dim <= 12288 else 1
+    """Steps per pass of `recursion_psi` for ``dim`` modes: 8 up to d = 32768, else 16.
+
+    Measured on a 2-core CPU (``benchmarks/lstsq.py`` prints the ratio against one step a
+    pass): 4.5x at d = 100, 11-12x at d = 1000-4000, 4.8x at d = 10^4, 1.4x at 3 x 10^4 and,
+    with 16, 3.1x at 10^5 (one k x d table is read a pass; it is cheapest while it stays in
+    cache)."""
+    return 8 if dim <= 32768 else 16
 
 
 def recursion_psi(eigenvalues, initial_error, noise_var, step_size, batch_size, n_steps: int,
@@ -66,7 +65,8 @@ def recursion_psi(eigenvalues, initial_error, noise_var, step_size, batch_size, 
         rho_i(k0+k) = a_i^k rho_i(k0) + sum_{m<k} a_i^(k-1-m) b_i psi(k0+m),
 
     so one pass is a k x d matrix-vector product, a unit lower-triangular Toeplitz solve of
-    size k (all its terms are >= 0: no cancellation) and a second k x d product. It is the same
+    size k (all its terms are >= 0: no cancellation) and, per mode, the polynomial
+    sum_m a_i^(k-1-m) psi(k0+m) by Horner's rule (k multiply-adds, no table). It is the same
     recursion in another order of summation: equal to the step-by-step scan to rounding
     (tested to 1e-12 relative, diverging runs included).
     """
@@ -91,12 +91,14 @@ def recursion_psi(eigenvalues, initial_error, noise_var, step_size, batch_size, 
     coupling = jnp.where(lag >= 0, kernel[jnp.clip(lag, 0)], 0.0)
     solve = jax.scipy.linalg.solve_triangular(jnp.eye(k) - coupling, jnp.eye(k), lower=True,
                                               unit_diagonal=True)
-    feed = powers[k - 1::-1] * b              # row m: a_i^(k-1-m) b_i
     carry = powers[k]                         # a_i^k
 
     def block_step(rho, _):
         psi = solve @ (noise_var + reach @ rho)
-        return carry * rho + psi @ feed, psi
+        fed = psi[0]                          # sum_m a_i^(k-1-m) psi(k0+m), Horner's rule
+        for m in range(1, k):
+            fed = fed * a + psi[m]
+        return carry * rho + b * fed, psi
 
     # enough passes to cover step n_steps; the extra steps past it are dropped
     _, psis = jax.lax.scan(block_step, initial_error, None, length=n_steps // k + 1)
