@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import abc
 import collections
+import contextlib
+import contextvars
 
 import equinox as eqx
 import jax
@@ -32,6 +34,19 @@ from tqdm.auto import tqdm
 from ._numerics import power_of_two_at_least
 
 _TRACES: collections.Counter = collections.Counter()
+#: what `run_segments` does when its own ``progress`` is None: None decides by the work
+_PROGRESS: contextvars.ContextVar = contextvars.ContextVar("hdsgd_progress", default=None)
+
+
+@contextlib.contextmanager
+def progress_default(progress: bool | None):
+    """Within the block, `run_segments` calls with ``progress=None`` use ``progress`` (how
+    ``predict(..., progress=...)`` reaches a theory's inner loops; None: decide by the work)."""
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 def trace_count(name: str | None = None) -> int:
@@ -119,6 +134,8 @@ def run_segments(dynamics: Dynamics, state0, steps, *, batched: bool = True,
         final state.
     """
     steps = np.asarray(steps, dtype=np.int64)
+    if progress is None:
+        progress = _PROGRESS.get()
     if progress is None:
         progress = float(steps[-1]) * work_per_step > 1e8
     state = shard_seeds(state0) if batched else state0

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._precision import scoped_x64
+from ._segments import progress_default
 from .curve import Curve
 from .setups._base import Setup
 
@@ -159,7 +160,8 @@ def _simulate(setup, horizon, **kwargs) -> Curve:
 
 
 @scoped_x64
-def predict(setup, horizon: float, *, times=None, method: str | None = None, **options) -> Curve:
+def predict(setup, horizon: float, *, times=None, method: str | None = None,
+            progress: bool | None = None, **options) -> Curve:
     """Integrate the system's deterministic equivalent.
 
     Args:
@@ -169,6 +171,8 @@ def predict(setup, horizon: float, *, times=None, method: str | None = None, **o
             log-spaced steps.
         method: which deterministic equivalent, where a system has several
             (e.g. ``"recursion"``, ``"ode"``, ``"volterra"``); ``None`` picks the default.
+        progress: a progress bar for theories that iterate long (grokking's GD map, ...):
+            True, False, or None (default: shown when the run is long).
         **options: system-specific solver options (documented by each system).
 
     Returns:
@@ -179,7 +183,10 @@ def predict(setup, horizon: float, *, times=None, method: str | None = None, **o
     horizon = check_horizon(horizon, setup)
     if times is not None:
         check_times(times, horizon)
-    return _predict(setup, horizon, times=times, method=method, **options)
+    if progress not in (None, True, False):
+        raise ValueError(f"progress={progress!r} is invalid; allowed: True, False or None")
+    with progress_default(progress):
+        return _predict(setup, horizon, times=times, method=method, **options)
 
 
 @scoped_x64

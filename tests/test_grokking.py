@@ -685,3 +685,16 @@ def test_dmft_approaches_infinite_width_reduced_dynamics_as_one_over_n():
     extrapolated = 2.0 * dmft[4] - dmft[2]
     assert np.max(np.abs(extrapolated - reduced)) < 0.02
     assert np.min(dmft[2] - reduced) > 0.1          # the finite-N offset is resolved
+
+
+def test_predict_progress_option(capfd):
+    """``predict(..., progress=...)`` reaches the GD map's loop: False prints nothing, True a
+    bar, and the numbers are the same either way; a bad value names the option."""
+    setup = _grok(dim=20, n_samples=60, width=None, quadratic_strength=0.5, data_seed=4)
+    quiet = hdsgd.predict(setup, 200.0, progress=False)
+    assert "grokking reduced map" not in capfd.readouterr().err
+    shown = hdsgd.predict(setup, 200.0, progress=True)
+    assert "grokking reduced map" in capfd.readouterr().err
+    np.testing.assert_allclose(shown["test_loss"], quiet["test_loss"], rtol=1e-12)
+    with pytest.raises(ValueError, match="progress='yes' is invalid"):
+        hdsgd.predict(setup, 200.0, progress="yes")

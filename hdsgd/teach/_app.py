@@ -174,9 +174,11 @@ class App:
         r, values, horizon, observable = self._request(body)
         dims = self._dims(r, body, simulate=False)
         setups = [build_setup(r, values, dim) for dim in dims]
-        predicted = (self._theories.map(lambda s: hdsgd.predict(s, horizon, method=r.view.method),
-                                        setups) if len(setups) > 1
-                     else [hdsgd.predict(setups[0], horizon, method=r.view.method)])
+        def theory(setup):  # no progress bars on the server's terminal
+            return hdsgd.predict(setup, horizon, method=r.view.method, progress=False)
+
+        predicted = (self._theories.map(theory, setups) if len(setups) > 1
+                     else [theory(setups[0])])
         curves = [curve_json(curve, dim) for curve, dim in zip(predicted, dims)]
         return {"view": r.view.id, "values": values, "horizon": horizon, "curves": curves,
                 "python": python_code(r, values, horizon, observable=observable),
@@ -278,7 +280,8 @@ class App:
             setup = setups[dim]
             theory = None
             if view.kind != "dimension" and dim != view.theory_dim:
-                theory = curve_json(hdsgd.predict(setup, horizon, method=view.method), dim)
+                theory = curve_json(hdsgd.predict(setup, horizon, method=view.method,
+                                                  progress=False), dim)
             chunk = simulation["chunk_seeds"][dim]
             pieces = []
             for c in range(-(-seeds // chunk)):
