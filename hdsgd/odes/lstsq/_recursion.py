@@ -191,11 +191,11 @@ scheduled_recursion_psi_jit = jax.jit(_scheduled_jit)
 recursion_state_jit = jax.jit(recursion_state, static_argnums=(5,))
 momentum_recursion_psi_jit = jax.jit(momentum_recursion_psi, static_argnums=(6,))
 recursion_psi_jit = jax.jit(recursion_psi, static_argnums=(5,), static_argnames=("block",))
-recursion_psi_grid = jax.jit(
-    jax.vmap(lambda *args: recursion_psi(*args, block=1), in_axes=(None, None, 0, 0, 0, None)),
-    static_argnums=(5,))
-"""`recursion_psi` vmapped over (noise_var, step_size, batch_size): a grid of settings (step by
-step: vmapped over cache-sized chunks it is faster than the blocked form, measured)."""
+recursion_psi_grid = jax.jit(jax.vmap(recursion_psi, in_axes=(None, None, 0, 0, 0, None)),
+                             static_argnums=(5,))
+"""`recursion_psi` vmapped over (noise_var, step_size, batch_size): a grid of settings (k steps a
+pass: over chunks of 4-8 settings, 145 us a setting at d = 500 and 2000 steps, against 305 us
+one step a pass, measured)."""
 momentum_recursion_psi_grid = jax.jit(
     jax.vmap(momentum_recursion_psi, in_axes=(None, None, 0, 0, 0, 0, None)), static_argnums=(6,))
 """`momentum_recursion_psi` vmapped over (noise_var, step_size, batch_size, momentum)."""
