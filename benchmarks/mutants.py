@@ -68,7 +68,8 @@ def run_one(mutant: dict, python: str) -> tuple[str, str, float]:
         apply(tree, mutant)
         start = time.perf_counter()
         res = subprocess.run([python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                              *mutant["tests"]], cwd=tree, capture_output=True, text=True)
+                              "-n", "0", *mutant["tests"]], cwd=tree, capture_output=True,
+                             text=True)
         elapsed = time.perf_counter() - start
     if res.returncode == 0:
         return "SURVIVED", "", elapsed
