@@ -477,7 +477,12 @@
       head = ["d", "spread (s.d. / mean)", "√d × spread"];
       for (const run of S.mc.runs) {
         const spread = finalSpread(run);
-        if (spread !== null) rows.push({ cells: [String(run.dim), `±${fmt(100 * spread, 2)} %`, fmt(Math.sqrt(run.dim) * spread, 2)] });
+        if (spread === null) continue;
+        const scaled = Math.sqrt(run.dim) * spread.value;
+        const error = scaled / Math.sqrt(2 * (spread.runs - 1));
+        rows.push({ cells: [String(run.dim), `±${fmt(100 * spread.value, 2)} %`,
+                            `${fmt(scaled, 2)} ± ${fmt(error, 1)}`] });
+        S.spreadRuns = spread.runs;
       }
     }
     if (!rows.length) return;
@@ -504,7 +509,9 @@
     if (head) {
       const p = document.createElement("p");
       p.className = "hint";
-      p.textContent = "A constant last column is the 1/√d law: ten times the dimension, about a third of the spread.";
+      const n = S.spreadRuns || 0;
+      p.textContent = "A constant last column is the 1/√d law: ten times the dimension, about a third of the spread. " +
+        `With ${n} runs a spread is itself uncertain by about 1/√(2(${n}−1)) = ${fmt(100 / Math.sqrt(2 * Math.max(n - 1, 1)), 2)} % of its value (the ± after it); more runs narrow it.`;
       box.appendChild(p);
     }
   }
@@ -517,7 +524,8 @@
     if (last.length < 2) return null;
     const mean = last.reduce((a, b) => a + b, 0) / last.length;
     const sd = Math.sqrt(last.reduce((a, b) => a + (b - mean) * (b - mean), 0) / (last.length - 1));
-    return mean !== 0 ? Math.abs(sd / mean) : null;
+    // a standard deviation from n Gaussian runs is uncertain by about 1/sqrt(2(n-1)) of itself
+    return mean !== 0 ? { value: Math.abs(sd / mean), runs: last.length } : null;
   }
 
   // ------------------------------------------------------------------ Monte Carlo jobs
