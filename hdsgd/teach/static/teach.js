@@ -643,7 +643,7 @@
         names.forEach((name) => run.runs[name].forEach((row) => P.series.push(
           { type: "line", x: run.time, y: row, color: color, width: 1.3, alpha: stale ? 0.25 : 0.7 })));
         const spread = finalSpread(run);
-        P.title += (spread !== null ? `:  spread ±${fmt(100 * spread, 2)} %` : "") + (stale ? " (earlier settings)" : "");
+        P.title += (spread !== null ? `:  spread ±${fmt(100 * spread.value, 2)} %` : "") + (stale ? " (earlier settings)" : "");
         const i = firstIndex(run.diverged_runs, (c) => c > 0);
         if (i >= 0) P.markers.push({ x: run.time[i], color: COLORS.bad, label: `${run.diverged_runs[run.diverged_runs.length - 1]} of ${run.seeds} diverged` });
         if (k === 0) P.legend.push({ label: `one training run (${run.seeds} per d)`, color: color, kind: "line" });
