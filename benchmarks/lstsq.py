@@ -16,7 +16,8 @@ side in one run (ratios; timings are never asserted in tests).
    moment recursion; the discrete Volterra equation; a 16-seed Monte Carlo; and at a large batch
    the Monte Carlo's two samplers, "data" (B x d normals per step) vs "projected" (B + B + d).
 7. The plain recursion taken k steps a pass (the default, `recursion_block(d)`) against one step
-   a pass, d = 100 ... 3 x 10^4, and their largest relative difference.
+   a pass, d = 100 ... 10^5, and their largest relative difference; the same for the heavy-ball
+   moment recursion (8 steps a pass).
 
 The public code is not part of hdsgd: --plrf takes the path of a checkout of
 github.com/LosVolterrosHermanos/Experimental (its power_law_rf/ode.py,
@@ -262,6 +263,19 @@ def blocked_vs_stepwise(quick: bool):
             out, _, t_many = timed(lambda: many(*args).block_until_ready(), repeat=3)
             diff = float(jnp.max(jnp.abs(out - ref) / ref))
         print(f"    {d:>6} {n:>6} {k:>3} {1e3 * t_one:>8.1f}ms {1e3 * t_many:>8.1f}ms "
+              f"{t_one / t_many:>6.2f}x {diff:>13.1e}")
+    print("    heavy ball (beta = 0.7), 8 steps a pass vs one")
+    for d, n in sizes[:2] if quick else sizes[:4]:
+        with jax.enable_x64(True):
+            args = (jnp.asarray(spectra.power_law(d, 1.0)), jnp.ones(d), 0.01, 2.0, 1.0, 0.7, n)
+            one = jax.jit(lambda *a: _recursion.momentum_recursion_psi(*a, block=1),
+                          static_argnums=6)
+            many = jax.jit(lambda *a: _recursion.momentum_recursion_psi(*a, block=8),
+                           static_argnums=6)
+            ref, _, t_one = timed(lambda: one(*args).block_until_ready(), repeat=3)
+            out, _, t_many = timed(lambda: many(*args).block_until_ready(), repeat=3)
+            diff = float(jnp.max(jnp.abs(out - ref) / ref))
+        print(f"    {d:>6} {n:>6} {8:>3} {1e3 * t_one:>8.1f}ms {1e3 * t_many:>8.1f}ms "
               f"{t_one / t_many:>6.2f}x {diff:>13.1e}")
 
 

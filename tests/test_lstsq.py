@@ -102,6 +102,32 @@ def test_blocked_recursion_equals_step_by_step(dim, block, batch_size, edge_frac
     assert odes_lstsq.recursion_block(dim) in (8, 16)
 
 
+@pytest.mark.parametrize("block", [4, 8])
+@pytest.mark.parametrize("momentum, batch_size, edge_fraction",
+                         [(0.5, 1, 0.5), (0.9, 3, 0.97), (0.7, 1, 1.3)])
+def test_blocked_heavy_ball_recursion_equals_step_by_step(block, momentum, batch_size,
+                                                          edge_fraction):
+    """The heavy-ball moment recursion taken k steps a pass (its 3 x 3 per-mode matrix and psi
+    feed read off `moment_step`) equals one step a pass at every step, to rounding: below, near
+    and past its edge, with label noise and a step count that is not a multiple of k."""
+    dim = 200
+    lam = spectra.power_law(dim, 1.0)
+    rho0 = np.linspace(2.0, 0.5, dim)
+    gamma = edge_fraction * theory.critical_step_size(
+        hdsgd.StreamingLeastSquares(lam, batch_size=batch_size, momentum=momentum))
+    n = 6 * dim + 3
+    args = (lam, rho0, 0.09, gamma, float(batch_size), momentum, n)
+    with jax.enable_x64(True):
+        stepwise = np.asarray(odes_lstsq.momentum_recursion_psi(*args, block=1))
+        blocked = np.asarray(odes_lstsq.momentum_recursion_psi(*args, block=block))
+    assert stepwise.dtype == np.float64 and blocked.shape == (n + 1,)
+    finite = stepwise < 1e100
+    assert finite[:200].all()
+    np.testing.assert_allclose(blocked[finite], stepwise[finite], rtol=1e-12)
+    if edge_fraction > 1:
+        assert stepwise[-1] > 10 * stepwise.min() and blocked[-1] > 10 * blocked.min()
+
+
 def test_ode_and_volterra_approach_recursion_like_one_over_d():
     gaps_ode, gaps_vol = [], []
     for d in (250, 1000, 4000):

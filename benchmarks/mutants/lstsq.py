@@ -23,6 +23,7 @@ MC_SMALL = T + "test_recursion_is_exact_at_small_dimension_and_mutants_are_rejec
 MC_B4 = T + "test_recursion_matches_monte_carlo_early_and_late[4-5.0]"
 #: the blocked pass (k steps at once, the default) against the step-by-step scan, to 1e-12
 BLOCKED = T + "test_blocked_recursion_equals_step_by_step[1-0.5-300-16]"
+HB_BLOCKED = T + "test_blocked_heavy_ball_recursion_equals_step_by_step[0.5-1-0.5-8]"
 #: the heavy-ball moment recursion against Monte Carlo (d = 6, 6000 seeds; d = 400, 48 seeds,
 #: which also holds the heavy-ball Volterra equation to 4 standard errors)
 HB_SMALL = M + "test_recursion_is_exact_at_small_dimension_and_mutants_are_rejected"
@@ -97,8 +98,23 @@ MUTANTS = [
     dict(name="HB noise: 1/B dropped", file=REC,
          find="noise = (eta**2 / batch_size) *", replace="noise = eta**2 *", tests=[HB_SMALL]),
     dict(name="HB psi: sigma^2 dropped", file=REC,
-         find="psi = noise_var + jnp.dot(eigenvalues, sxx)\n    noise",
-         replace="psi = jnp.dot(eigenvalues, sxx)\n    noise", tests=[HB_SMALL]),
+         find="psi = solve @ (noise_var + reach @ jnp.concatenate(s))",
+         replace="psi = solve @ (reach @ jnp.concatenate(s))", tests=[HB_SMALL]),
+    dict(name="HB psi: sigma^2 dropped (step-by-step scan)", file=REC,
+         find="psi = noise_var + jnp.dot(eigenvalues, moments[0])\n"
+              "            return moment_step(moments, eigenvalues, psi, eta,",
+         replace="psi = jnp.dot(eigenvalues, moments[0])\n"
+                 "            return moment_step(moments, eigenvalues, psi, eta,",
+         tests=[HB_BLOCKED]),
+    dict(name="HB block: Horner feed without M_i", file=REC,
+         find="zip(apply(fed), feed)", replace="zip(fed, feed)", tests=[HB_SMALL, HB_BLOCKED]),
+    dict(name="HB block: carry M^k -> M^(k-1)", file=REC,
+         find="for _ in range(k):\n        carry = [apply(col) for col in carry]",
+         replace="for _ in range(k - 1):\n        carry = [apply(col) for col in carry]",
+         tests=[HB_SMALL, HB_BLOCKED]),
+    dict(name="HB block: reach row lambda e_xx M^j -> e_xx M^j", file=REC,
+         find="rows, row = [], (eigenvalues, zero, zero)",
+         replace="rows, row = [], (one, zero, zero)", tests=[HB_SMALL, HB_BLOCKED]),
     dict(name="HB Sxx: 2(1-a) beta Sxv sign-flipped", file=REC,
          find="+ 2 * (1 - a) * b * sxv + common", replace="- 2 * (1 - a) * b * sxv + common",
          tests=[HB_SMALL]),

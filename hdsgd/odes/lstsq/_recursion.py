@@ -18,8 +18,9 @@ N_i = (eta^2/B)(lambda_i^2 Sxx_i + lambda_i psi)):
 
 Both are exact in expectation for Gaussian data at any finite d. The plain recursion is kept
 beside the beta = 0 heavy ball because it carries one d-vector instead of three and takes k
-steps a pass (`recursion_block`): 20 000 steps at d = 10^4 take 27 ms against 880 ms for the
-heavy-ball moment recursion at beta = 0.7 (``benchmarks/lstsq.py`` prints its ratios).
+steps a pass (`recursion_block`): 20 000 steps at d = 10^4 take 27 ms against 590 ms for the
+heavy-ball moment recursion at beta = 0.7, also 8 steps a pass (``benchmarks/lstsq.py`` prints
+the ratios).
 """
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def recursion_block(dim: int) -> int:
     return 8 if dim <= 32768 else 16
 
 
+def _block_solve(kernel):
+    """(I - T)^-1 for the k x k unit lower-triangular Toeplitz T with T[j, m] = K_{j-1-m}
+    (m < j): the in-pass coupling psi(k0+j) <- sum_{m<j} K_{j-1-m} psi(k0+m)."""
+    k = kernel.shape[0]
+    j = jnp.arange(k)
+    lag = j[:, None] - j[None, :] - 1
+    coupling = jnp.where(lag >= 0, kernel[jnp.clip(lag, 0)], 0.0)
+    return jax.scipy.linalg.solve_triangular(jnp.eye(k) - coupling, jnp.eye(k), lower=True,
+                                             unit_diagonal=True)
+
+
 def recursion_psi(eigenvalues, initial_error, noise_var, step_size, batch_size, n_steps: int,
                   block: int | None = None) -> Float[Array, " n"]:
     """psi(k) = 2 R(k) for k = 0..n_steps from the plain recursion (pure JAX, vmappable).
@@ -86,12 +98,7 @@ def recursion_psi(eigenvalues, initial_error, noise_var, step_size, batch_size, 
     ones = jnp.ones((1, dim), dtype=jnp.result_type(a, initial_error))
     powers = jnp.cumprod(jnp.concatenate([ones, jnp.broadcast_to(a, (k, dim))]), axis=0)
     reach = eigenvalues * powers[:k]          # row j: lambda_i a_i^j
-    kernel = reach @ b                        # K_l, l = 0..k-1
-    j = jnp.arange(k)
-    lag = j[:, None] - j[None, :] - 1
-    coupling = jnp.where(lag >= 0, kernel[jnp.clip(lag, 0)], 0.0)
-    solve = jax.scipy.linalg.solve_triangular(jnp.eye(k) - coupling, jnp.eye(k), lower=True,
-                                              unit_diagonal=True)
+    solve = _block_solve(reach @ b)           # K_l = sum_i lambda_i b_i a_i^l, l = 0..k-1
     carry = powers[k]                         # a_i^k
 
     def block_step(rho, _):
@@ -120,11 +127,12 @@ def recursion_state(eigenvalues, initial_error, noise_var, step_size, batch_size
     return rho
 
 
-def moment_step(moments, eigenvalues, noise_var, eta, batch_size, momentum):
-    """One heavy-ball step of the per-mode moments ``(Sxx, Sxv, Svv)``, each (d,)."""
+def moment_step(moments, eigenvalues, psi, eta, batch_size, momentum):
+    """One heavy-ball step of the per-mode moments ``(Sxx, Sxv, Svv)``, each (d,), given
+    psi = sigma^2 + sum_i lambda_i Sxx_i, twice the risk at this step. Linear in (moments, psi):
+    `momentum_recursion_psi` reads its per-mode 3 x 3 matrix and psi feed off this function."""
     sxx, sxv, svv = moments
     a = eta * eigenvalues
-    psi = noise_var + jnp.dot(eigenvalues, sxx)
     noise = (eta**2 / batch_size) * (eigenvalues**2 * sxx + eigenvalues * psi)
     b = momentum
     common = b * b * svv + noise
@@ -135,21 +143,64 @@ def moment_step(moments, eigenvalues, noise_var, eta, batch_size, momentum):
 
 
 def momentum_recursion_psi(eigenvalues, initial_error, noise_var, step_size, batch_size,
-                           momentum, n_steps: int) -> Float[Array, " n"]:
+                           momentum, n_steps: int, block: int | None = None) -> Float[Array, " n"]:
     """psi(k) = 2 R(k), k = 0..n_steps, from the heavy-ball moment recursion (pure JAX).
 
-    Starts from Sxx = rho(0), Sxv = Svv = 0 (v_0 = 0). ``n_steps`` must be a Python int.
+    Starts from Sxx = rho(0), Sxv = Svv = 0 (v_0 = 0). ``n_steps`` and ``block`` must be
+    Python ints. With ``block`` = k > 1 (default 8), k steps a pass, as in `recursion_psi`: the
+    step is S_i' = M_i S_i + f_i psi per mode (M_i the 3 x 3 matrix and f_i the psi feed of
+    `moment_step`), so with K_l = sum_i lambda_i e_xx^T M_i^l f_i
+
+        psi(k0+j) = sigma^2 + sum_i lambda_i e_xx^T M_i^j S_i(k0) + sum_{m<j} K_{j-1-m} psi(k0+m),
+        S_i(k0+k) = M_i^k S_i(k0) + sum_{m<k} M_i^(k-1-m) f_i psi(k0+m)   (Horner's rule),
+
+    equal to one step a pass to rounding (tested to 1e-12 relative).
     """
     dim = eigenvalues.shape[0]
     eta = step_size / dim
     zero = jnp.zeros_like(initial_error)
+    k = 8 if block is None else int(block)
+    if k == 1:
+        def step(moments, _):
+            psi = noise_var + jnp.dot(eigenvalues, moments[0])
+            return moment_step(moments, eigenvalues, psi, eta, batch_size, momentum), psi
 
-    def step(moments, _):
-        psi = noise_var + jnp.dot(eigenvalues, moments[0])
-        return moment_step(moments, eigenvalues, noise_var, eta, batch_size, momentum), psi
+        end, psis = jax.lax.scan(step, (initial_error, zero, zero), None, length=n_steps)
+        return jnp.concatenate([psis, (noise_var + jnp.dot(eigenvalues, end[0]))[None]])
 
-    end, psis = jax.lax.scan(step, (initial_error, zero, zero), None, length=n_steps)
-    return jnp.concatenate([psis, (noise_var + jnp.dot(eigenvalues, end[0]))[None]])
+    one = jnp.ones_like(initial_error)
+    basis = [tuple(one if i == c else zero for i in range(3)) for c in range(3)]
+    columns = [moment_step(e, eigenvalues, 0.0, eta, batch_size, momentum) for e in basis]
+    matrix = tuple(tuple(columns[c][r] for c in range(3)) for r in range(3))  # M_i[r][c]
+    feed = moment_step((zero, zero, zero), eigenvalues, 1.0, eta, batch_size, momentum)
+
+    def apply(s):  # M_i S_i for every mode
+        return tuple(matrix[r][0] * s[0] + matrix[r][1] * s[1] + matrix[r][2] * s[2]
+                     for r in range(3))
+
+    rows, row = [], (eigenvalues, zero, zero)  # lambda_i e_xx^T M_i^j, j = 0..k-1
+    for _ in range(k):
+        rows.append(jnp.concatenate(row))
+        row = tuple(row[0] * matrix[0][c] + row[1] * matrix[1][c] + row[2] * matrix[2][c]
+                    for c in range(3))
+    reach = jnp.stack(rows)                   # (k, 3d)
+    solve = _block_solve(reach @ jnp.concatenate(feed))
+    carry = basis                             # the columns of M_i^k
+    for _ in range(k):
+        carry = [apply(col) for col in carry]
+
+    def block_step(s, _):
+        psi = solve @ (noise_var + reach @ jnp.concatenate(s))
+        fed = tuple(f * psi[0] for f in feed)  # sum_m M_i^(k-1-m) f_i psi(k0+m), Horner's rule
+        for m in range(1, k):
+            fed = tuple(x + f * psi[m] for x, f in zip(apply(fed), feed))
+        moved = tuple(carry[0][r] * s[0] + carry[1][r] * s[1] + carry[2][r] * s[2]
+                      for r in range(3))
+        return tuple(x + y for x, y in zip(moved, fed)), psi
+
+    _, psis = jax.lax.scan(block_step, (initial_error, zero, zero), None,
+                           length=n_steps // k + 1)
+    return psis.reshape(-1)[:n_steps + 1]
 
 
 def scheduled_recursion_psi(eigenvalues, initial_error, noise_var, step_sizes: Float[Array, " n"],
@@ -175,7 +226,7 @@ def scheduled_recursion_psi(eigenvalues, initial_error, noise_var, step_sizes: F
 
     def hb_step(moments, gamma):
         psi = noise_var + jnp.dot(eigenvalues, moments[0])
-        return moment_step(moments, eigenvalues, noise_var, gamma / dim, batch_size, momentum), psi
+        return moment_step(moments, eigenvalues, psi, gamma / dim, batch_size, momentum), psi
 
     end, psis = jax.lax.scan(hb_step, (initial_error, zero, zero), step_sizes)
     return jnp.concatenate([psis, (noise_var + jnp.dot(eigenvalues, end[0]))[None]])
@@ -190,7 +241,8 @@ scheduled_recursion_psi_jit = jax.jit(_scheduled_jit)
 """`scheduled_recursion_psi` compiled once per length (``momentum=None``: the plain recursion)."""
 
 recursion_state_jit = jax.jit(recursion_state, static_argnums=(5,))
-momentum_recursion_psi_jit = jax.jit(momentum_recursion_psi, static_argnums=(6,))
+momentum_recursion_psi_jit = jax.jit(momentum_recursion_psi, static_argnums=(6,),
+                                     static_argnames=("block",))
 recursion_psi_jit = jax.jit(recursion_psi, static_argnums=(5,), static_argnames=("block",))
 recursion_psi_grid = jax.jit(jax.vmap(recursion_psi, in_axes=(None, None, 0, 0, 0, None)),
                              static_argnums=(5,))
