@@ -246,6 +246,20 @@ def main(argv=None):
     blocked_vs_stepwise(args.quick)
 
 
+def _pass_row(recursion, d: int, n: int, k: int, momentum: tuple = ()):
+    """One row of [7]: ``recursion`` one step a pass vs ``k`` steps, timed side by side."""
+    with jax.enable_x64(True):
+        args = (jnp.asarray(spectra.power_law(d, 1.0)), jnp.ones(d), 0.01, 2.0, 1.0, *momentum, n)
+        last = len(args) - 1  # n_steps: static
+        one = jax.jit(lambda *a: recursion(*a, block=1), static_argnums=last)
+        many = jax.jit(lambda *a: recursion(*a, block=k), static_argnums=last)
+        ref, _, t_one = timed(lambda: one(*args).block_until_ready(), repeat=3)
+        out, _, t_many = timed(lambda: many(*args).block_until_ready(), repeat=3)
+        diff = float(jnp.max(jnp.abs(out - ref) / ref))
+    print(f"    {d:>6} {n:>6} {k:>3} {1e3 * t_one:>8.1f}ms {1e3 * t_many:>8.1f}ms "
+          f"{t_one / t_many:>6.2f}x {diff:>13.1e}")
+
+
 def blocked_vs_stepwise(quick: bool):
     from hdsgd.odes.lstsq import _recursion
 
@@ -254,30 +268,10 @@ def blocked_vs_stepwise(quick: bool):
           f"{'max rel diff':>13}")
     sizes = [(100, 2000), (1000, 5000), (4000, 8000), (10000, 20000), (30000, 4000), (100000, 2000)]
     for d, n in sizes[:3] if quick else sizes:
-        k = _recursion.recursion_block(d)
-        with jax.enable_x64(True):
-            args = (jnp.asarray(spectra.power_law(d, 1.0)), jnp.ones(d), 0.01, 2.0, 1.0, n)
-            one = jax.jit(lambda *a: _recursion.recursion_psi(*a, block=1), static_argnums=5)
-            many = jax.jit(lambda *a: _recursion.recursion_psi(*a, block=k), static_argnums=5)
-            ref, _, t_one = timed(lambda: one(*args).block_until_ready(), repeat=3)
-            out, _, t_many = timed(lambda: many(*args).block_until_ready(), repeat=3)
-            diff = float(jnp.max(jnp.abs(out - ref) / ref))
-        print(f"    {d:>6} {n:>6} {k:>3} {1e3 * t_one:>8.1f}ms {1e3 * t_many:>8.1f}ms "
-              f"{t_one / t_many:>6.2f}x {diff:>13.1e}")
+        _pass_row(_recursion.recursion_psi, d, n, _recursion.recursion_block(d))
     print("    heavy ball (beta = 0.7), 8 steps a pass vs one")
     for d, n in sizes[:2] if quick else sizes[:4]:
-        with jax.enable_x64(True):
-            args = (jnp.asarray(spectra.power_law(d, 1.0)), jnp.ones(d), 0.01, 2.0, 1.0, 0.7, n)
-            one = jax.jit(lambda *a: _recursion.momentum_recursion_psi(*a, block=1),
-                          static_argnums=6)
-            many = jax.jit(lambda *a: _recursion.momentum_recursion_psi(*a, block=8),
-                           static_argnums=6)
-            ref, _, t_one = timed(lambda: one(*args).block_until_ready(), repeat=3)
-            out, _, t_many = timed(lambda: many(*args).block_until_ready(), repeat=3)
-            diff = float(jnp.max(jnp.abs(out - ref) / ref))
-        print(f"    {d:>6} {n:>6} {8:>3} {1e3 * t_one:>8.1f}ms {1e3 * t_many:>8.1f}ms "
-              f"{t_one / t_many:>6.2f}x {diff:>13.1e}")
-
+        _pass_row(_recursion.momentum_recursion_psi, d, n, 8, momentum=(0.7,))
 
 if __name__ == "__main__":
     main()
