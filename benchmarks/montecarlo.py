@@ -3,9 +3,11 @@
 1. Least squares: `hdsgd.simulate` against a plain numpy loop of the same algorithm (seeds
    vectorised, float32, numpy's fastest generator), d = 1000 and 4096, batch 1 and 32, in
    samples x dim per second. hdsgd's default sampler is exact in law ("auto": projected from
-   B = 2, O(B + d) normals a step instead of O(B d)).
-2. Spiked: the full-dimension Monte Carlo and the exact chain (the default) against a numpy loop
-   of full-dimension online SGD, d = 1000 and 4096.
+   B = 2, O(B + d) normals a step instead of O(B d)). Column "per core": the same call in a
+   fresh process that gave JAX one CPU device per core first, as the ``hdsgd`` command does
+   (`hdsgd._devices.use_cpu_cores`; the seeds are then sharded over the cores).
+2. Spiked: the full-dimension Monte Carlo (also per core) and the exact chain (the default)
+   against a numpy loop of full-dimension online SGD, d = 1000 and 4096.
 3. PRNG: normals per second of JAX's threefry2x32, rbg and unsafe_rbg on this device, beside
    numpy's PCG64 (why hdsgd keeps threefry: see benchmarks/README.md).
 4. Memory: peak resident memory of a Monte Carlo at d = 10^5 with 64 seeds, in a fresh process
@@ -29,6 +31,33 @@ import hdsgd
 from _timing import device_line, timed
 
 
+PER_CORE = """
+import time, jax, hdsgd
+from hdsgd._devices import use_cpu_cores
+devices = use_cpu_cores()
+setup = {setup}
+run = lambda: hdsgd.simulate(setup, {horizon!r}, key=jax.random.key(0), seeds=16,
+                             times=[0.0, {horizon!r}], progress=False{options})
+run()
+best = float("inf")
+for _ in range(2):
+    start = time.perf_counter()
+    run()
+    best = min(best, time.perf_counter() - start)
+print(devices, best)
+"""
+
+
+def per_core_seconds(setup: str, horizon: float, options: str = "") -> float:
+    """Seconds of one `simulate` call (best of 2, compiled) in a fresh process with one JAX CPU
+    device per core, as the ``hdsgd`` command runs; ``setup`` is Python text."""
+    code = PER_CORE.format(setup=setup, horizon=horizon, options=options)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    return float(out.stdout.split()[-1])
+
+
 # ----------------------------------------------------------------- 1. least squares
 def numpy_lstsq(lam, e0, eta, batch, sigma, steps, seeds, seed=0):
     """Plain numpy SGD on least squares in H's eigenbasis, seeds vectorised (float32)."""
@@ -45,11 +74,12 @@ def numpy_lstsq(lam, e0, eta, batch, sigma, steps, seeds, seed=0):
 
 def bench_lstsq(quick: bool):
     print("\n[1] least squares, 16 seeds: samples x dim per second (millions)")
-    print(f"    {'d':>6} {'B':>4} {'numpy loop':>11} {'hdsgd':>9} {'ratio':>7}  sampler")
+    print(f"    {'d':>6} {'B':>4} {'numpy loop':>11} {'hdsgd':>9} {'ratio':>7} {'per core':>9} "
+          f"{'ratio':>7}  sampler")
     for d in (1000, 4096):
         for batch in (1, 32):
-            setup = hdsgd.StreamingLeastSquares(f"power_law:{d}:1.0", step_size=1.0,
-                                                batch_size=batch)
+            text = f"hdsgd.StreamingLeastSquares('power_law:{d}:1.0', step_size=1.0, batch_size={batch})"
+            setup = eval(text, {"hdsgd": hdsgd})
             steps = (400 if quick else 2000) // (1 if batch == 1 else 8)
             work = 16 * batch * d * steps
             _, _, t_np = timed(lambda: numpy_lstsq(setup.eigenvalues, np.sqrt(setup.initial_error),
@@ -57,8 +87,10 @@ def bench_lstsq(quick: bool):
             mc, _, t_mc = timed(lambda: hdsgd.simulate(setup, steps / d, key=jax.random.key(0),
                                                        seeds=16, times=[0, steps / d],
                                                        progress=False), repeat=2)
+            t_core = per_core_seconds(text, steps / d)
             print(f"    {d:>6} {batch:>4} {work / t_np / 1e6:>11.0f} {work / t_mc / 1e6:>9.0f} "
-                  f"{t_np / t_mc:>6.1f}x  {mc.meta['method']}")
+                  f"{t_np / t_mc:>6.1f}x {work / t_core / 1e6:>9.0f} {t_np / t_core:>6.1f}x  "
+                  f"{mc.meta['method']}")
 
 
 # ----------------------------------------------------------------- 2. spiked
@@ -93,23 +125,26 @@ def bench_spiked(quick: bool):
         return
     print("\n[2] spiked (He3, correlation loss, covariance normalisation), 16 seeds: steps x seeds "
           "per second (thousands)")
-    print(f"    {'d':>6} {'numpy full':>11} {'full':>9} {'chain':>9} {'full/np':>8} {'chain/np':>9}")
+    print(f"    {'d':>6} {'numpy full':>11} {'full':>9} {'per core':>9} {'chain':>9} {'full/np':>8} "
+          f"{'core/np':>8} {'chain/np':>9}")
     for d in (1000, 4096):
         steps = 2 * d if quick else 8 * d
-        setup = hdsgd.SpikedSingleIndex(dim=d, spike=4.0, link="he3", loss="correlation",
-                                        normalization="covariance", step_size=0.05,
-                                        initial_overlap=0.15)
+        text = (f"hdsgd.SpikedSingleIndex(dim={d}, spike=4.0, link='he3', loss='correlation', "
+                "normalization='covariance', step_size=0.05, initial_overlap=0.15)")
+        setup = eval(text, {"hdsgd": hdsgd})
         horizon = steps / d
         _, _, t_np = timed(lambda: numpy_spiked(d, 4.0, 0.05, steps, 16), repeat=1)
         times = [0.0, horizon]
         _, _, t_full = timed(lambda: hdsgd.simulate(setup, horizon, key=jax.random.key(0), seeds=16,
                                                     times=times, method="full", progress=False))
+        t_core = per_core_seconds(text, horizon, ", method='full'")
         _, _, t_chain = timed(lambda: hdsgd.simulate(setup, horizon, key=jax.random.key(0),
                                                      seeds=16, times=times, method="chain",
                                                      progress=False))
         work = steps * 16 / 1e3
-        print(f"    {d:>6} {work / t_np:>11.0f} {work / t_full:>9.0f} {work / t_chain:>9.0f} "
-              f"{t_np / t_full:>7.1f}x {t_np / t_chain:>8.0f}x")
+        print(f"    {d:>6} {work / t_np:>11.0f} {work / t_full:>9.0f} {work / t_core:>9.0f} "
+              f"{work / t_chain:>9.0f} {t_np / t_full:>7.1f}x {t_np / t_core:>7.1f}x "
+              f"{t_np / t_chain:>8.0f}x")
 
 
 # ----------------------------------------------------------------- 3. PRNG

@@ -24,6 +24,8 @@ import abc
 import collections
 import contextlib
 import contextvars
+import threading
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -36,6 +38,8 @@ from ._numerics import power_of_two_at_least
 _TRACES: collections.Counter = collections.Counter()
 #: what `run_segments` does when its own ``progress`` is None: None decides by the work
 _PROGRESS: contextvars.ContextVar = contextvars.ContextVar("hdsgd_progress", default=None)
+#: held while a batched run of a `Dynamics` with ``lapack_batches`` executes on the CPU
+_LAPACK_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -56,6 +60,14 @@ def trace_count(name: str | None = None) -> int:
 
 class Dynamics(eqx.Module):
     """One run of a discrete-time system (see the module docstring)."""
+
+    #: True when a step calls jaxlib's LAPACK kernels on a batch (a Cholesky per seed under
+    #: vmap). On the CPU those split the batch over XLA's thread pool and block until it is
+    #: done, so two such executions at once (seeds sharded over two CPU devices, or two threads
+    #: of one process) can hold every pool thread while each waits for the other: a deadlock,
+    #: measured with the prox-linear Monte Carlo. Such runs are not sharded over CPU devices,
+    #: and a process runs one of them at a time.
+    lapack_batches: ClassVar[bool] = False
 
     @abc.abstractmethod
     def advance(self, state, first_step, n_steps):
@@ -99,8 +111,9 @@ def _advance_and_observe_all(dynamics: Dynamics, state, firsts, lengths, batched
 def shard_seeds(state):
     """Place a seed-batched state across all local devices along its leading axis.
 
-    With one device (or a seed count the devices do not divide) it is returned as is. XLA then
-    runs each device's seeds there; every seed's numbers are the same as on one device, since
+    It uses the most devices whose number divides the seed count (16 seeds on 12 devices: 8),
+    and returns the state as is when that is one. XLA then runs each device's seeds there;
+    every seed's numbers are the same as on one device (up to float32 summation order), since
     each seed draws from its own key.
     """
     devices = jax.local_devices()
@@ -108,7 +121,8 @@ def shard_seeds(state):
     if len(devices) < 2 or not leaves:
         return state
     seeds = leaves[0].shape[0]
-    if seeds % len(devices):
+    devices = devices[:max(n for n in range(1, len(devices) + 1) if seeds % n == 0)]
+    if len(devices) < 2:
         return state
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
@@ -138,7 +152,16 @@ def run_segments(dynamics: Dynamics, state0, steps, *, batched: bool = True,
         progress = _PROGRESS.get()
     if progress is None:
         progress = float(steps[-1]) * work_per_step > 1e8
-    state = shard_seeds(state0) if batched else state0
+    exclusive = batched and dynamics.lapack_batches and jax.default_backend() == "cpu"
+    if exclusive:
+        with _LAPACK_LOCK:
+            return _run(dynamics, state0, steps, batched, progress, description)
+    return _run(dynamics, shard_seeds(state0) if batched else state0, steps, batched, progress,
+                description)
+
+
+def _run(dynamics: Dynamics, state, steps, batched: bool, progress: bool, description: str):
+    """`run_segments` once the state is placed and the progress bar decided."""
     if not progress:
         # One compiled call for all segments (no Python round trip per output step); the
         # segment count is padded to a power of two so that similar grids share a compilation.

@@ -24,11 +24,12 @@ import sys
 import time
 from pathlib import Path
 
+from .._devices import use_cpu_cores
 from . import _fields
 from . import teach as _teach
 from ._system import SYSTEMS, CliSystem, Demo, register
 
-__all__ = ["main", "build_parser", "SYSTEMS", "CliSystem", "Demo", "register"]
+__all__ = ["main", "console", "build_parser", "SYSTEMS", "CliSystem", "Demo", "register"]
 
 COMMANDS = {
     "predict": (True, False, "integrate the deterministic equivalent"),
@@ -166,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="systems:\n" + "\n".join(
             f"  {s.name:<12} {s.summary}" for s in SYSTEMS.values()
         ) + "\n\nexamples:\n  hdsgd demo\n  hdsgd lstsq compare --batch-size 4 --plot lstsq.png"
-            "\n  hdsgd spiked predict --help",
+            "\n  hdsgd spiked predict --help"
+            "\n\nenvironment:\n  HDSGD_CPU_DEVICES=N  JAX CPU devices the Monte Carlo seeds are "
+            "sharded over\n                       (default: one per core; 1: JAX's default)"
+            "\n  HDSGD_X64=0          leave floating-point precision to JAX's own setting",
     )
     sub = parser.add_subparsers(dest="system", metavar="{demo,teach," + ",".join(SYSTEMS) + "}")
     demo = sub.add_parser("demo", help="theory vs Monte Carlo for every system, with figures",
@@ -465,6 +469,18 @@ def _subparser(parser, names):
     return current
 
 
+def console() -> int:
+    """The ``hdsgd`` executable: `main` in a process of its own, so it first gives JAX one CPU
+    device per core (`hdsgd._devices.use_cpu_cores`; ``HDSGD_CPU_DEVICES=N`` overrides), over
+    which the Monte Carlo seeds are sharded."""
+    try:
+        use_cpu_cores()
+    except ValueError as err:
+        print(f"hdsgd: error: {err}", file=sys.stderr)
+        return 2
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -498,4 +514,4 @@ def main(argv: list[str] | None = None) -> int:
 _load_systems()
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

@@ -19,6 +19,8 @@ Both solves are Cholesky. Only the state (alpha1, beta1, alpha2, beta2) and E^2 
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -75,6 +77,7 @@ def state_of(dmu, dnu):
 class ProxLinearIterations(Dynamics):
     """One run of the prox-linear iterations; state ((dmu, dnu), key)."""
 
+    lapack_batches: ClassVar[bool] = True  # a Cholesky per seed each step (see `Dynamics`)
     noise_std: jax.Array
     ridge: jax.Array
     batch_size: int = eqx.field(static=True)
