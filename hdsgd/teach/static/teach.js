@@ -714,7 +714,7 @@
     }
     if (S.details) {
       for (const m of S.details.marks) {
-        if (m.value !== null) P.vlines.push({ x: m.value, label: `${m.label} ${fmt(m.value, 3)}`, color: COLORS.mark });
+        if (m.value !== null) P.vlines.push({ x: m.value, label: `${m.label} ${fmt(m.value, 4)}`, color: COLORS.mark });
       }
       if (S.details.marks.some((m) => m.value !== null)) P.legend.push({ label: S.details.marks.map((m) => m.label).join(", "), color: COLORS.mark, kind: "dash" });
     }
@@ -1066,13 +1066,35 @@
     });
   }
 
+  // [x0, y0, x1, y1, weight] of what the vertical lines and markers draw near the top of the
+  // plot (the same geometry as drawPlot): a label (weight 1000: a legend never hides one) and
+  // the line itself (weight 20)
+  function markLabelBoxes(ctx, P, box, X, okX) {
+    const out = [];
+    const mid = (box.left + box.right) / 2;
+    for (const [items, font, gap, top, height] of [[P.vlines, "14px system-ui, sans-serif", 6, box.top + 6, 18],
+                                                    [P.markers, "bold 14px system-ui, sans-serif", 14, box.top + 13, 18]]) {
+      ctx.font = font;
+      for (const v of items) {
+        if (!okX(v.x)) continue;
+        const px = X(v.x), tw = ctx.measureText(v.label).width;
+        const x0 = px > mid ? px - gap - tw : px + gap;
+        out.push([x0, top, x0 + tw, top + height, 1000]);
+        out.push([px - 2, box.top, px + 2, box.bottom, 20]);
+      }
+    }
+    return out;
+  }
+
   function drawLegend(ctx, P, box, X, Y, okX, okY) {
     if (!P.legend.length) return;
     ctx.font = "14px system-ui, sans-serif";
     const lineH = 21, pad = 8, sw = 30;
     const w = Math.max.apply(null, P.legend.map((e) => ctx.measureText(e.label).width)) + sw + 3 * pad;
     const h = P.legend.length * lineH + pad;
-    // the corner with the fewest points under it
+    // the corner with the fewest points under it, never over a vertical line's label
+    const labels = markLabelBoxes(ctx, P, box, X, okX);
+    ctx.font = "14px system-ui, sans-serif";
     const corners = [[box.right - w - 8, box.top + 8], [box.left + 8, box.top + 8],
                      [box.right - w - 8, box.bottom - h - 8], [box.left + 8, box.bottom - h - 8]];
     let best = corners[0], fewest = Infinity;
@@ -1087,6 +1109,9 @@
           const px = X(x), py = Y(ys[i]);
           if (px >= cx && px <= cx + w && py >= cy && py <= cy + h) n += s.type === "line" && s.width >= 1.8 ? 5 : 1;
         });
+      }
+      for (const [x0, y0, x1, y1, weight] of labels) {
+        if (x1 >= cx && x0 <= cx + w && y1 >= cy && y0 <= cy + h) n += weight;
       }
       if (n < fewest) { fewest = n; best = [cx, cy]; }
     }
