@@ -8,8 +8,9 @@
    (`hdsgd._devices.use_cpu_cores`; the seeds are then sharded over the cores).
 2. Spiked: the full-dimension Monte Carlo (also per core) and the exact chain (the default)
    against a numpy loop of full-dimension online SGD, d = 1000 and 4096.
-3. PRNG: normals per second of JAX's threefry2x32, rbg and unsafe_rbg on this device, beside
-   numpy's PCG64 (why hdsgd keeps threefry: see benchmarks/README.md).
+3. PRNG: normals per second of JAX's threefry2x32, rbg and unsafe_rbg and of hdsgd's
+   Philox4x32-10 on this device, beside numpy's PCG64 (why hdsgd uses Philox: see
+   benchmarks/README.md).
 4. Memory: peak resident memory of a Monte Carlo at d = 10^5 with 64 seeds, in a fresh process
    per system, against the bytes of the weights (64 x d float32).
 
@@ -165,6 +166,18 @@ def bench_prng():
 
         _, _, t = timed(lambda: draw(key).block_until_ready(), repeat=2)
         print(f"    jax {impl:<13}{rounds * n / t / 1e6:8.0f}")
+    # hdsgd's Philox4x32-10 (the Monte Carlo default), the same transform to normals
+    from hdsgd.montecarlo import _philox
+
+    with jax.enable_x64(True):
+        @jax.jit
+        def draw_philox(k):
+            run = _philox.run_key(k)
+            return jax.lax.fori_loop(0, rounds, lambda i, acc: acc + _philox.normal(
+                run, i, 0, (n,), jnp.float32).sum(), jnp.float32(0.0))
+
+        _, _, t = timed(lambda: draw_philox(jax.random.key(0)).block_until_ready(), repeat=2)
+    print(f"    hdsgd philox4x32 {rounds * n / t / 1e6:8.0f}")
 
 
 # ----------------------------------------------------------------- 4. memory

@@ -52,6 +52,7 @@ from ..setups.spiked import (
     overlap_statistic,
     to_hermite_e,
 )
+from ._philox import check_generator, normal_draws, run_key
 
 METHODS = ("full", "chain")
 BLOCK = 256
@@ -90,16 +91,20 @@ def _model_fields(setup: SpikedSingleIndex, dtype) -> dict:
 
 # ----------------------------------------------------------------- full dimension
 class OnlineSGD(_Model, Dynamics):
-    """One run of d-dimensional online SGD; state (w, mu, key)."""
+    """One run of d-dimensional online SGD; state (w, mu, key). Its data come from
+    ``generator`` (`hdsgd.montecarlo._philox`: Philox4x32-10 by default, or threefry)."""
+
+    generator: str = eqx.field(static=True, default="philox")
 
     def advance(self, state, first_step, n_steps):
         w, mu, key = state
         scale = jnp.sqrt(1.0 + self.theta) - 1.0
+        run = run_key(key) if self.generator == "philox" else key
 
         def step(i, w):
-            kz, ke = jax.random.split(jax.random.fold_in(key, i))
-            z = jax.random.normal(kz, w.shape, dtype=w.dtype)
-            eps = jax.random.normal(ke, (), dtype=w.dtype)
+            draw = normal_draws(self.generator, run, i, w.dtype)
+            z = draw(0, w.shape)
+            eps = draw(1, ())
             u = jnp.dot(z, mu)
             x = z + (scale * u) * mu
             w = w + (self.eta * self.gradient(u, jnp.dot(w, x), eps)) * x
@@ -140,14 +145,14 @@ def _full_start(keys, m0, q0, theta, *, dim, random_start, covariance, dtype):
     return jax.vmap(one)(keys)
 
 
-def _simulate_full(setup: SpikedSingleIndex, steps, key, seeds, dtype, progress):
+def _simulate_full(setup: SpikedSingleIndex, steps, key, seeds, dtype, progress, generator):
     k_init, k_run = jax.random.split(key)
     m0, q0 = setup.start()
     w0, mu = _full_start(jax.random.split(k_init, seeds), jnp.asarray(m0, dtype),
                          jnp.asarray(q0, dtype), jnp.asarray(setup.spike, dtype),
                          dim=setup.dim, random_start=setup.random_start,
                          covariance=setup.normalization == "covariance", dtype=dtype)
-    dynamics = OnlineSGD(**_model_fields(setup, dtype))
+    dynamics = OnlineSGD(**_model_fields(setup, dtype), generator=generator)
     out, _ = run_segments(dynamics, (w0, mu, jax.random.split(k_run, seeds)), steps,
                           progress=progress, work_per_step=seeds * setup.dim * 8,
                           description="spiked Monte Carlo (full)")
@@ -318,8 +323,8 @@ def _simulate_chain(setup: SpikedSingleIndex, steps, key, seeds, dtype, progress
 # ----------------------------------------------------------------- simulate
 @simulate.register
 def _simulate(setup: SpikedSingleIndex, horizon: float, *, key, seeds: int = 16, times=None,
-              method: str = "chain", dtype=None, progress: bool | None = None,
-              **options) -> Curve:
+              method: str = "chain", dtype=None, generator: str = "philox",
+              progress: bool | None = None, **options) -> Curve:
     """Simulate online SGD on the spiked single-index model with ``seeds`` independent runs.
 
     Args:
@@ -333,24 +338,31 @@ def _simulate(setup: SpikedSingleIndex, horizon: float, *, key, seeds: int = 16,
             full SGD at every finite d, O(1) per step at any d) or ``"full"`` (d-dimensional
             SGD with literal data, O(d) per step; the two agree in distribution).
         dtype: float dtype (default: float32 for "full", float64 for "chain").
+        generator: the full method's data generator, ``"philox"`` (default, Philox4x32-10) or
+            ``"threefry"`` (JAX's own); the same law, other numbers. The chain draws O(1)
+            numbers a step and keeps JAX's threefry.
         progress: progress bar (default: on for long runs).
     """
-    reject_options(options, setup, ("method", "dtype", "progress"))
+    reject_options(options, setup, ("method", "dtype", "generator", "progress"))
+    check_generator(generator)
     if method not in METHODS:
         raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
     steps = setup.output_steps(horizon, times)
     if dtype is None:
         dtype = jnp.float32 if method == "full" else jnp.float64
     dtype = jnp.dtype(dtype)
-    run = _simulate_full if method == "full" else _simulate_chain
-    m, q = run(setup, steps, key, seeds, dtype, progress)
+    if method == "full":
+        m, q = _simulate_full(setup, steps, key, seeds, dtype, progress, generator)
+    else:
+        m, q = _simulate_chain(setup, steps, key, seeds, dtype, progress)
     m = np.asarray(m, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     blown = exceeds(np.abs(m) + np.abs(q), 1.0, factor=BLOWUP)
     m_safe, q_safe = np.where(blown, 0.0, m), np.where(blown, 1.0, q)
     return finish_curve(setup, steps / setup.dim, observables_from_overlaps(setup, m_safe, q_safe),
                         method=method, samples=steps, seeds=seeds, blown=blown,
-                        extra={"dtype": str(dtype)})
+                        extra={"dtype": str(dtype)} | ({"generator": generator}
+                                                       if method == "full" else {}))
 
 
 # ----------------------------------------------------------------- escape samples

@@ -1,0 +1,127 @@
+r"""Philox4x32-10, the counter-based generator behind the least-squares and spiked Monte Carlo.
+
+Philox4x32-10 (Salmon, Moraes, Dror and Shaw, "Parallel random numbers: as easy as 1, 2, 3",
+SC 2011) maps a 128-bit counter c = (c0, c1, c2, c3) and a 64-bit key k = (k0, k1) to four
+32-bit words by ten rounds of
+
+    (c0, c1, c2, c3) <- (hi(M1 c2) ^ c1 ^ k0,  lo(M1 c2),  hi(M0 c0) ^ c3 ^ k1,  lo(M0 c0)),
+    (k0, k1) <- (k0 + W0, k1 + W1)   between rounds,
+
+with M0 = 0xD2511F53, M1 = 0xCD9E8D57 and the Weyl increments W0 = 0x9E3779B9,
+W1 = 0xBB67AE85 (hi/lo: the upper/lower 32 bits of the 64-bit product). Distinct
+(key, counter) pairs give outputs that pass TestU01's BigCrush, and it is the generator of
+cuRAND's and TensorFlow's stateless streams. Here it is tested against the Random123 known-answer
+vectors, and for the moments and law of the normals it feeds.
+
+Why not JAX's threefry2x32: on a CPU the 10 rounds of two 32x32 -> 64-bit multiplies vectorise
+far better than threefry's 20 rounds of add/rotate/xor (raw words 5-12x faster here), so a
+Monte Carlo step at batch size 1, which draws d normals and does little else, runs 1.5-2x
+faster (benchmarks/README.md). Nothing is traded: each run has its own 64-bit key (drawn once
+from its JAX key), every normal its own counter (element block, step, stream), so no
+(key, counter) pair is used twice within a run.
+
+Normals are sqrt(2) erfinv(u) with u uniform on (-1, 1) from 23 random bits (float32) or 52
+(float64, two words), the same transform as ``jax.random.normal``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, UInt32
+
+_MULTIPLIERS = (0xD2511F53, 0xCD9E8D57)
+_WEYL = (np.uint32(0x9E3779B9), np.uint32(0xBB67AE85))
+ROUNDS = 10
+GENERATORS = ("philox", "threefry")
+
+
+def _mulhilo(a: UInt32[Array, "..."], multiplier: int, wide: bool) -> tuple:
+    """(hi, lo) 32-bit halves of the 64-bit product ``a * multiplier``: one 64-bit multiply
+    (``wide``, JAX's x64 mode) or four 16 x 16-bit ones (32-bit mode: ``HDSGD_X64=0``)."""
+    if wide:
+        p = a.astype(jnp.uint64) * np.uint64(multiplier)
+        return (p >> 32).astype(jnp.uint32), p.astype(jnp.uint32)
+    mask = np.uint32(0xFFFF)
+    m_hi, m_lo = np.uint32(multiplier >> 16), np.uint32(multiplier & 0xFFFF)
+    a_hi, a_lo = a >> 16, a & mask
+    ll, lh, hl, hh = a_lo * m_lo, a_lo * m_hi, a_hi * m_lo, a_hi * m_hi
+    middle = (ll >> 16) + (lh & mask) + (hl & mask)
+    return hh + (lh >> 16) + (hl >> 16) + (middle >> 16), a * np.uint32(multiplier)
+
+
+def philox4x32(counter: tuple, key: tuple, rounds: int = ROUNDS,
+               wide: bool | None = None) -> tuple:
+    """The four output words of Philox4x32-``rounds`` for counters ``counter`` (four uint32
+    arrays of one shape) under ``key`` (two uint32 scalars). ``wide``: 64-bit multiplies
+    (default: when JAX's x64 mode is on, as in every hdsgd entry point; else 16-bit pieces,
+    the same words)."""
+    if wide is None:
+        wide = jax.dtypes.canonicalize_dtype(jnp.int64) == jnp.int64
+    c0, c1, c2, c3 = (jnp.asarray(c, jnp.uint32) for c in counter)
+    k0, k1 = (jnp.asarray(k, jnp.uint32) for k in key)
+    for r in range(rounds):
+        if r:
+            k0, k1 = k0 + _WEYL[0], k1 + _WEYL[1]
+        hi0, lo0 = _mulhilo(c0, _MULTIPLIERS[0], wide)
+        hi1, lo1 = _mulhilo(c2, _MULTIPLIERS[1], wide)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return c0, c1, c2, c3
+
+
+def run_key(key) -> UInt32[Array, "2"]:
+    """A run's 64-bit Philox key, drawn once from its JAX PRNG key."""
+    return jax.random.bits(key, (2,), jnp.uint32)
+
+
+def words(key: UInt32[Array, "2"], step, stream: int, n: int) -> UInt32[Array, " n"]:
+    """``n`` random 32-bit words for (``step``, ``stream``): counters (block, step, stream, 0)
+    for blocks b = 0 .. B - 1, B = ceil(n/4); word j of block b is element j B + b."""
+    blocks = -(-n // 4)
+    if blocks > 2**32:
+        raise ValueError(f"{n} words in one draw exceed Philox's 2^32 counter blocks")
+    block = jnp.arange(blocks, dtype=jnp.uint32)
+    out = philox4x32((block, jnp.broadcast_to(jnp.asarray(step).astype(jnp.uint32), block.shape),
+                      jnp.full(block.shape, stream, jnp.uint32), jnp.zeros_like(block)),
+                     (key[0], key[1]))
+    return jnp.concatenate(out)[:n]  # word j of every block, then word j + 1 (no interleave)
+
+
+def normal(key: UInt32[Array, "2"], step, stream: int, shape: tuple[int, ...],
+           dtype) -> Float[Array, "..."]:
+    """Standard normals of ``shape`` for (``step``, ``stream``) of the run with Philox ``key``:
+    sqrt(2) erfinv(u), u uniform on (-1, 1) with 23 (float32) or 52 (float64) random bits."""
+    dtype = jnp.dtype(dtype)
+    n = math.prod(shape)
+    if dtype == jnp.float32:
+        bits = words(key, step, stream, n)
+        unit = jax.lax.bitcast_convert_type((bits >> 9) | np.uint32(0x3F800000), jnp.float32)
+    elif dtype == jnp.float64:
+        pair = words(key, step, stream, 2 * n).reshape(n, 2).astype(jnp.uint64)
+        bits = (pair[:, 0] << 32) | pair[:, 1]
+        unit = jax.lax.bitcast_convert_type((bits >> 12) | np.uint64(0x3FF0000000000000),
+                                            jnp.float64)
+    else:
+        raise ValueError(f"dtype={dtype} is invalid for normals; allowed: float32, float64")
+    lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
+    u = jnp.maximum(lo, (unit - 1.0) * (1.0 - lo) + lo)  # [1, 2) -> [lo, 1)
+    return (np.sqrt(2.0).astype(dtype) * jax.lax.erf_inv(u)).reshape(shape)
+
+
+def normal_draws(generator: str, key, step, dtype):
+    """``draw(stream, shape)``: the normals of one step of one run, from its Philox key
+    (``generator="philox"``) or its JAX key folded with the step (``"threefry"``)."""
+    if generator == "philox":
+        return lambda stream, shape: normal(key, step, stream, shape, dtype)
+    step_key = jax.random.fold_in(key, step)
+    return lambda stream, shape: jax.random.normal(jax.random.fold_in(step_key, stream), shape,
+                                                   dtype=dtype)
+
+
+def check_generator(generator: str) -> None:
+    """ValueError naming ``generator`` unless it is one of `GENERATORS`."""
+    if generator not in GENERATORS:
+        raise ValueError(f"generator={generator!r} is invalid; allowed: {GENERATORS}")

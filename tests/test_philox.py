@@ -1,0 +1,115 @@
+"""The Philox4x32-10 generator of the least-squares and spiked Monte Carlo: known answers, the
+law of its normals, and the same Monte Carlo law as JAX's threefry."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+
+import hdsgd
+from hdsgd.montecarlo import _philox
+
+
+@pytest.mark.parametrize("counter, key, expected", [
+    # Random123's known-answer vectors (kat_vectors, philox4x32 10 rounds)
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+])
+@pytest.mark.parametrize("wide", [True, False])
+def test_philox_matches_the_random123_known_answers(counter, key, expected, wide):
+    # wide: 64-bit multiplies (x64 mode, hdsgd's default); else 16-bit pieces (HDSGD_X64=0)
+    with jax.enable_x64(wide):
+        out = _philox.philox4x32(tuple(np.uint32(c) for c in counter),
+                                 tuple(np.uint32(k) for k in key))
+    assert tuple(int(w) for w in out) == expected
+
+
+def _draw(dtype, step=0, stream=0, n=2**18, seed=0):
+    with jax.enable_x64(True):
+        key = _philox.run_key(jax.random.key(seed))
+        return np.asarray(_philox.normal(key, jnp.asarray(step), stream, (n,), dtype),
+                          dtype=np.float64)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_philox_normals_have_the_standard_normal_law(dtype):
+    n = 2**18
+    z = _draw(dtype, n=n)
+    assert np.all(np.isfinite(z))
+    # moments in units of their standard errors (var z = 1, var z^2 = 2, var z^3 = 15,
+    # var z^4 = 96): a wrong scale (1.01) or a missing sqrt(2) fails at many s.e.
+    for power, mean, var in ((1, 0.0, 1.0), (2, 1.0, 2.0), (3, 0.0, 15.0), (4, 3.0, 96.0)):
+        gap = (np.mean(z**power) - mean) / np.sqrt(var / n)
+        assert abs(gap) < 4.5, (power, gap)
+    assert scipy.stats.kstest(z, "norm").pvalue > 1e-3
+    # float32 carries 23 random bits, float64 52: the repeated values show it (birthday
+    # collisions, about n^2 / 2^(bits + 1): 4096 +- 64 for 23 bits, 2048 for 24, none for 52)
+    bits = 23 if dtype == jnp.float32 else 52
+    expected = n * n / 2.0 ** (bits + 1)
+    repeats = n - np.unique(z).size
+    assert abs(repeats - expected) < 6 * np.sqrt(expected) + 1, (repeats, expected)
+
+
+def test_philox_draws_differ_across_runs_steps_and_streams_and_are_uncorrelated():
+    n = 2**16
+    base = _draw(jnp.float32, n=n)
+    others = {"step": _draw(jnp.float32, step=1, n=n), "stream": _draw(jnp.float32, stream=1, n=n),
+              "run": _draw(jnp.float32, seed=1, n=n)}
+    for what, z in others.items():
+        assert np.corrcoef(base, z)[0, 1] < 4.5 / np.sqrt(n), what
+        assert np.mean(base == z) < 1e-3, what
+    # same (run, step, stream): the same numbers (a run is reproducible)
+    np.testing.assert_array_equal(_draw(jnp.float32, n=n), base)
+    # neighbouring elements of one draw are uncorrelated too
+    assert abs(np.corrcoef(base[:-1], base[1:])[0, 1]) < 4.5 / np.sqrt(n)
+
+
+def test_generator_is_checked():
+    setup = hdsgd.StreamingLeastSquares("ramp:8:0.5:1.5")
+    with pytest.raises(ValueError, match="generator='mt19937' is invalid; allowed"):
+        hdsgd.simulate(setup, 1.0, key=jax.random.key(0), seeds=2, generator="mt19937")
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_lstsq_generators_agree_in_distribution(batch_size):
+    # Philox (default) and threefry drive the same Monte Carlo law: the risk after 40 steps over
+    # 3000 seeds, two-sample Kolmogorov-Smirnov (B = 1: the data sampler; B = 4: projected).
+    setup = hdsgd.StreamingLeastSquares("ramp:12:0.5:2.0", noise_std=0.5, step_size=2.0,
+                                        batch_size=batch_size)
+    times = [0.0, 40 / 12]
+    runs = {g: hdsgd.simulate(setup, times[-1], times=times, key=jax.random.key(i), seeds=3000,
+                              progress=False, generator=g)
+            for i, g in enumerate(("philox", "threefry"))}
+    assert runs["philox"].meta["generator"] == "philox"
+    a, b = (runs[g]["risk"][:, -1] for g in ("philox", "threefry"))
+    assert scipy.stats.ks_2samp(a, b).pvalue > 1e-3
+    # the test has power: a 1.3x step is rejected
+    other = hdsgd.simulate(setup.replace(step_size=2.6), times[-1], times=times,
+                           key=jax.random.key(5), seeds=3000, progress=False)
+    assert scipy.stats.ks_2samp(a, other["risk"][:, -1]).pvalue < 1e-6
+
+
+def test_spiked_full_generators_agree_in_distribution():
+    setup = hdsgd.SpikedSingleIndex(dim=64, spike=2.0, link="he2", step_size=0.5,
+                                    initial_overlap=0.3)
+    runs = {g: hdsgd.simulate(setup, 2.0, times=[0.0, 2.0], key=jax.random.key(i), seeds=2000,
+                              method="full", progress=False, generator=g)
+            for i, g in enumerate(("philox", "threefry"))}
+    a, b = (runs[g]["overlap"][:, -1] for g in ("philox", "threefry"))
+    assert scipy.stats.ks_2samp(a, b).pvalue > 1e-3
+    other = hdsgd.simulate(setup.replace(step_size=0.8), 2.0, times=[0.0, 2.0],
+                           key=jax.random.key(7), seeds=2000, method="full", progress=False)
+    assert scipy.stats.ks_2samp(a, other["overlap"][:, -1]).pvalue < 1e-6
+
+
+def test_philox_runs_do_not_depend_on_how_the_horizon_is_cut():
+    # counters carry the step index: the same numbers whether a run stops at t = 0.5 or not
+    setup = hdsgd.StreamingLeastSquares("ramp:20:0.5:1.5", noise_std=0.2, step_size=1.0)
+    one = hdsgd.simulate(setup, 2.0, times=[0.0, 2.0], key=jax.random.key(3), seeds=4,
+                         progress=False)
+    cut = hdsgd.simulate(setup, 2.0, times=[0.0, 0.5, 1.0, 2.0], key=jax.random.key(3), seeds=4,
+                         progress=False)
+    np.testing.assert_allclose(cut["risk"][:, -1], one["risk"][:, -1], rtol=1e-6)
