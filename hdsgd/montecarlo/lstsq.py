@@ -120,7 +120,7 @@ def _simulate(setup: StreamingLeastSquares, horizon: float, *, key, seeds: int =
             (draw the B x d samples) or ``"projected"`` (the batch gradient drawn exactly in
             distribution in O(B + d) per step).
         dtype: float dtype of the weights and data (default float32).
-        generator: ``"philox"`` (default: Philox4x32-10, 1.5-2x faster on a CPU at B = 1) or
+        generator: ``"philox"`` (default: Philox4x32-10, ~2x faster on a CPU at B = 1) or
             ``"threefry"`` (JAX's own); the same law, other numbers (`_philox`).
         progress: progress bar (default: on for long runs).
     """
