@@ -126,3 +126,26 @@ def test_float32_erfinv_is_accurate_to_a_few_ulps():
     nonzero = want != 0
     assert np.max(np.abs(got[nonzero] / want[nonzero] - 1)) < 1e-6
     assert np.all(got[~nonzero] == 0)
+
+
+def test_philox_gives_the_same_runs_without_64_bit_mode(tmp_path):
+    # HDSGD_X64=0 leaves JAX in 32-bit mode: Philox multiplies in 16-bit pieces there, and a
+    # float32 Monte Carlo gives the same numbers as in hdsgd's default 64-bit mode
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, jax, numpy as np, hdsgd\n"
+            "s = hdsgd.StreamingLeastSquares('ramp:16:0.5:1.5', noise_std=0.3, step_size=1.5)\n"
+            "c = hdsgd.simulate(s, 2.0, key=jax.random.key(8), seeds=4, progress=False)\n"
+            "assert not jax.config.jax_enable_x64\n"
+            "np.save(sys.argv[1], c['risk'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"} | {"HDSGD_X64": "0"}
+    path = tmp_path / "risk.npy"
+    res = subprocess.run([sys.executable, "-c", code, str(path)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    here = hdsgd.simulate(hdsgd.StreamingLeastSquares("ramp:16:0.5:1.5", noise_std=0.3,
+                                                      step_size=1.5),
+                          2.0, key=jax.random.key(8), seeds=4, progress=False)
+    np.testing.assert_allclose(np.load(path), here["risk"], rtol=1e-5)
