@@ -105,14 +105,21 @@ def erfinv_float32(x: Float[Array, "..."]) -> Float[Array, "..."]:
     scipy's float64 erfinv over a 2-million-point grid, tested; XLA's own float32 erf_inv is
     within 6e-6 there and ~1.3x slower in the Monte Carlo loop)."""
     w = -jnp.log((1.0 - x) * (1.0 + x))
-    central = w - 2.5
-    tail = jnp.sqrt(jnp.maximum(w, 0.0)) - 3.0
-    p = jnp.full_like(x, _GILES_CENTRAL[0])
-    q = jnp.full_like(x, _GILES_TAIL[0])
-    for a, b in zip(_GILES_CENTRAL[1:], _GILES_TAIL[1:]):
-        p = a + p * central
-        q = b + q * tail
+    p = _estrin8(_GILES_CENTRAL, w - 2.5)
+    q = _estrin8(_GILES_TAIL, jnp.sqrt(jnp.maximum(w, 0.0)) - 3.0)
     return jnp.where(w < 5.0, p, q) * x
+
+
+def _estrin8(coefficients: tuple, v):
+    """sum_k c_k v^k for a degree-8 polynomial (``coefficients`` highest power first), in
+    Estrin's form: a chain of 4 dependent steps instead of Horner's 8 (erfinv alone 15 % faster
+    here; inside the Monte Carlo step the same within noise)."""
+    c = coefficients[::-1]
+    v2 = v * v
+    v4 = v2 * v2
+    low = (c[0] + c[1] * v) + v2 * (c[2] + c[3] * v)
+    high = (c[4] + c[5] * v) + v2 * (c[6] + c[7] * v)
+    return low + v4 * high + (v4 * v4) * c[8]
 
 
 def normal(key: UInt32[Array, "2"], step, stream: int, shape: tuple[int, ...],
