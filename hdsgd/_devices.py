@@ -3,7 +3,7 @@
 JAX gives the CPU one device by default, and XLA then spreads each small operation of a vmapped
 Monte Carlo step over all cores with so much synchronisation that two cores do less than one
 (benchmarks/README.md: least squares at B = 1, d = 1000, 16 seeds, 1.9x a numpy loop on one
-device, 4.0x with the seeds sharded over two). `run_segments` shards the seed axis over the
+device, 4.3x with the seeds sharded over two). `run_segments` shards the seed axis over the
 local devices, so a process that asks for one CPU device per core runs each core's seeds there.
 
 The device count is a process-wide JAX setting that must be fixed before JAX's first
