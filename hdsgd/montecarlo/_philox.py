@@ -152,9 +152,16 @@ def normal(key: UInt32[Array, "rounds 2"], step, stream: int, shape: tuple[int, 
     return (np.sqrt(2.0).astype(dtype) * inverse).reshape(shape)
 
 
+def run_source(generator: str, key):
+    """What `normal_draws` takes for one run, made once per run outside its step loop: the
+    Philox key schedule (`run_key`) or, for ``"threefry"``, the run's JAX key itself."""
+    return run_key(key) if generator == "philox" else key
+
+
 def normal_draws(generator: str, key, step, dtype):
-    """``draw(stream, shape)``: the normals of one step of one run, from its Philox key
-    (``generator="philox"``) or its JAX key folded with the step (``"threefry"``)."""
+    """``draw(stream, shape)``: the normals of one step of one run, from its `run_source`: the
+    Philox key schedule (``generator="philox"``) or its JAX key folded with the step
+    (``"threefry"``)."""
     if generator == "philox":
         return lambda stream, shape: normal(key, step, stream, shape, dtype)
     step_key = jax.random.fold_in(key, step)

@@ -37,7 +37,7 @@ from .._segments import Dynamics, run_segments
 from ..api import reject_options, simulate
 from ..curve import Curve, finish_curve
 from ..setups.lstsq import StreamingLeastSquares
-from ._philox import check_generator, normal_draws, run_key
+from ._philox import check_generator, normal_draws, run_source
 
 METHODS = ("auto", "data", "projected")
 
@@ -80,7 +80,7 @@ class HeavyBallSGD(Dynamics):
     def advance(self, state, first_step, n_steps):
         (e, v), key = state
         gradient = self._data_gradient if self.method == "data" else self._projected_gradient
-        run = run_key(key) if self.generator == "philox" else key
+        run = run_source(self.generator, key)
 
         def sgd_step(k, e):  # (gamma(k) / d) (1/B) sum_b (<e, x_b> - eps_b) x_b
             eta = self.eta if self.eta.ndim == 0 else self.eta[k]

@@ -52,7 +52,7 @@ from ..setups.spiked import (
     overlap_statistic,
     to_hermite_e,
 )
-from ._philox import check_generator, normal_draws, run_key
+from ._philox import check_generator, normal_draws, run_source
 
 METHODS = ("full", "chain")
 BLOCK = 256
@@ -99,7 +99,7 @@ class OnlineSGD(_Model, Dynamics):
     def advance(self, state, first_step, n_steps):
         w, mu, key = state
         scale = jnp.sqrt(1.0 + self.theta) - 1.0
-        run = run_key(key) if self.generator == "philox" else key
+        run = run_source(self.generator, key)
 
         def step(i, w):
             draw = normal_draws(self.generator, run, i, w.dtype)
