@@ -109,17 +109,24 @@ def _advance_and_observe_all(dynamics: Dynamics, state, firsts, lengths, batched
 #: (LLVM prefers 256 by default; a least-squares step at B = 1 runs 17-18 % faster with 512 on
 #: this project's AVX-512 test machine; ignored by CPUs without AVX-512)
 CPU_MONTE_CARLO_OPTIONS = {"xla_cpu_prefer_vector_width": 512}
-# the kernels, compiled with JAX's default options and with the CPU Monte Carlo ones
-_KERNELS = {options: tuple(eqx.filter_jit(f, compiler_options=dict(options) or None)
-                           for f in (_advance, _observe, _advance_and_observe_all))
-            for options in ((), tuple(CPU_MONTE_CARLO_OPTIONS.items()))}
+
+
+def _jitted(compiler_options: dict | None) -> tuple:
+    return tuple(eqx.filter_jit(f, compiler_options=compiler_options)
+                 for f in (_advance, _observe, _advance_and_observe_all))
+
+
+# (advance, observe, advance_and_observe_all) with JAX's default options and with the CPU
+# Monte Carlo ones
+_DEFAULT_KERNELS = _jitted(None)
+_CPU_MONTE_CARLO_KERNELS = _jitted(CPU_MONTE_CARLO_OPTIONS)
 
 
 def _kernels(batched: bool) -> tuple:
-    """(advance, observe, advance_and_observe_all), jitted for this run: with
-    `CPU_MONTE_CARLO_OPTIONS` for a Monte Carlo on the CPU."""
-    cpu_mc = batched and jax.default_backend() == "cpu"
-    return _KERNELS[tuple(CPU_MONTE_CARLO_OPTIONS.items()) if cpu_mc else ()]
+    """The jitted kernels of this run: `CPU_MONTE_CARLO_OPTIONS` for a Monte Carlo on the CPU."""
+    if batched and jax.default_backend() == "cpu":
+        return _CPU_MONTE_CARLO_KERNELS
+    return _DEFAULT_KERNELS
 
 
 def shard_seeds(state):

@@ -239,13 +239,12 @@ def test_cpu_monte_carlo_kernels_take_wide_vectors_with_the_same_numbers(monkeyp
     from hdsgd import _segments
 
     assert jax.default_backend() == "cpu"
-    wide_kernels = _segments._KERNELS[tuple(_segments.CPU_MONTE_CARLO_OPTIONS.items())]
-    assert _segments._kernels(batched=True) is wide_kernels
-    assert _segments._kernels(batched=False) is _segments._KERNELS[()]
+    assert _segments._kernels(batched=True) is _segments._CPU_MONTE_CARLO_KERNELS
+    assert _segments._kernels(batched=False) is _segments._DEFAULT_KERNELS
     setup = hdsgd.StreamingLeastSquares("power_law:300:1.0", noise_std=0.1, step_size=1.0)
     run = lambda: hdsgd.simulate(setup, 3.0, key=jax.random.key(2), seeds=4,  # noqa: E731
                                  progress=False)["risk"]
     wide = run()
-    monkeypatch.setattr(_segments, "CPU_MONTE_CARLO_OPTIONS", {})
-    assert _segments._kernels(batched=True) is _segments._KERNELS[()]
+    monkeypatch.setattr(_segments, "_CPU_MONTE_CARLO_KERNELS", _segments._DEFAULT_KERNELS)
+    assert _segments._kernels(batched=True) is _segments._DEFAULT_KERNELS
     np.testing.assert_allclose(run(), wide, rtol=1e-5)
