@@ -959,6 +959,16 @@
       });
     }
     for (const s of P.series) drawSeries(ctx, s, X, Y, okX, okY, box, yr[0]);
+    // [x0, y0, x1, y1, weight] of each vertical line's label (weight 1000: the legend never
+    // hides one) and of the line itself (weight 20), for drawLegend's choice of corner
+    const marks = [];
+    const markText = (label, x, y) => {
+      const w = ctx.measureText(label).width;
+      const x0 = ctx.textAlign === "left" ? x : x - w;
+      const y0 = ctx.textBaseline === "top" ? y : y - 9;
+      marks.push([x0, y0, x0 + w, y0 + 18, 1000]);
+      ctx.fillText(label, x, y);
+    };
     for (const v of P.vlines) {
       if (!okX(v.x)) continue;
       const px = X(v.x);
@@ -969,7 +979,8 @@
       ctx.fillStyle = v.color;
       ctx.textAlign = px > (box.left + box.right) / 2 ? "right" : "left";
       ctx.textBaseline = "top";
-      ctx.fillText(v.label, px + (ctx.textAlign === "left" ? 6 : -6), box.top + 6);
+      markText(v.label, px + (ctx.textAlign === "left" ? 6 : -6), box.top + 6);
+      marks.push([px - 2, box.top, px + 2, box.bottom, 20]);
     }
     for (const m of P.markers) {
       if (!okX(m.x)) continue;
@@ -983,7 +994,8 @@
       ctx.fillStyle = m.color;
       ctx.textAlign = px > (box.left + box.right) / 2 ? "right" : "left";
       ctx.textBaseline = "middle";
-      ctx.fillText(m.label, px + (ctx.textAlign === "left" ? 14 : -14), py);
+      markText(m.label, px + (ctx.textAlign === "left" ? 14 : -14), py);
+      marks.push([px - 2, box.top, px + 2, box.bottom, 20]);
     }
     for (const draw of later) draw();
     for (const t of P.texts || []) {
@@ -994,7 +1006,7 @@
       ctx.fillText(t.text, X(t.x) + (t.align === "left" ? 8 : -8), Y(t.y) + (t.base === "top" ? 6 : -6));
     }
     ctx.restore();
-    drawLegend(ctx, P, box, X, Y, okX, okY);
+    drawLegend(ctx, P, box, X, Y, okX, okY, marks);
     return { X: X, Y: Y, invX: invX, invY: invY, box: box };
   }
 
@@ -1066,35 +1078,13 @@
     });
   }
 
-  // [x0, y0, x1, y1, weight] of what the vertical lines and markers draw near the top of the
-  // plot (the same geometry as drawPlot): a label (weight 1000: a legend never hides one) and
-  // the line itself (weight 20)
-  function markLabelBoxes(ctx, P, box, X, okX) {
-    const out = [];
-    const mid = (box.left + box.right) / 2;
-    for (const [items, font, gap, top, height] of [[P.vlines, "14px system-ui, sans-serif", 6, box.top + 6, 18],
-                                                    [P.markers, "bold 14px system-ui, sans-serif", 14, box.top + 13, 18]]) {
-      ctx.font = font;
-      for (const v of items) {
-        if (!okX(v.x)) continue;
-        const px = X(v.x), tw = ctx.measureText(v.label).width;
-        const x0 = px > mid ? px - gap - tw : px + gap;
-        out.push([x0, top, x0 + tw, top + height, 1000]);
-        out.push([px - 2, box.top, px + 2, box.bottom, 20]);
-      }
-    }
-    return out;
-  }
-
-  function drawLegend(ctx, P, box, X, Y, okX, okY) {
+  function drawLegend(ctx, P, box, X, Y, okX, okY, marks) {
     if (!P.legend.length) return;
     ctx.font = "14px system-ui, sans-serif";
     const lineH = 21, pad = 8, sw = 30;
     const w = Math.max.apply(null, P.legend.map((e) => ctx.measureText(e.label).width)) + sw + 3 * pad;
     const h = P.legend.length * lineH + pad;
     // the corner with the fewest points under it, never over a vertical line's label
-    const labels = markLabelBoxes(ctx, P, box, X, okX);
-    ctx.font = "14px system-ui, sans-serif";
     const corners = [[box.right - w - 8, box.top + 8], [box.left + 8, box.top + 8],
                      [box.right - w - 8, box.bottom - h - 8], [box.left + 8, box.bottom - h - 8]];
     let best = corners[0], fewest = Infinity;
@@ -1110,7 +1100,7 @@
           if (px >= cx && px <= cx + w && py >= cy && py <= cy + h) n += s.type === "line" && s.width >= 1.8 ? 5 : 1;
         });
       }
-      for (const [x0, y0, x1, y1, weight] of labels) {
+      for (const [x0, y0, x1, y1, weight] of marks) {
         if (x1 >= cx && x0 <= cx + w && y1 >= cy && y0 <= cy + h) n += weight;
       }
       if (n < fewest) { fewest = n; best = [cx, cy]; }
