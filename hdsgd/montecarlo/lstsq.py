@@ -59,12 +59,15 @@ class HeavyBallSGD(Dynamics):
     heavy_ball: bool = eqx.field(static=True, default=True)
 
     def _data_gradient(self, e, draw):
+        # a sample's d normals and its noise are one draw of d + 1 (one generator call a step)
+        d = e.shape[0]
         if self.batch_size == 1:  # vectors, not 1 x d matrices (XLA fuses these better)
-            x = draw(0, e.shape) * self.sqrt_eigenvalues
-            return (jnp.dot(x, e) - self.noise_std * draw(1, ())) * x
-        x = draw(0, (self.batch_size, e.shape[0])) * self.sqrt_eigenvalues
-        eps = self.noise_std * draw(1, (self.batch_size,))
-        return (x @ e - eps) @ x
+            z = draw(0, (d + 1,))
+            x = z[:d] * self.sqrt_eigenvalues
+            return (jnp.dot(x, e) - self.noise_std * z[d]) * x
+        z = draw(0, (self.batch_size, d + 1))
+        x = z[:, :d] * self.sqrt_eigenvalues
+        return (x @ e - self.noise_std * z[:, d]) @ x
 
     def _projected_gradient(self, e, draw):
         a = self.sqrt_eigenvalues * e

@@ -102,9 +102,9 @@ class OnlineSGD(_Model, Dynamics):
         run = run_source(self.generator, key)
 
         def step(i, w):
-            draw = normal_draws(self.generator, run, i, w.dtype)
-            z = draw(0, w.shape)
-            eps = draw(1, ())
+            # the sample's d normals and its label noise: one draw of d + 1
+            normals = normal_draws(self.generator, run, i, w.dtype)(0, (w.shape[0] + 1,))
+            z, eps = normals[:-1], normals[-1]
             u = jnp.dot(z, mu)
             x = z + (scale * u) * mu
             w = w + (self.eta * self.gradient(u, jnp.dot(w, x), eps)) * x
