@@ -15,10 +15,11 @@ vectors, and for the moments and law of the normals it feeds.
 
 Why not JAX's threefry2x32: on a CPU the 10 rounds of two 32x32 -> 64-bit multiplies vectorise
 far better than threefry's 20 rounds of add/rotate/xor (raw words 5-12x faster here), so a
-Monte Carlo step at batch size 1, which draws d normals and does little else, runs 1.8-2.3x
-faster on one CPU device and 1.4-1.6x with a device per core (benchmarks/README.md). Nothing is traded: each run has its own 64-bit key (drawn once
-from its JAX key), every normal its own counter (element block, step, stream), so no
-(key, counter) pair is used twice within a run.
+Monte Carlo step at batch size 1, which draws d normals and does little else, ran 1.8-2.3x
+faster on one CPU device and 1.4-1.6x with a device per core than with threefry, before the
+Box-Muller normals below added 1.3x (benchmarks/README.md). Nothing is traded: each run has its
+own 64-bit key (drawn once from its JAX key), every normal its own counter (element block, step,
+stream), so no (key, counter) pair is used twice within a run.
 
 Normals in float32 are Box-Muller pairs (`box_muller`): each Philox block's words (c0, c1) and
 (c2, c3) give two pairs R cos(theta), R sin(theta), R = sqrt(-2 log u) with u from 23 bits of one
