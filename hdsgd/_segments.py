@@ -14,8 +14,11 @@ shapes never traces or compiles again (`trace_count` counts traces, for the test
 
 Monte Carlo states carry a leading seed axis (``batched=True``): the kernels ``vmap`` over it,
 and when JAX sees several devices the seed axis is sharded across them (`shard_seeds`), with
-the same numbers as on one device. A Monte Carlo ``advance`` draws its data from keys folded
-with the step index, so the result does not depend on how the horizon is cut into segments.
+the same numbers as on one device. On a single CPU device the seeds are split into one group
+per core, each run from its own thread (`seed_threads`): XLA spreads each small operation of
+one execution over all cores at a loss, while concurrent executions keep each core busy. A
+Monte Carlo ``advance`` draws its data from keys folded with the step index, so the result does
+not depend on how the horizon is cut into segments.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import abc
 import collections
 import contextlib
 import contextvars
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import equinox as eqx
@@ -33,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from ._devices import available_cores
 from ._numerics import power_of_two_at_least
 
 _TRACES: collections.Counter = collections.Counter()
@@ -150,6 +156,39 @@ def shard_seeds(state):
     return jax.device_put(state, sharding)
 
 
+#: the environment variable that caps `seed_threads` (1: no threads)
+SEED_THREADS_ENV_VAR = "HDSGD_SEED_THREADS"
+
+
+def seed_threads(seeds: int) -> int:
+    """Threads a batched Monte Carlo of ``seeds`` seeds runs in on a single CPU device.
+
+    The most groups of equal size, at most one per available core (or ``HDSGD_SEED_THREADS``),
+    whose number divides the seed count; 1 (no threads) off the CPU or with several devices
+    (there `shard_seeds` places the groups). Why: on one CPU device XLA spreads each small
+    vmapped operation over all cores with so much synchronisation that two cores do about what
+    one does (least squares at B = 1, d = 1000, 16 seeds: 310 M samples x dim a second as one
+    execution, 607 as two groups of 8 seeds; benchmarks/README.md).
+
+    Raises:
+        ValueError: ``HDSGD_SEED_THREADS`` is not an integer >= 1.
+    """
+    if jax.default_backend() != "cpu" or len(jax.local_devices()) > 1:
+        return 1
+    text = os.environ.get(SEED_THREADS_ENV_VAR) or None
+    if text is None:
+        limit = available_cores()
+    else:
+        try:
+            limit = int(text)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            raise ValueError(f"{SEED_THREADS_ENV_VAR}={text!r} is invalid; allowed: an integer "
+                             f">= 1 (threads of a Monte Carlo on one CPU device; 1: none)")
+    return max(n for n in range(1, min(limit, seeds) + 1) if seeds % n == 0)
+
+
 def run_segments(dynamics: Dynamics, state0, steps, *, batched: bool = True,
                  progress: bool | None = None, work_per_step: float = 1.0,
                  description: str = "Monte Carlo"):
@@ -177,12 +216,53 @@ def run_segments(dynamics: Dynamics, state0, steps, *, batched: bool = True,
     if exclusive:
         with _LAPACK_LOCK:
             return _run(dynamics, state0, steps, batched, progress, description)
-    return _run(dynamics, shard_seeds(state0) if batched else state0, steps, batched, progress,
-                description)
+    if not batched:
+        return _run(dynamics, state0, steps, batched, progress, description)
+    leaves = jax.tree_util.tree_leaves(state0)
+    groups = seed_threads(leaves[0].shape[0]) if leaves else 1
+    if groups > 1:
+        return _run_in_threads(dynamics, state0, steps, groups, progress, description)
+    return _run(dynamics, shard_seeds(state0), steps, batched, progress, description)
 
 
-def _run(dynamics: Dynamics, state, steps, batched: bool, progress: bool, description: str):
-    """`run_segments` once the state is placed and the progress bar decided."""
+def _run_in_threads(dynamics: Dynamics, state, steps, groups: int, progress: bool,
+                    description: str):
+    """`_run` on ``groups`` equal slices of the seed axis, one thread each, joined in seed
+    order (the same numbers as one execution: each seed draws from its own key). The first
+    group's bar stands for all; an interrupt stops every group at its next output step."""
+    size = jax.tree_util.tree_leaves(state)[0].shape[0] // groups
+    parts = [jax.tree_util.tree_map(lambda x, i=i: x[i * size:(i + 1) * size], state)
+             for i in range(groups)]
+    stop = threading.Event()
+    # JAX's scoped precision is per thread: the groups run in the caller's (hdsgd's entry points
+    # are 64-bit; a 32-bit worker would compile another, slower, Philox)
+    x64 = bool(jax.config.jax_enable_x64)
+
+    def group(part, show: bool):
+        with jax.enable_x64(x64):
+            return _run(dynamics, part, steps, True, show, description, stop)
+
+    with ThreadPoolExecutor(groups, thread_name_prefix="hdsgd-seeds") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, group, part, progress and i == 0)
+                   for i, part in enumerate(parts)]
+        try:
+            results = [f.result() for f in futures]
+        except BaseException:
+            stop.set()
+            raise
+    records = {k: np.concatenate([r[k] for r, _ in results]) for k in results[0][0]}
+    return records, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs),
+                                           *[final for _, final in results])
+
+
+class _Stopped(Exception):
+    """A threaded group left its loop because another group (or the caller) stopped."""
+
+
+def _run(dynamics: Dynamics, state, steps, batched: bool, progress: bool, description: str,
+         stop: threading.Event | None = None):
+    """`run_segments` once the state is placed and the progress bar decided (``stop``: leave
+    the per-output-step loop when set)."""
     advance, observe, advance_and_observe_all = _kernels(batched)
     if not progress:
         # One compiled call for all segments (no Python round trip per output step); the
@@ -205,6 +285,8 @@ def _run(dynamics: Dynamics, state, steps, batched: bool, progress: bool, descri
     bar = tqdm(total=int(steps[-1]), desc=description, unit="step", leave=False)
     try:
         for target in steps:
+            if stop is not None and stop.is_set():
+                raise _Stopped
             n = int(target) - done
             if n > 0:
                 state = advance(dynamics, state, jnp.asarray(done), jnp.asarray(n), batched)

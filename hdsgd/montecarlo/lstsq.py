@@ -21,9 +21,12 @@ Two samplers of the same process (``simulate(..., method=...)``):
   O(B + d) per step;
 * ``"auto"`` (default): ``"projected"`` when B >= 2 (20-27x faster at B = 32), else ``"data"``
   (at B = 1 both draw about d normals a step, and the data sampler runs 1.3-1.4x faster:
-  one draw, no projection). With a = sqrt(lambda) * e and n = a/|a|, split each z_b = n s_b + z_perp_b;
-  with c_b = |a| s_b - eps_b, sum_b c_b z_b = n sum_b c_b s_b + sqrt(sum_b c_b^2)(I - n n^T) zeta,
-  zeta ~ N(0, I_d), exactly in distribution given (s, eps).
+  one draw, no projection).
+
+The projected sampler: with a = sqrt(lambda) * e and n = a/|a|, split each
+z_b = n s_b + z_perp_b; with c_b = |a| s_b - eps_b,
+sum_b c_b z_b = n sum_b c_b s_b + sqrt(sum_b c_b^2)(I - n n^T) zeta, zeta ~ N(0, I_d), exactly
+in distribution given (s, eps).
 """
 
 from __future__ import annotations
