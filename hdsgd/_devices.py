@@ -32,6 +32,22 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def count_from_environment(name: str, meaning: str,
+                           environ: Mapping[str, str] = os.environ) -> int | None:
+    """The integer >= 1 in the environment variable ``name``, or None when it is unset or
+    empty; ValueError naming the variable, its value and ``meaning`` otherwise."""
+    text = environ.get(name) or None
+    if text is None:
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"{name}={text!r} is invalid; allowed: an integer >= 1 ({meaning})")
+    return count
+
+
 def use_cpu_cores(environ: Mapping[str, str] = os.environ) -> int | None:
     """Give JAX one CPU device per available core, before its first computation.
 
@@ -44,19 +60,12 @@ def use_cpu_cores(environ: Mapping[str, str] = os.environ) -> int | None:
     """
     import jax
 
-    text = environ.get(CPU_DEVICES_ENV_VAR) or None  # set but empty: as if unset
-    if text is not None:
-        try:
-            count = int(text)
-        except ValueError:
-            count = 0
-        if count < 1:
-            raise ValueError(f"{CPU_DEVICES_ENV_VAR}={text!r} is invalid; allowed: an integer "
-                             f">= 1 (the number of JAX CPU devices; 1 is JAX's default)")
-    elif ("xla_force_host_platform_device_count" in environ.get("XLA_FLAGS", "")
-          or "JAX_NUM_CPU_DEVICES" in environ):
-        return None
-    else:
+    count = count_from_environment(CPU_DEVICES_ENV_VAR,
+                                   "the number of JAX CPU devices; 1 is JAX's default", environ)
+    if count is None:
+        if ("xla_force_host_platform_device_count" in environ.get("XLA_FLAGS", "")
+                or "JAX_NUM_CPU_DEVICES" in environ):
+            return None
         count = available_cores()
     try:
         jax.config.update("jax_num_cpu_devices", count)

@@ -27,7 +27,6 @@ import abc
 import collections
 import contextlib
 import contextvars
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
@@ -38,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._devices import available_cores
+from ._devices import available_cores, count_from_environment
 from ._numerics import power_of_two_at_least
 
 _TRACES: collections.Counter = collections.Counter()
@@ -175,17 +174,10 @@ def seed_threads(seeds: int) -> int:
     """
     if jax.default_backend() != "cpu" or len(jax.local_devices()) > 1:
         return 1
-    text = os.environ.get(SEED_THREADS_ENV_VAR) or None
-    if text is None:
+    limit = count_from_environment(SEED_THREADS_ENV_VAR,
+                                   "threads of a Monte Carlo on one CPU device; 1: none")
+    if limit is None:
         limit = available_cores()
-    else:
-        try:
-            limit = int(text)
-        except ValueError:
-            limit = 0
-        if limit < 1:
-            raise ValueError(f"{SEED_THREADS_ENV_VAR}={text!r} is invalid; allowed: an integer "
-                             f">= 1 (threads of a Monte Carlo on one CPU device; 1: none)")
     return max(n for n in range(1, min(limit, seeds) + 1) if seeds % n == 0)
 
 
