@@ -15,7 +15,7 @@ shapes never traces or compiles again (`trace_count` counts traces, for the test
 Monte Carlo states carry a leading seed axis (``batched=True``): the kernels ``vmap`` over it,
 and when JAX sees several devices the seed axis is sharded across them (`shard_seeds`), with
 the same numbers as on one device. On a single CPU device the seeds are split into one group
-per core, each run from its own thread (`seed_threads`): XLA spreads each small operation of
+per core, each run from its own thread (`seed_threads`, `map_in_threads`): XLA spreads each small operation of
 one execution over all cores at a loss, while concurrent executions keep each core busy. A
 Monte Carlo ``advance`` draws its data from keys folded with the step index, so the result does
 not depend on how the horizon is cut into segments.
@@ -155,30 +155,61 @@ def shard_seeds(state):
     return jax.device_put(state, sharding)
 
 
-#: the environment variable that caps `seed_threads` (1: no threads)
-SEED_THREADS_ENV_VAR = "HDSGD_SEED_THREADS"
+#: True inside a `map_in_threads` worker (its context is a copy, so the caller is unaffected)
+_IN_WORKER: contextvars.ContextVar = contextvars.ContextVar("hdsgd_in_worker", default=False)
+#: the environment variable that caps `cpu_threads` (1: no threads)
+CPU_THREADS_ENV_VAR = "HDSGD_CPU_THREADS"
+
+
+def cpu_threads() -> int:
+    """Threads hdsgd may run independent executions from: one per available core (or
+    ``HDSGD_CPU_THREADS``) on a single CPU device; 1 off the CPU or with several devices (there
+    `shard_seeds` places the work). Why: on one CPU device XLA spreads each small vmapped
+    operation over all cores with so much synchronisation that two cores do about what one
+    does, while concurrent executions keep each core busy (least squares Monte Carlo at B = 1,
+    d = 1000, 16 seeds: 310 M samples x dim a second as one execution, 607 as two groups of 8
+    seeds; a 1000-point heavy-ball grid 1.97 -> 0.88 s; benchmarks/README.md).
+
+    Raises:
+        ValueError: ``HDSGD_CPU_THREADS`` is not an integer >= 1.
+    """
+    if _IN_WORKER.get() or jax.default_backend() != "cpu" or len(jax.local_devices()) > 1:
+        return 1
+    limit = count_from_environment(CPU_THREADS_ENV_VAR,
+                                   "threads of independent executions on one CPU device; 1: none")
+    return available_cores() if limit is None else limit
 
 
 def seed_threads(seeds: int) -> int:
-    """Threads a batched Monte Carlo of ``seeds`` seeds runs in on a single CPU device.
+    """Equal seed groups a batched Monte Carlo runs in: the most groups, at most `cpu_threads`,
+    whose number divides ``seeds``."""
+    limit = min(cpu_threads(), seeds)
+    return max(n for n in range(1, limit + 1) if seeds % n == 0)
 
-    The most groups of equal size, at most one per available core (or ``HDSGD_SEED_THREADS``),
-    whose number divides the seed count; 1 (no threads) off the CPU or with several devices
-    (there `shard_seeds` places the groups). Why: on one CPU device XLA spreads each small
-    vmapped operation over all cores with so much synchronisation that two cores do about what
-    one does (least squares at B = 1, d = 1000, 16 seeds: 310 M samples x dim a second as one
-    execution, 607 as two groups of 8 seeds; benchmarks/README.md).
 
-    Raises:
-        ValueError: ``HDSGD_SEED_THREADS`` is not an integer >= 1.
-    """
-    if jax.default_backend() != "cpu" or len(jax.local_devices()) > 1:
-        return 1
-    limit = count_from_environment(SEED_THREADS_ENV_VAR,
-                                   "threads of a Monte Carlo on one CPU device; 1: none")
-    if limit is None:
-        limit = available_cores()
-    return max(n for n in range(1, min(limit, seeds) + 1) if seeds % n == 0)
+def map_in_threads(fn, items: list, stop: threading.Event | None = None) -> list:
+    """``[fn(item) for item in items]``, from up to `cpu_threads` threads, each call in the
+    caller's JAX precision (`jax.enable_x64` is per thread, and hdsgd's entry points are 64-bit:
+    a 32-bit worker would compile other, slower, kernels) and context variables. ``stop`` is
+    set when the caller is interrupted or a call raises, for calls that poll it."""
+    threads = min(cpu_threads(), len(items))
+    if threads < 2:
+        return [fn(item) for item in items]
+    x64 = bool(jax.config.jax_enable_x64)
+
+    def call(item):
+        _IN_WORKER.set(True)  # work started by a worker stays in its thread (no nesting)
+        with jax.enable_x64(x64):
+            return fn(item)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="hdsgd") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, call, item) for item in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            if stop is not None:
+                stop.set()
+            raise
 
 
 def run_segments(dynamics: Dynamics, state0, steps, *, batched: bool = True,
@@ -219,29 +250,17 @@ def run_segments(dynamics: Dynamics, state0, steps, *, batched: bool = True,
 
 def _run_in_threads(dynamics: Dynamics, state, steps, groups: int, progress: bool,
                     description: str):
-    """`_run` on ``groups`` equal slices of the seed axis, one thread each, joined in seed
-    order (the same numbers as one execution: each seed draws from its own key). The first
-    group's bar stands for all; an interrupt stops every group at its next output step."""
+    """`_run` on ``groups`` equal slices of the seed axis, one thread each (`map_in_threads`),
+    joined in seed order (the same numbers as one execution: each seed draws from its own key).
+    The first group's bar stands for all; an interrupt stops every group at its next output
+    step."""
     size = jax.tree_util.tree_leaves(state)[0].shape[0] // groups
     parts = [jax.tree_util.tree_map(lambda x, i=i: x[i * size:(i + 1) * size], state)
              for i in range(groups)]
     stop = threading.Event()
-    # JAX's scoped precision is per thread: the groups run in the caller's (hdsgd's entry points
-    # are 64-bit; a 32-bit worker would compile another, slower, Philox)
-    x64 = bool(jax.config.jax_enable_x64)
-
-    def group(part, show: bool):
-        with jax.enable_x64(x64):
-            return _run(dynamics, part, steps, True, show, description, stop)
-
-    with ThreadPoolExecutor(groups, thread_name_prefix="hdsgd-seeds") as pool:
-        futures = [pool.submit(contextvars.copy_context().run, group, part, progress and i == 0)
-                   for i, part in enumerate(parts)]
-        try:
-            results = [f.result() for f in futures]
-        except BaseException:
-            stop.set()
-            raise
+    results = map_in_threads(
+        lambda i: _run(dynamics, parts[i], steps, True, progress and i == 0, description, stop),
+        list(range(groups)), stop)
     records = {k: np.concatenate([r[k] for r, _ in results]) for k in results[0][0]}
     return records, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs),
                                            *[final for _, final in results])

@@ -167,7 +167,7 @@ def test_seeds_sharded_over_two_devices_give_the_same_numbers(tmp_path):
     runs = {"one": (1, "1"), "threads": (1, "4"), "2 devices": (2, ""), "3 devices": (3, "")}
     for name, (devices, threads) in runs.items():
         env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-               "HDSGD_SEED_THREADS": threads}
+               "HDSGD_CPU_THREADS": threads}
         path = tmp_path / f"mc{devices}{threads}.npz"
         res = subprocess.run([sys.executable, "-c", _SHARDED, str(path)], env=env,
                              capture_output=True, text=True, timeout=300)
@@ -187,27 +187,62 @@ def test_seeds_sharded_over_two_devices_give_the_same_numbers(tmp_path):
                                        err_msg=f"{k}: {name}")
 
 
+_GRIDS = textwrap.dedent("""
+    import sys, numpy as np, hdsgd
+    lstsq = hdsgd.StreamingLeastSquares("power_law:100:1.0", noise_std=0.1, momentum=0.5)
+    prox = hdsgd.ProxLinearSensing(dim_left=50, dim_right=50, batch_size=25, noise_std=0.1)
+    out = {}
+    for name, setup, grid, horizon in (
+            ("lstsq", lstsq, {"step_size": list(np.geomspace(0.01, 1.0, 40))}, 2.0),
+            ("lstsq_plain", lstsq.replace(momentum=0.0),
+             {"step_size": list(np.geomspace(0.01, 1.0, 40))}, 2.0),
+            ("proxlinear", prox, {"step_size": list(np.geomspace(0.05, 1.0, 80))}, 10.0)):
+        curves = hdsgd.predict_grid(setup, grid, horizon)
+        out[name] = np.stack([c[c.names[0]] for c in curves])
+    np.savez(sys.argv[1], **out)
+""")
+
+
+def test_grid_chunks_in_threads_give_the_same_numbers(tmp_path):
+    # predict_grid's vmapped chunks (least squares, plain and heavy ball; prox-linear's batches)
+    # run from one thread per core on a CPU: 4 threads give what 1 gives. Both theories call
+    # small batched LAPACK kernels (8 x 8 triangular solves, 2 x 2 and 4 x 4 LU), which jaxlib
+    # runs inline at these sizes; the timeout would turn a thread-pool deadlock into a failure.
+    outs = {}
+    for threads in ("1", "4"):
+        path = tmp_path / f"grid{threads}.npz"
+        res = subprocess.run([sys.executable, "-c", _GRIDS, str(path)],
+                             env={**os.environ, "HDSGD_CPU_THREADS": threads},
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        outs[threads] = dict(np.load(path))
+    for name, one in outs["1"].items():
+        np.testing.assert_allclose(outs["4"][name], one, rtol=1e-12, err_msg=name)
+
+
 def test_seed_threads_split_the_seeds_and_keep_the_numbers(monkeypatch):
     # on one CPU device the seeds run in equal groups from threads (as many as cores, or
-    # HDSGD_SEED_THREADS); the progress-bar path (one call per output step) too
-    from hdsgd._segments import seed_threads
+    # HDSGD_CPU_THREADS); the progress-bar path (one call per output step) too; work started
+    # inside a worker thread is not threaded again
+    from hdsgd._segments import map_in_threads, seed_threads
 
     if len(jax.devices()) > 1:
         pytest.skip("several devices: seeds are sharded, not threaded")
     setup = hdsgd.StreamingLeastSquares("ramp:30:0.5:1.5", noise_std=0.3, step_size=1.2)
     curves = {}
     for threads, progress in (("1", False), ("3", False), ("3", True)):
-        monkeypatch.setenv("HDSGD_SEED_THREADS", threads)
+        monkeypatch.setenv("HDSGD_CPU_THREADS", threads)
         assert seed_threads(6) == int(threads) and seed_threads(7) == 1
         curves[threads, progress] = hdsgd.simulate(setup, 2.0, key=jax.random.key(4), seeds=6,
                                                    progress=progress)["risk"]
     for other in (("3", False), ("3", True)):
         np.testing.assert_allclose(curves[other], curves["1", False], rtol=2e-5)
-    monkeypatch.setenv("HDSGD_SEED_THREADS", "4")
+    monkeypatch.setenv("HDSGD_CPU_THREADS", "4")
     assert seed_threads(6) == 3  # the most groups <= 4 that divide 6
+    assert map_in_threads(lambda i: (i, seed_threads(6)), [0, 1]) == [(0, 1), (1, 1)]
     for bad in ("0", "two"):
-        monkeypatch.setenv("HDSGD_SEED_THREADS", bad)
-        with pytest.raises(ValueError, match=f"HDSGD_SEED_THREADS='{bad}' is invalid; allowed"):
+        monkeypatch.setenv("HDSGD_CPU_THREADS", bad)
+        with pytest.raises(ValueError, match=f"HDSGD_CPU_THREADS='{bad}' is invalid; allowed"):
             hdsgd.simulate(setup, 1.0, key=jax.random.key(0), seeds=2, progress=False)
 
 

@@ -170,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
             "\n  hdsgd spiked predict --help"
             "\n\nenvironment:\n  HDSGD_CPU_DEVICES=N  JAX CPU devices the Monte Carlo seeds are "
             "sharded over\n                       (default: one per core; 1: JAX's default)"
-            "\n  HDSGD_SEED_THREADS=N threads a Monte Carlo's seeds run in on one CPU device\n"
-            "                       (default: one per core; 1: none)"
+            "\n  HDSGD_CPU_THREADS=N  threads for Monte Carlo seed groups and grid chunks on one\n"
+            "                       CPU device (default: one per core; 1: none)"
             "\n  HDSGD_X64=0          leave floating-point precision to JAX's own setting",
     )
     sub = parser.add_subparsers(dest="system", metavar="{demo,teach," + ",".join(SYSTEMS) + "}")

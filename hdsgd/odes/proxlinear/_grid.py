@@ -13,6 +13,7 @@ import numpy as np
 
 from ..._numerics import power_of_two_at_least
 from ..._precision import scoped_x64
+from ..._segments import map_in_threads
 from ...api import grid_setups, predict_grid
 from ...setups.proxlinear import ProxLinearSensing
 from ._map import run_map, states_of
@@ -43,10 +44,10 @@ def grid_records(setup: ProxLinearSensing, params: np.ndarray, steps, rule=None)
     batch = min(_GRID_BATCH, power_of_two_at_least(G, _GRID_MIN_BATCH))
     pad = (-G) % batch
     params = np.concatenate([params, np.repeat(params[-1:], pad, axis=0)])
-    parts = []
-    for b in range(0, G + pad, batch):
-        records, _ = run_map(setup.initial_state, params[b:b + batch], steps, rule)
-        parts.append(records)
+    # batches are independent: on a CPU one thread per core runs them
+    parts = map_in_threads(
+        lambda b: run_map(setup.initial_state, params[b:b + batch], steps, rule)[0],
+        list(range(0, G + pad, batch)))
     return {k: np.concatenate([p[k] for p in parts])[:G] for k in parts[0]}
 
 
