@@ -6,7 +6,7 @@ Monte Carlo step over all cores with so much synchronisation that two cores do l
 execution, 4.3x with the seeds sharded over two devices, before the Box-Muller normals).
 `run_segments` shards the seed axis over the local devices, so a process that asks for one CPU
 device per core runs each core's seeds there; on a single device it runs seed groups from one
-thread per core instead (`_segments.seed_threads`), at about the same speed.
+thread per core instead (`_segments.cpu_threads`), at about the same speed.
 
 The device count is a process-wide JAX setting that must be fixed before JAX's first
 computation, so importing hdsgd never changes it: only the ``hdsgd`` command calls

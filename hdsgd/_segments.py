@@ -8,15 +8,17 @@ configuration static fields, and it implements
 
 `run_segments` calls ``advance`` once per output interval and ``observe`` at every output
 step: all in one compiled scan over the intervals, or (with a progress bar, on long runs) one
-call per interval from Python so that the bar moves and Ctrl-C stops between intervals. Its jitted kernels are module-level functions of (dynamics, state, ...), so the cache is
-keyed on the dynamics' class, static fields and array shapes: a repeated call with the same
-shapes never traces or compiles again (`trace_count` counts traces, for the tests).
+call per interval from Python so that the bar moves and Ctrl-C stops between intervals. Its
+jitted kernels are module-level functions of (dynamics, state, ...), so the cache is keyed on
+the dynamics' class, static fields and array shapes: a repeated call with the same shapes
+never traces or compiles again (`trace_count` counts traces, for the tests).
 
 Monte Carlo states carry a leading seed axis (``batched=True``): the kernels ``vmap`` over it,
 and when JAX sees several devices the seed axis is sharded across them (`shard_seeds`), with
 the same numbers as on one device. On a single CPU device the seeds are split into one group
-per core, each run from its own thread (`seed_threads`, `map_in_threads`): XLA spreads each small operation of
-one execution over all cores at a loss, while concurrent executions keep each core busy. A
+per core, each run from its own thread (`seed_threads`, `map_in_threads`): XLA spreads each
+small operation of one execution over all cores at a loss, while concurrent executions keep
+each core busy. A
 Monte Carlo ``advance`` draws its data from keys folded with the step index, so the result does
 not depend on how the horizon is cut into segments.
 """
@@ -134,6 +136,11 @@ def _kernels(batched: bool) -> tuple:
     return _DEFAULT_KERNELS
 
 
+def _most_dividing(seeds: int, limit: int) -> int:
+    """The largest n <= ``limit`` that divides ``seeds`` (equal groups of seeds)."""
+    return max(n for n in range(1, min(limit, seeds) + 1) if seeds % n == 0)
+
+
 def shard_seeds(state):
     """Place a seed-batched state across all local devices along its leading axis.
 
@@ -147,7 +154,7 @@ def shard_seeds(state):
     if len(devices) < 2 or not leaves:
         return state
     seeds = leaves[0].shape[0]
-    devices = devices[:max(n for n in range(1, len(devices) + 1) if seeds % n == 0)]
+    devices = devices[:_most_dividing(seeds, len(devices))]
     if len(devices) < 2:
         return state
     mesh = jax.sharding.Mesh(np.array(devices), ("seeds",))
@@ -183,8 +190,7 @@ def cpu_threads() -> int:
 def seed_threads(seeds: int) -> int:
     """Equal seed groups a batched Monte Carlo runs in: the most groups, at most `cpu_threads`,
     whose number divides ``seeds``."""
-    limit = min(cpu_threads(), seeds)
-    return max(n for n in range(1, limit + 1) if seeds % n == 0)
+    return _most_dividing(seeds, cpu_threads())
 
 
 def map_in_threads(fn, items: list, stop: threading.Event | None = None) -> list:
