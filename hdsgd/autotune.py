@@ -3,7 +3,9 @@
 ``tune(setup, space, objective, horizon=...)`` predicts the whole grid of candidate settings
 (through `predict_grid`, which a system may implement as one vmapped call), scores each
 predicted curve with an objective (lower is better), refines continuous log-ranges around
-the best grid point with a bounded scalar search on the prediction, and returns a `Tuned`.
+the best grid point with a bounded scalar search on the prediction (or by gradient through
+it), keeps the choice a small margin away from any jump of the score (the cliff guard), and
+returns a `Tuned`.
 Checking the choice against Monte Carlo is one more call, ``tuned.verify(key, seeds)``,
 never part of choosing it.
 
@@ -311,6 +313,9 @@ class Tuned(eqx.Module):
         horizon: the prediction horizon of the choice (None for a `SetupObjective` without one).
         names: the tuned fields, in the order of the search space.
         budget: the sample budget each candidate was predicted for (or None).
+        notes: what the cliff guard did (grid points passed over, a refinement backed off or
+            undone; see `tune`'s ``margin``) and the chosen prediction's ``meta["warning"]``
+            (e.g. a method outside its regime); empty when there is nothing to say.
     """
 
     setup: Any
@@ -323,6 +328,7 @@ class Tuned(eqx.Module):
     names: tuple = eqx.field(static=True, default=())
     budget: float | None = None
     fixed_horizon: float | None = None
+    notes: tuple = eqx.field(static=True, default=())
 
     def neighbours(self) -> list:
         """The grid points next to the choice along the first tuned field (the others held at
@@ -471,6 +477,30 @@ def _predict_candidates(setup, candidates, horizons, executor, options) -> list:
         for i, c in zip(idx, predict_grid(setup, grid, h, executor=executor, **options)):
             curves[i] = c
     return curves
+
+
+def lowest_reached(setup, space: Mapping[str, Sequence | LogRange], observable: str, *,
+                   horizon: float | None = None, budget: float | None = None,
+                   **predict_options) -> tuple[float, float]:
+    """(start, lowest): ``observable`` at t = 0 and the lowest value any grid point of ``space``
+    is predicted to reach within ``horizon`` (or within its sample ``budget``): the range a
+    target of that observable can be set in (``hdsgd lstsq tune``'s default target is their
+    geometric mean). Grid points that fail validation, and diverged stretches, are skipped."""
+    names, axes = _grid(space)
+    candidates = []
+    for p in itertools.product(*axes):
+        try:
+            candidates.append(setup.replace(**dict(zip(names, p))))
+        except ValueError:
+            candidates.append(None)
+    horizons = [None if c is None else _candidate_horizon(c, horizon, budget) for c in candidates]
+    curves = [c for c in _predict_candidates(setup, candidates, horizons, None, predict_options)
+              if c is not None]
+    if not curves:
+        setup.replace(**dict(zip(names, next(itertools.product(*axes)))))  # names the bad value
+    values = [_clean(c, observable) for c in curves]
+    return float(values[0][0]), float(min(np.min(v[np.isfinite(v)], initial=np.inf)
+                                          for v in values))
 
 
 def _check_scores(objective, curves, scores) -> None:
@@ -635,10 +665,47 @@ def _gradient_refine(setup, names, axes, continuous, best_values, objective, hor
     return {n: float(math.exp(v)) for n, v in zip(continuous, res.x)}, float(res.fun)
 
 
+CLIFF_TRIES = 5  # grid points, best first, tried for one that keeps the margin
+
+
+def _score_values(setup, values: dict, objective, horizon, budget, options):
+    """(score, curve) of the Setup with ``values``; None when they do not make a valid Setup."""
+    try:
+        s = setup.replace(**values)
+    except ValueError:
+        return None
+    if isinstance(objective, SetupObjective):
+        return float(objective(s)), None
+    c = predict(s, _candidate_horizon(s, horizon, budget), **options)
+    return float(objective(c)), c
+
+
+def _cliff(score_of, values: dict, score: float, names, margin: float):
+    """Where ``values`` (scoring ``score``) sits at a cliff: the first (name, factor, score)
+    for which the field ``name`` times ``factor`` = 1 + margin or 1 / (1 + margin) scores
+    non-finite or more than ``score + |score|`` (a rise past 100 % within the margin, where a
+    smooth optimum moves by O(margin^2)); None when every nudge keeps the score. A nudge
+    that is not a valid Setup is not probed."""
+    for name in names:
+        for factor in (1.0 + margin, 1.0 / (1.0 + margin)):
+            nudged = score_of({**values, name: float(values[name]) * factor})
+            if nudged is not None and not nudged <= score + abs(score):
+                return name, factor, nudged
+    return None
+
+
+def _describe_cliff(values: dict, score: float, cliff) -> str:
+    name, factor, nudged = cliff
+    where = ", ".join(f"{n}={float(v):.6g}" for n, v in values.items())
+    return (f"{where} (score {score:.6g}) sits at a cliff: {name} x {factor:.4g} scores "
+            f"{nudged:.6g}")
+
+
 @scoped_x64
 def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, *,
          horizon: float | None = None, budget: float | None = None, refine: bool = True,
-         refine_evals: int = 20, executor=None, **predict_options) -> Tuned:
+         refine_evals: int = 20, margin: float = 0.02, executor=None,
+         **predict_options) -> Tuned:
     """Choose the fields in ``space`` minimising ``objective`` over predicted curves.
 
     Args:
@@ -654,6 +721,17 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         refine: refine each `LogRange` field around the best grid point (bounded Brent
             search in log scale, holding the other fields at their best values).
         refine_evals: predictions allowed per refined field.
+        margin: the choice keeps this relative distance from a cliff: multiplying any
+            continuous (`LogRange`, non-integer) field by 1 + margin or dividing it by 1 + margin
+            must keep the predicted score finite and below twice its own (near a smooth optimum
+            the score moves by O(margin^2)). A score with a jump (a curve that only grazes its
+            target, a divergence edge) pulls the bracketing refinement onto the jump itself,
+            where the finite-d run lands on either side (grokking's default tune: the refined
+            step sat 0.06 % below a late plateau crossing its target; its Monte Carlo took 1740
+            steps against 30 predicted). The tuner takes the best grid point that keeps the
+            margin (of the best `CLIFF_TRIES`) and refines from it; a refinement that ends on a
+            cliff backs off by one margin or is undone
+            (``Tuned.notes`` says which). 0 turns the guard off.
         executor: a ``concurrent.futures.Executor`` for the grid (where the system has no
             vmapped grid prediction).
         **predict_options: passed to `predict` (e.g. ``method=``).
@@ -685,6 +763,9 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                          "unit) or a sample budget (budget=, or value_at_budget(samples=...))")
     if horizon is not None:
         horizon = check_horizon(horizon, setup)
+    if isinstance(margin, bool) or not (isinstance(margin, (int, float)) and 0 <= margin < 1):
+        raise ValueError(f"margin={margin!r} is invalid; allowed: a number in [0, 1) (0: no "
+                         "cliff guard)")
     if budget is not None and not (isinstance(budget, (int, float)) and 0 < budget < math.inf):
         raise ValueError(f"budget={budget!r} is invalid; allowed: a positive number of samples")
     names, axes = _grid(space)
@@ -715,10 +796,35 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
     table = [{**{n: float(p[i]) for i, n in enumerate(names)}, "score": float(s)}
              for p, s in zip(points, scores)]
     best = int(np.argmin(scores))
-    best_values = {n: points[best][i] for i, n in enumerate(names)}
-    best_score, best_curve = float(scores[best]), curves[best]
     if candidates[best] is None:
         raise ValueError("no point of space gives a valid setup (every candidate failed validation)")
+    # fields a cliff is probed along: continuous ranges of real (not integer) fields
+    probed = [n for n in names if isinstance(space[n], LogRange)
+              and not isinstance(getattr(setup, n), (bool, int, np.integer))]
+    notes: list[str] = []
+
+    def score_of(values):
+        out = _score_values(setup, values, objective, horizon, budget, predict_options)
+        return None if out is None else out[0]
+
+    def cliff_at(values, score):
+        return _cliff(score_of, values, score, probed, margin) if margin > 0 and probed else None
+
+    if math.isfinite(scores[best]):
+        order = [int(i) for i in np.argsort(scores, kind="stable") if math.isfinite(scores[i])]
+        for i in order[:CLIFF_TRIES]:
+            values = {n: points[i][k] for k, n in enumerate(names)}
+            cliff = cliff_at(values, float(scores[i]))
+            if cliff is None:
+                best = i
+                break
+            notes.append("passed over " + _describe_cliff(values, float(scores[i]), cliff))
+        else:
+            notes.append(f"none of the best {min(len(order), CLIFF_TRIES)} grid points keeps the "
+                         f"margin {margin:g} from a cliff; the best is kept")
+    best_values = {n: points[best][i] for i, n in enumerate(names)}
+    best_score, best_curve = float(scores[best]), curves[best]
+    grid_choice = (dict(best_values), best_score, best_curve)
 
     if refine and math.isfinite(best_score):
         continuous = [n for n in names if isinstance(space[n], LogRange)]
@@ -743,13 +849,37 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
             best_values, best_score, best_curve = _bracket_refine(
                 setup, names, axes, space, best_values, best_score, best_curve, objective,
                 horizon, budget, predict_options, refine_evals, table)
+        if best_values != grid_choice[0]:
+            best_values, best_score, best_curve = _guard_refined(
+                best_values, best_score, best_curve, grid_choice, cliff_at, notes,
+                lambda values: _score_values(setup, values, objective, horizon, budget,
+                                             predict_options))
+    if best_curve is not None and best_curve.meta.get("warning"):
+        notes.append(f"the chosen prediction warns: {best_curve.meta['warning']}")
     chosen = setup.replace(**best_values)
     chosen_horizon = (None if horizon is None and budget is None
                       else _candidate_horizon(chosen, horizon, budget))
     return Tuned(setup=chosen, objective_value=best_score, curve=best_curve, table=table,
                  objective=objective, horizon=chosen_horizon,
                  options=dict(predict_options), names=tuple(names), budget=budget,
-                 fixed_horizon=horizon)
+                 fixed_horizon=horizon, notes=tuple(notes))
+
+
+def _guard_refined(values, score, curve, grid_choice, cliff_at, notes, score_values):
+    """The refined choice if it keeps the margin; else the point one margin back from its
+    cliff, if that keeps the margin and beats the grid choice; else the grid choice."""
+    cliff = cliff_at(values, score)
+    if cliff is None:
+        return values, score, curve
+    notes.append("refinement stopped short: " + _describe_cliff(values, score, cliff))
+    name, factor, _ = cliff
+    back = {**values, name: float(values[name]) / factor}
+    out = score_values(back)
+    if out is not None and out[0] < grid_choice[1] and cliff_at(back, out[0]) is None:
+        notes[-1] += f"; backed off to {name}={back[name]:.6g} (score {out[0]:.6g})"
+        return back, out[0], out[1]
+    notes[-1] += "; the grid choice is kept"
+    return grid_choice
 
 
 # ----------------------------------------------------------------- step-size schedules

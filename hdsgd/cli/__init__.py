@@ -340,10 +340,8 @@ def _run_tune(args, system: CliSystem, setup, horizon) -> int:
         if args.budget_steps is not None:
             raise CliError("--budget-steps is for --objective value_at_budget; allowed with "
                            f"{args.objective}: --target, --budget (samples) or --horizon")
-        target = args.target if args.target is not None else system.tune_target(setup, observable)
         reach = {"reach": args.reach, "settle": args.settle}
         if args.objective == "samples_to_target":
-            objective = samples_to_target(target, observable, **reach)
             # every candidate gets the same sample budget: --budget, or what the given setup
             # uses in --horizon
             budget = args.budget if args.budget is not None else (
@@ -353,8 +351,11 @@ def _run_tune(args, system: CliSystem, setup, horizon) -> int:
             if args.budget is not None:
                 raise CliError("--budget is a sample budget; allowed with steps_to_target: "
                                "--horizon")
-            objective = steps_to_target(target, observable, **reach)
             run = {"horizon": horizon}
+        target = (args.target if args.target is not None
+                  else system.tune_target(setup, observable, space, {**run, **options}))
+        objective = (samples_to_target if args.objective == "samples_to_target"
+                     else steps_to_target)(target, observable, **reach)
     tuned = tune(setup, space, objective, **run, **options)
     print(f"# {system.name} tune: {objective.description}, over {', '.join(space)}")
     print(tuned.table_str())
@@ -363,6 +364,8 @@ def _run_tune(args, system: CliSystem, setup, horizon) -> int:
     else:
         chosen = ", ".join(f"{n}={getattr(tuned.setup, n):.6g}" for n in tuned.names)
         print(f"# chosen {chosen}: predicted {tuned.objective_value:.6g}")
+    for note in tuned.notes:
+        print(f"# note: {note}")
     check = None
     if args.seeds > 0:
         if args.seeds < 2:

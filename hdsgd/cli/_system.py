@@ -45,8 +45,9 @@ class CliSystem:
         observable: the headline observable (tables, tuning's default objective).
         tune_space: ``setup -> {field: values or LogRange}``, the default search space of
             ``hdsgd NAME tune`` (documented in its help); None: no tune command.
-        tune_target: ``(setup, observable) -> float``, the default target of the
-            ``*_to_target`` objectives.
+        tune_target: ``(setup, observable, space, run) -> float``, the default target of the
+            ``*_to_target`` objectives (``space``: the search space of this run; ``run``: its
+            ``{"budget": samples}`` or ``{"horizon": t}``).
         tune_report: optional ``Tuned -> str``: system-specific lines after the choice.
         tune_help: one line describing the default space and target, for ``--help``.
         tune_objective: the default objective kind (``"samples_to_target"``, ...).
@@ -65,7 +66,7 @@ class CliSystem:
     parsers: dict[str, Callable[[str], Any]] = dataclasses.field(default_factory=dict)
     observable: str | None = None
     tune_space: Callable[[Any], dict] | None = None
-    tune_target: Callable[[Any, str], float] | None = None
+    tune_target: Callable[[Any, str, dict, dict], float] | None = None
     tune_report: Callable[[Any], str] | None = None
     tune_help: str = ""
     tune_objective: str = "samples_to_target"

@@ -40,7 +40,7 @@ def tune_space(setup: grokking.GrokkingTwoLayer) -> dict:
     return {"step_size": LogRange(0.02 * edge, 0.95 * edge, 10)}
 
 
-def tune_target(setup: grokking.GrokkingTwoLayer, observable: str) -> float:
+def tune_target(setup: grokking.GrokkingTwoLayer, observable: str, space, run) -> float:
     """Six tenths of the observable's value at initialisation (the infinite-width prediction)."""
     start = predict(setup, 1.0, times=[0.0])
     return 0.6 * float(start[observable][0])

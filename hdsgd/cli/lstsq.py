@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from .. import lstsq
 from ..api import predict, simulate
-from ..autotune import LogRange
+from ..autotune import LogRange, lowest_reached
 from ..compare import compare
 from ._system import CliSystem, Demo, register
 
@@ -30,10 +32,15 @@ def tune_space(setup: lstsq.StreamingLeastSquares) -> dict:
     return {"step_size": LogRange(1e-3 * gamma_c, 0.99 * gamma_c, 16)}
 
 
-def tune_target(setup: lstsq.StreamingLeastSquares, observable: str) -> float:
-    """A tenth of the initial excess risk (plus the noise floor for ``risk``)."""
-    excess = 0.1 * (setup.initial_risk - 0.5 * setup.noise_var)
-    return excess + (0.5 * setup.noise_var if observable == "risk" else 0.0)
+def tune_target(setup: lstsq.StreamingLeastSquares, observable: str, space: dict, run: dict
+                ) -> float:
+    """Halfway on a log scale between the observable at the start and the lowest value any
+    candidate of ``space`` is predicted to reach within its budget (``run``): reachable by
+    construction. (A fixed fraction of the start is not: with noise each step size has a
+    floor, and at the default setting a tenth of the initial excess risk lies below every
+    candidate's curve within t = 10.)"""
+    start, lowest = lowest_reached(setup, space, observable, **run)
+    return math.sqrt(start * lowest) if lowest > 0 else 0.5 * start
 
 
 SYSTEM = register(CliSystem(
@@ -47,6 +54,6 @@ SYSTEM = register(CliSystem(
     observable="excess_risk",
     tune_space=tune_space,
     tune_target=tune_target,
-    tune_help="step_size on 16 log-spaced values up to 0.99 x critical_step_size; target a "
-              "tenth of the initial excess risk",
+    tune_help="step_size on 16 log-spaced values up to 0.99 x critical_step_size; target "
+              "halfway (log scale) from the start to the lowest value any candidate reaches",
 ))

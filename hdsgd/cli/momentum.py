@@ -39,7 +39,7 @@ def tune_space(setup) -> dict:
     return {"damping": LogRange(1e-3, 0.5, 12)}
 
 
-def tune_target(setup, observable: str) -> float:
+def tune_target(setup, observable: str, space, run) -> float:
     """A fifth of the observable's value at the start."""
     start = predict(setup, 1.0, times=[0.0])
     return 0.2 * float(start[observable][0])

@@ -65,7 +65,7 @@ def tune_space(setup: proxlinear.ProxLinearSensing) -> dict:
     return {"batch_size": ms, "eta_bar": np.geomspace(0.1, 30.0, 12)}
 
 
-def tune_target(setup: proxlinear.ProxLinearSensing, observable: str) -> float:
+def tune_target(setup: proxlinear.ProxLinearSensing, observable: str, space, run) -> float:
     """Twice the given setting's noise floor, or 1e-3 without noise."""
     return 2.0 * proxlinear.noise_floor(setup) if setup.noise_std > 0 else 1e-3
 
