@@ -81,7 +81,8 @@ def _add_run_options(parser, system: CliSystem, *, theory: bool, mc: bool) -> No
         run.add_argument("--method", choices=system.methods, default=None,
                          help="deterministic equivalent (default: the Setup's own default)")
     if mc:
-        run.add_argument("--seeds", type=int, default=16, help="Monte Carlo runs (default: 16)")
+        run.add_argument("--seeds", type=int, default=system.default_seeds,
+                         help=f"Monte Carlo runs (default: {system.default_seeds})")
         run.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
         if system.simulate_methods:
             run.add_argument("--mc-method", choices=system.simulate_methods,
@@ -107,7 +108,8 @@ def _add_sweep_options(parser, system: CliSystem) -> None:
                    help=f"final time, in {unit} (default: the system's, for its Setup)")
     g.add_argument("--method", default=None, help="predict: the deterministic equivalent; "
                    "simulate: the Monte Carlo variant (default: each one's default)")
-    g.add_argument("--seeds", type=int, default=16, help="Monte Carlo runs per setting (default: 16)")
+    g.add_argument("--seeds", type=int, default=system.default_seeds,
+                   help=f"Monte Carlo runs per setting (default: {system.default_seeds})")
     g.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     g.add_argument("--dir", type=Path, default=Path(f"hdsgd-sweep-{system.name}"),
                    help=f"folder for the results (default: ./hdsgd-sweep-{system.name})")
@@ -149,8 +151,9 @@ def _add_tune_options(parser, system: CliSystem) -> None:
                         "--budget)")
     g.add_argument("--method", choices=system.methods, default=None,
                    help="deterministic equivalent (default: the Setup's own default)")
-    g.add_argument("--seeds", type=int, default=16,
-                   help="Monte Carlo seeds to check the choice and its neighbours (0: no check)")
+    g.add_argument("--seeds", type=int, default=system.default_seeds,
+                   help="Monte Carlo seeds to check the choice and its neighbours (0: no check; "
+                        f"default: {system.default_seeds})")
     g.add_argument("--seed", type=int, default=0, help="PRNG seed (default: 0)")
     g.add_argument("--out", type=Path, default=None, help="write the chosen prediction to this .npz")
     g.add_argument("--plot", type=Path, default=None,

@@ -54,6 +54,8 @@ class CliSystem:
         tune_reach: the default direction of the target (``"below"`` or ``"above"``).
         tune_settle: whether the default target must be met for good (a settling time).
         tune_horizon: optional ``setup -> horizon`` for tuning (default: ``default_horizon``).
+        default_seeds: ``--seeds`` when absent (Monte Carlo runs of simulate, compare, sweep and
+            tune's check).
     """
 
     name: str
@@ -73,6 +75,7 @@ class CliSystem:
     tune_reach: str = "below"
     tune_settle: bool = False
     tune_horizon: Callable[[Any], float] | None = None
+    default_seeds: int = 16
 
     @property
     def time_unit(self) -> str:
