@@ -24,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from .._cache import use_compilation_cache
 from .._devices import use_cpu_cores
 from . import _fields
 from . import teach as _teach
@@ -175,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
             "sharded over\n                       (default: one per core; 1: JAX's default)"
             "\n  HDSGD_CPU_THREADS=N  threads for Monte Carlo seed groups and grid chunks on one\n"
             "                       CPU device (default: one per core; 1: none)"
+            "\n  HDSGD_CACHE_DIR=DIR  where compiled programs are kept between runs (default:\n"
+            "                       ~/.cache/hdsgd/jax; off: no cache)"
             "\n  HDSGD_X64=0          leave floating-point precision to JAX's own setting",
     )
     sub = parser.add_subparsers(dest="system", metavar="{demo,teach," + ",".join(SYSTEMS) + "}")
@@ -480,12 +483,14 @@ def _subparser(parser, names):
 def console() -> int:
     """The ``hdsgd`` executable: `main` in a process of its own, so it first gives JAX one CPU
     device per core (`hdsgd._devices.use_cpu_cores`; ``HDSGD_CPU_DEVICES=N`` overrides), over
-    which the Monte Carlo seeds are sharded."""
+    which the Monte Carlo seeds are sharded, and a persistent compilation cache
+    (`hdsgd._cache.use_compilation_cache`; ``HDSGD_CACHE_DIR``)."""
     try:
         use_cpu_cores()
     except ValueError as err:
         print(f"hdsgd: error: {err}", file=sys.stderr)
         return 2
+    use_compilation_cache()
     return main()
 
 
