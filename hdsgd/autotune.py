@@ -437,10 +437,12 @@ class Tuned(eqx.Module):
         if not self.table:
             return ""
         keys = list(self.table[0])
-        lines = [" ".join(f"{k:>14}" for k in keys)]
+        refined = any("refined" in row for row in self.table) and "refined" not in keys
+        lines = [" ".join(f"{k:>14}" for k in keys) + ("  refined" if refined else "")]
         for row in self.table[:rows]:
             lines.append(" ".join(f"{row[k]:>14.6g}" if isinstance(row[k], (int, float)) else f"{row[k]!s:>14}"
-                                  for k in keys))
+                                  for k in keys)
+                         + (f"  {row['refined']}" if refined and "refined" in row else ""))
         if len(self.table) > rows:
             lines.append(f"... ({len(self.table) - rows} more rows)")
         return "\n".join(lines)
@@ -850,10 +852,18 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                 setup, names, axes, space, best_values, best_score, best_curve, objective,
                 horizon, budget, predict_options, refine_evals, table)
         if best_values != grid_choice[0]:
+            refined_values = dict(best_values)
             best_values, best_score, best_curve = _guard_refined(
                 best_values, best_score, best_curve, grid_choice, cliff_at, notes,
                 lambda values: _score_values(setup, values, objective, horizon, budget,
                                              predict_options))
+            if best_values != refined_values:
+                for row in table:
+                    if "refined" in row and all(row[n] == float(refined_values[n]) for n in names):
+                        row["refined"] += ", on a cliff: not kept"
+                if best_values != grid_choice[0]:
+                    table.append({**{n: float(best_values[n]) for n in names},
+                                  "score": best_score, "refined": "one margin back"})
     if best_curve is not None and best_curve.meta.get("warning"):
         notes.append(f"the chosen prediction warns: {best_curve.meta['warning']}")
     chosen = setup.replace(**best_values)

@@ -224,6 +224,11 @@ def test_the_cliff_guard_backs_a_refinement_off_a_jump(side):
         assert g / 1.02 > edge > g / 1.02**2
     assert len(tuned.notes) == 1 and "backed off" in tuned.notes[0], tuned.notes
     assert tuned.objective_value == pytest.approx(objective(tuned.setup), rel=1e-12)
+    # the table says which refined point was not kept, and where the choice came from
+    assert tuned.table[-2]["refined"] == "step_size, on a cliff: not kept"
+    assert tuned.table[-1] == {"step_size": g, "score": tuned.objective_value,
+                               "refined": "one margin back"}
+    assert tuned.table_str().splitlines()[-1].endswith("  one margin back")
 
 
 def test_the_cliff_guard_passes_over_grid_points_and_leaves_smooth_optima_alone():
