@@ -122,3 +122,88 @@ def test_only_the_command_line_imports_the_teaching_page():
     files = [f for f in PACKAGE.rglob("*.py")
              if not {"cli", "teach"} & set(f.relative_to(PACKAGE).parts)]
     assert not _violations(files, ("hdsgd.teach",))
+
+
+# ----------------------------------------------------------------- the docs stay true
+def _doc_files(with_examples: bool = False) -> list[Path]:
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return files + (sorted((ROOT / "examples").glob("*.py")) if with_examples else [])
+
+
+def _documented_commands() -> list[tuple[str, list[str]]]:
+    """Every ``hdsgd ...`` command line of the README, docs and examples (synopses with
+    placeholders left out), as (where, argv)."""
+    import shlex
+
+    from hdsgd.cli import SYSTEMS
+
+    heads = {"demo", "teach", *SYSTEMS}
+    out, seen = [], set()
+    for f in _doc_files(with_examples=True):
+        text = f.read_text()
+        found = [m.group(1) for m in re.finditer(r"`(hdsgd [^`]+)`", text)]
+        found += [s for s in (line.strip().removeprefix("$ ") for line in text.splitlines())
+                  if s.startswith("hdsgd ") and "`" not in s]
+        for cmd in found:
+            cmd = cmd.split("  #")[0].split(" # ")[0].strip().rstrip("\\").strip()
+            if any(x in cmd for x in ("[", "...", "SYSTEM", "COMMAND", "NAME=")):
+                continue
+            argv = shlex.split(cmd)[1:]
+            if argv and argv[0] in heads and (f.name, cmd) not in seen:
+                seen.add((f.name, cmd))
+                out.append((f"{f.relative_to(ROOT)}: {cmd}", argv))
+    return out
+
+
+def test_every_documented_command_parses_and_builds_its_setup():
+    # (parsed and validated, not run: a stale flag or value in a doc fails here)
+    import contextlib
+    import io
+
+    from hdsgd.cli import SYSTEMS, CliError, build_parser, setup_from
+
+    commands = _documented_commands()
+    assert len(commands) >= 30
+    bad = []
+    for where, argv in commands:
+        err = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                args, extra = build_parser().parse_known_args(argv)
+            if extra:
+                bad.append(f"{where}: unrecognized {extra}")
+                continue
+            if args.system in SYSTEMS and getattr(args, "command", None):
+                setup_from(args, SYSTEMS[args.system])
+        except SystemExit as e:
+            if e.code not in (0, None):
+                bad.append(f"{where}: {err.getvalue().strip().splitlines()[-1]}")
+        except CliError as e:
+            bad.append(f"{where}: {e}")
+    assert not bad, "\n".join(bad)
+
+
+def test_every_documented_name_and_file_exists():
+    import importlib
+
+    bad = []
+    for f in _doc_files():
+        text = f.read_text()
+        for m in re.finditer(r"(?<![\w/.])hdsgd\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)", text):
+            obj, parts = hdsgd, m.group(1).split(".")
+            for i, part in enumerate(parts):
+                if hasattr(obj, part):
+                    obj = getattr(obj, part)
+                    continue
+                try:
+                    obj = importlib.import_module("hdsgd." + ".".join(parts[:i + 1]))
+                    continue
+                except ImportError:
+                    if i == 0 or part not in ("md", "py", "npz", "png"):
+                        bad.append(f"{f.name}:{text[:m.start()].count(chr(10)) + 1}: "
+                                   f"hdsgd.{m.group(1)}")
+                    break
+        for m in re.finditer(r"(?<![\w.])(hdsgd/[\w/]+\.py)", text):
+            if not (ROOT / m.group(1)).exists():
+                bad.append(f"{f.name}:{text[:m.start()].count(chr(10)) + 1}: {m.group(1)}")
+    assert not bad, "\n".join(bad)
