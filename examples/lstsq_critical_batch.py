@@ -4,8 +4,8 @@ For each batch size B, the step size is tuned from the prediction alone (fewest 
 reach the target excess risk, below the exact stability threshold), and the steps needed
 are read off the prediction and off a Monte Carlo run at the tuned step. Below
 B_crit = tr H / lambda_max the admissible step grows like B and the steps fall like 1/B;
-above it the curvature limit 2d/lambda_max binds and more batch is wasted (spec
-lstsq_glm.md §2.4; Lee, Cheng, Paquette & Paquette 2022).
+above it the curvature limit 2d/lambda_max binds and more batch is wasted (docs/lstsq.md,
+"Stability and batch size"; Lee, Cheng, Paquette & Paquette 2022).
 
 Usage: python examples/lstsq_critical_batch.py [--dim 500] [--out figures/]
 """
@@ -35,7 +35,7 @@ def main(argv=None):
     lam = spectra.power_law(args.dim, args.exponent)
     base = hdsgd.StreamingLeastSquares(lam, initial_error=1.0, noise_std=0.0, step_size=1.0, batch_size=1)
     target = args.target * base.initial_risk
-    b_crit = hdsgd.critical_batch_size(base)
+    b_crit = hdsgd.lstsq.critical_batch_size(base)
     batches = np.unique(np.round(np.geomspace(1, 32 * b_crit, 12)).astype(int))
     objective = hdsgd.steps_to_target(target, "excess_risk")
     print(f"d={args.dim}, tr H / lambda_max = B_crit = {b_crit:.1f}; target excess risk {target:.4g}")
@@ -45,7 +45,7 @@ def main(argv=None):
     for i, batch in enumerate(batches):
         setup = hdsgd.StreamingLeastSquares(lam, initial_error=1.0, noise_std=0.0, step_size=1.0,
                                             batch_size=int(batch))
-        gamma_c = hdsgd.critical_step_size(setup)
+        gamma_c = hdsgd.lstsq.critical_step_size(setup)
         # Generous horizon: the slowest useful schedule at this batch size.
         horizon = 40.0 * b_crit / min(batch, b_crit)
         tuned = hdsgd.tune(setup, {"step_size": hdsgd.LogRange(0.02 * gamma_c, 0.95 * gamma_c, 10)},

@@ -1,5 +1,5 @@
 """SGD + heavy-ball momentum on streaming least squares: where momentum helps, and where it only
-rescales the step (spec momentum.md §8a; Paquette & Paquette 2021; Lee, Cheng, Paquette &
+rescales the step (docs/lstsq.md, "Momentum"; Paquette & Paquette 2021; Lee, Cheng, Paquette &
 Paquette 2022).
 
 (a) Small batch (B = 1, d = 500): SGD+M at (gamma, beta) with gamma = gamma_eff (1 - beta) for
@@ -12,7 +12,7 @@ Paquette 2022).
 (c) The per-step speed -ln(rate) against B (theory, exact asymptotic rate): plain SGD at its
     best step, the accelerated pair (gamma*, beta*) (stable only above B_c), and SGD+M at its
     best (gamma, beta). Vertical lines: plain SGD's critical batch tr H / lambda_max and the
-    accelerated pair's B_c (exact finite-d form, spec §8a's form, bulk approximation).
+    accelerated pair's B_c (exact finite-d form, homogenized form, bulk approximation).
 
 Usage: python examples/lstsq_momentum.py [--out figures/] [--quick]
 """
@@ -29,7 +29,7 @@ import scipy.optimize
 
 import hdsgd
 from hdsgd import spectra
-from hdsgd.odes import lstsq_momentum as hb
+from hdsgd import lstsq as hb
 
 
 def rate(setup, step_size, momentum):
@@ -117,7 +117,7 @@ def main(argv=None):
     ax = axes[1]
     rescaled = dataclasses.replace(large, momentum=0.0, step_size=hb.effective_step_size(large))
     print(f"(b) d={d}, kappa=25, B={batch} = 4 B_c: SGD at gamma*/(1-beta*) = {rescaled.step_size:.0f} "
-          f"(critical step {hdsgd.critical_step_size(rescaled):.0f}) diverges: "
+          f"(critical step {hdsgd.lstsq.critical_step_size(rescaled):.0f}) diverges: "
           f"{hdsgd.predict(rescaled, times[-1]).any_diverged}")
     for j, (name, s) in enumerate((
             (f"SGD, best gamma={gamma_sgd:.0f}", dataclasses.replace(large, momentum=0.0, step_size=gamma_sgd)),
@@ -126,7 +126,7 @@ def main(argv=None):
              dataclasses.replace(large, step_size=gamma_best, momentum=beta_best)))):
         th = hdsgd.predict(s, times[-1], times=times)
         mc = hdsgd.simulate(s, times[-1], times=times, key=jax.random.fold_in(key, 10 + j),
-                            seeds=8 * args.seeds, progress=False, dtype=np.float64, sampler="projected")
+                            seeds=8 * args.seeds, progress=False, dtype=np.float64, method="projected")
         agreement = hdsgd.compare(th, mc, "excess_risk")["excess_risk"]
         print(f"    {name}: rate {hb.asymptotic_rate(s):.4f}; theory vs MC {agreement.max_sem_gap:.2f} s.e. "
               f"({agreement.max_rel_gap:.1%})")
@@ -160,7 +160,7 @@ def main(argv=None):
     ax.axhline(-np.log(beta_star), color="r", lw=0.6, ls=":", label="full-batch heavy ball (beta*)")
     for value, style, name in ((b_plain, "k:", "tr H/lambda_max"),
                                (b_c, "r-", "B_c exact"),
-                               (hb.accelerated_critical_batch_size(lam, "homogenized"), "r--", "B_c spec §8a"),
+                               (hb.accelerated_critical_batch_size(lam, "homogenized"), "r--", "B_c homogenized"),
                                (hb.accelerated_critical_batch_size(lam, "bulk"), "r:", "B_c bulk")):
         ax.axvline(value, color=style[0], ls=style[1:], lw=0.8, label=f"{name} = {value:.0f}")
     ax.set(xscale="log", yscale="log", xlabel="batch size B", ylabel="-ln(rate) per step",

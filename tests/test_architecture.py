@@ -84,9 +84,13 @@ def test_generic_modules_know_no_system():
 
 
 def test_nothing_cites_files_outside_the_repository_or_issue_numbers():
-    pattern = re.compile(r"spec §|specs/|shared/|spec ``|spec `[a-z_]+\.md`|\(issue \d|issue #?\d+")
+    pattern = re.compile(r"spec §|specs/|shared/|spec ``|spec `?[a-z_]+\.md|\.md §|\(issue \d"
+                         r"|issue #?\d+")
     hits = []
-    for f in list(PACKAGE.rglob("*.py")) + [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md")):
+    files = (list(PACKAGE.rglob("*.py")) + [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+             + sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py"))
+             + sorted(p for p in (ROOT / "tests").glob("*.py") if p.name != "test_architecture.py"))
+    for f in files:
         for i, line in enumerate(f.read_text().splitlines(), 1):
             if pattern.search(line):
                 hits.append(f"{f.relative_to(ROOT)}:{i}: {line.strip()[:80]}")
@@ -207,3 +211,40 @@ def test_every_documented_name_and_file_exists():
             if not (ROOT / m.group(1)).exists():
                 bad.append(f"{f.name}:{text[:m.start()].count(chr(10)) + 1}: {m.group(1)}")
     assert not bad, "\n".join(bad)
+
+
+def test_examples_and_benchmarks_use_names_that_exist():
+    # (examples are not run by the default suite: a name that moved would break them silently,
+    # as hdsgd.critical_batch_size and hdsgd.odes.lstsq_momentum did)
+    import importlib
+
+    def resolve(parts):
+        obj = hdsgd
+        for i, part in enumerate(parts):
+            if hasattr(obj, part):
+                obj = getattr(obj, part)
+                continue
+            try:
+                obj = importlib.import_module("hdsgd." + ".".join(parts[:i + 1]))
+            except ImportError:
+                return False
+        return True
+
+    bad = []
+    for f in sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")):
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Attribute):
+                chain, inner = [], node
+                while isinstance(inner, ast.Attribute):
+                    chain.append(inner.attr)
+                    inner = inner.value
+                if isinstance(inner, ast.Name) and inner.id == "hdsgd":
+                    names.append(chain[::-1])
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("hdsgd"):
+                base = node.module.split(".")[1:]
+                names += [base + [a.name] for a in node.names]
+            bad += [f"{f.relative_to(ROOT)}:{node.lineno}: hdsgd.{'.'.join(n)}"
+                    for n in names if not resolve(n)]
+    assert not bad, "\n".join(sorted(set(bad)))

@@ -1,5 +1,5 @@
-"""Streaming least squares with heavy-ball momentum (spec momentum.md §8a): theory against Monte
-Carlo, the Volterra form against the exact recursion, thresholds, critical batch, mutants."""
+"""Streaming least squares with heavy-ball momentum (docs/lstsq.md, "Momentum"): theory against
+Monte Carlo, the Volterra form against the exact recursion, thresholds, critical batch, mutants."""
 
 import dataclasses
 
@@ -243,8 +243,9 @@ def test_volterra_and_effective_step_approach_recursion_like_one_over_d():
     assert _max_rel_gap(sgd_raw, rec) > 0.1 > 10 * gaps_eff[0]
 
 
-def test_accelerated_critical_batch_reproduces_spec_numbers():
-    # Spec momentum.md §8a: d = 300 eigenvalues uniform on [0.01, 1], B = 50, full-batch optimal
+def test_accelerated_critical_batch_reproduces_the_homogenized_numbers():
+    # The homogenized form (docs/lstsq.md, "Momentum"): d = 300 eigenvalues uniform on
+    # [0.01, 1], B = 50, full-batch optimal
     # heavy ball: ||K||_1 = 117.011, B_c = 5851, bulk approximation 758.
     lam = np.linspace(0.01, 1.0, 300)
     gamma, beta = theory.accelerated_hyperparameters(lam)
