@@ -187,26 +187,32 @@ def test_every_documented_command_parses_and_builds_its_setup():
     assert not bad, "\n".join(bad)
 
 
-def test_every_documented_name_and_file_exists():
+def _resolves(parts: list[str]) -> bool:
+    """Whether hdsgd.<parts...> names an attribute or a module of the package."""
     import importlib
 
+    obj = hdsgd
+    for i, part in enumerate(parts):
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+            continue
+        try:
+            obj = importlib.import_module("hdsgd." + ".".join(parts[:i + 1]))
+        except ImportError:
+            return False
+    return True
+
+
+def test_every_documented_name_and_file_exists():
     bad = []
     for f in _doc_files():
         text = f.read_text()
         for m in re.finditer(r"(?<![\w/.])hdsgd\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)", text):
-            obj, parts = hdsgd, m.group(1).split(".")
-            for i, part in enumerate(parts):
-                if hasattr(obj, part):
-                    obj = getattr(obj, part)
-                    continue
-                try:
-                    obj = importlib.import_module("hdsgd." + ".".join(parts[:i + 1]))
-                    continue
-                except ImportError:
-                    if i == 0 or part not in ("md", "py", "npz", "png"):
-                        bad.append(f"{f.name}:{text[:m.start()].count(chr(10)) + 1}: "
-                                   f"hdsgd.{m.group(1)}")
-                    break
+            parts = m.group(1).split(".")
+            if parts[-1] in ("md", "py", "npz", "png") and len(parts) > 1:
+                parts = parts[:-1]   # a file name such as hdsgd.lstsq.py, not an attribute
+            if not _resolves(parts):
+                bad.append(f"{f.name}:{text[:m.start()].count(chr(10)) + 1}: hdsgd.{m.group(1)}")
         for m in re.finditer(r"(?<![\w.])(hdsgd/[\w/]+\.py)", text):
             if not (ROOT / m.group(1)).exists():
                 bad.append(f"{f.name}:{text[:m.start()].count(chr(10)) + 1}: {m.group(1)}")
@@ -216,20 +222,6 @@ def test_every_documented_name_and_file_exists():
 def test_examples_and_benchmarks_use_names_that_exist():
     # (examples are not run by the default suite: a name that moved would break them silently,
     # as hdsgd.critical_batch_size and hdsgd.odes.lstsq_momentum did)
-    import importlib
-
-    def resolve(parts):
-        obj = hdsgd
-        for i, part in enumerate(parts):
-            if hasattr(obj, part):
-                obj = getattr(obj, part)
-                continue
-            try:
-                obj = importlib.import_module("hdsgd." + ".".join(parts[:i + 1]))
-            except ImportError:
-                return False
-        return True
-
     bad = []
     for f in sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py")):
         tree = ast.parse(f.read_text())
@@ -246,5 +238,5 @@ def test_examples_and_benchmarks_use_names_that_exist():
                 base = node.module.split(".")[1:]
                 names += [base + [a.name] for a in node.names]
             bad += [f"{f.relative_to(ROOT)}:{node.lineno}: hdsgd.{'.'.join(n)}"
-                    for n in names if not resolve(n)]
+                    for n in names if not _resolves(n)]
     assert not bad, "\n".join(sorted(set(bad)))
