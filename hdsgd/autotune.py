@@ -488,6 +488,8 @@ def lowest_reached(setup, space: Mapping[str, Sequence | LogRange], observable: 
     is predicted to reach within ``horizon`` (or within its sample ``budget``): the range a
     target of that observable can be set in (``hdsgd lstsq tune``'s default target is their
     geometric mean). Grid points that fail validation, and diverged stretches, are skipped."""
+    if (horizon is None) == (budget is None):
+        raise ValueError(f"horizon={horizon!r}, budget={budget!r}; allowed: exactly one of them")
     names, axes = _grid(space)
     candidates = []
     for p in itertools.product(*axes):
@@ -732,8 +734,8 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
             step sat 0.06 % below a late plateau crossing its target; its Monte Carlo took 1740
             steps against 30 predicted). The tuner takes the best grid point that keeps the
             margin (of the best `CLIFF_TRIES`) and refines from it; a refinement that ends on a
-            cliff backs off by one margin or is undone
-            (``Tuned.notes`` says which). 0 turns the guard off.
+            cliff backs off by one margin or is undone (``Tuned.notes`` says which). 0 turns
+            the guard off.
         executor: a ``concurrent.futures.Executor`` for the grid (where the system has no
             vmapped grid prediction).
         **predict_options: passed to `predict` (e.g. ``method=``).

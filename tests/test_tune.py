@@ -293,6 +293,8 @@ def test_lstsq_tune_defaults_reach_their_target_and_tuning_says_what_the_predict
     brute = min(float(np.min(hdsgd.predict(setup.replace(step_size=g), 10.0)["excess_risk"]))
                 for g in space["step_size"].values())
     assert lowest == pytest.approx(brute, rel=1e-9)
+    with pytest.raises(ValueError, match="exactly one of them"):
+        lowest_reached(setup, space, "excess_risk")
     # momentum's default: the recursion's choice carries its regime warning into Tuned.notes
     assert main(["momentum", "tune", "--seeds", "0"]) == 0
     out = capsys.readouterr().out
