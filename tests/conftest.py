@@ -6,8 +6,12 @@ own precision. A test that calls a pure-JAX internal directly wraps it in
 """
 
 import contextlib
+import os
 
-import jax.monitoring
+# the `hdsgd` command a test starts keeps no compilation cache in the user's ~/.cache
+os.environ.setdefault("HDSGD_CACHE_DIR", "off")
+
+import jax.monitoring  # noqa: E402
 import pytest
 
 _COMPILES: list[str] = []
