@@ -87,8 +87,8 @@ def test_nothing_cites_files_outside_the_repository_or_issue_numbers():
     pattern = re.compile(r"spec §|specs/|shared/|spec ``|spec `?[a-z_]+\.md|\.md §|\(issue \d"
                          r"|issue #?\d+")
     hits = []
-    files = (list(PACKAGE.rglob("*.py")) + [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
-             + sorted((ROOT / "examples").glob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py"))
+    files = (list(PACKAGE.rglob("*.py")) + _doc_files(with_examples=True)
+             + sorted((ROOT / "benchmarks").rglob("*.py"))
              + sorted(p for p in (ROOT / "tests").glob("*.py") if p.name != "test_architecture.py"))
     for f in files:
         for i, line in enumerate(f.read_text().splitlines(), 1):

@@ -42,7 +42,7 @@ folder = use_compilation_cache()
 import jax, numpy as np, hdsgd
 hits = []
 jax.monitoring.register_event_listener(
-    lambda event, **kw: hits.append(event) if event.endswith("compilation_cache/cache_hits") else None)
+    lambda event, **kw: event.endswith("compilation_cache/cache_hits") and hits.append(event))
 c = hdsgd.predict(hdsgd.StreamingLeastSquares("power_law:64:1.0", step_size=2.0), 3.0)
 print(folder, repr(float(np.sum(c["risk"]))), len(hits))
 """
