@@ -205,6 +205,18 @@ def _grid(space: Mapping[str, Any]) -> tuple[list[str], list[np.ndarray]]:
     return names, axes
 
 
+def _candidates(setup, names, points) -> list:
+    """The Setup of each grid point (field values in the order of ``names``), None where the
+    values fail validation."""
+    out = []
+    for p in points:
+        try:
+            out.append(setup.replace(**dict(zip(names, p))))
+        except ValueError:
+            out.append(None)
+    return out
+
+
 # ----------------------------------------------------------------- the result
 def bootstrap_objective(objective, mc: Curve, *, resamples: int = 200, seed: int = 0
                         ) -> tuple[float, float]:
@@ -491,12 +503,7 @@ def lowest_reached(setup, space: Mapping[str, Sequence | LogRange], observable: 
     if (horizon is None) == (budget is None):
         raise ValueError(f"horizon={horizon!r}, budget={budget!r}; allowed: exactly one of them")
     names, axes = _grid(space)
-    candidates = []
-    for p in itertools.product(*axes):
-        try:
-            candidates.append(setup.replace(**dict(zip(names, p))))
-        except ValueError:
-            candidates.append(None)
+    candidates = _candidates(setup, names, itertools.product(*axes))
     horizons = [None if c is None else _candidate_horizon(c, horizon, budget) for c in candidates]
     curves = [c for c in _predict_candidates(setup, candidates, horizons, None, predict_options)
               if c is not None]
@@ -551,16 +558,12 @@ def _bracket_refine(setup, names, axes, space, best_values, best_score, best_cur
 
         def score_at(log_v, name=name):
             v = float(np.exp(log_v))
-            try:
-                s = setup.replace(**{**best_values, name: v})
-            except ValueError:
+            out = _score_values(setup, {**best_values, name: v}, objective, horizon, budget,
+                                predict_options)
+            if out is None:
                 return math.inf
-            if isinstance(objective, SetupObjective):
-                cache[v] = None
-                return objective(s)
-            c = predict(s, _candidate_horizon(s, horizon, budget), **predict_options)
-            cache[v] = c
-            return objective(c)
+            cache[v] = out[1]
+            return out[0]
 
         res = scipy.optimize.minimize_scalar(
             lambda x: min(score_at(x), 1e300), bounds=(math.log(lo), math.log(hi)),
@@ -774,12 +777,7 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         raise ValueError(f"budget={budget!r} is invalid; allowed: a positive number of samples")
     names, axes = _grid(space)
     points = list(itertools.product(*axes))
-    candidates = []
-    for p in points:
-        try:
-            candidates.append(setup.replace(**dict(zip(names, p))))
-        except ValueError:
-            candidates.append(None)
+    candidates = _candidates(setup, names, points)
     if all(c is None for c in candidates):
         setup.replace(**dict(zip(names, points[0])))  # raises, naming the invalid value
     if scores_setups:
@@ -839,11 +837,11 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         if refined is not None:
             values, _ = refined
             try:
-                s = setup.replace(**{**best_values, **values})
-                c = predict(s, _candidate_horizon(s, horizon, budget), **predict_options)
-                score = float(objective(c))
+                out = _score_values(setup, {**best_values, **values}, objective, horizon, budget,
+                                    predict_options)
             except ValueError:
-                score = math.inf
+                out = None
+            score, c = (math.inf, None) if out is None else out
             if score < best_score:
                 best_values.update(values)
                 best_score, best_curve = score, c
