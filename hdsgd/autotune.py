@@ -35,7 +35,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
+import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from ._numerics import first_crossing
 from ._precision import scoped_x64

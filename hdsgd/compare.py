@@ -27,12 +27,12 @@ from pathlib import Path
 
 import equinox as eqx
 import numpy as np
-import scipy.stats
+import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from .curve import Curve
 
 #: the two-sided normal tail probability of the verdict's threshold (4 standard deviations)
-VERDICT_TAIL = 2.0 * scipy.stats.norm.sf(4.0)
+VERDICT_TAIL = math.erfc(4.0 / math.sqrt(2.0))
 #: below this many seeds the verdict carries a caveat
 FEW_SEEDS = 30
 

@@ -12,7 +12,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-import scipy.optimize
+import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 
 class LazySpectrum(NamedTuple):

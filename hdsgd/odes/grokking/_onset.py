@@ -9,7 +9,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-import scipy.optimize
+import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from ...setups.grokking import GrokkingTwoLayer
 from ._lazy import lazy_spectrum

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import diffrax
 import equinox as eqx
+# diffrax is imported inside the functions that solve: `import hdsgd` skips its ~0.4 s
 import jax
 import jax.numpy as jnp
 
@@ -140,12 +140,14 @@ class ReducedGD(Dynamics):
 
 
 def flow_controller(rtol):
+    import diffrax
     return diffrax.PIDController(rtol=rtol, atol=rtol * 1e-2)
 
 
 def solve_flow(field, y0, args, taus, rtol, max_steps: int):
     """diffrax Tsit5 with adaptive steps from tau = 0 to ``taus[-1]``, saved at ``taus``;
     returns (solution states, success flag)."""
+    import diffrax
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=taus[-1], dt0=None, y0=y0, args=args,
         saveat=diffrax.SaveAt(ts=taus), stepsize_controller=flow_controller(rtol),

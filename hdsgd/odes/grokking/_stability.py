@@ -29,8 +29,7 @@ import functools
 import math
 
 import numpy as np
-import scipy.linalg
-import scipy.optimize
+import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from ..._precision import scoped_x64
 from ...setups.grokking import GrokkingTwoLayer, initial_weights, training_set

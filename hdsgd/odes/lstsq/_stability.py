@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.optimize
+import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from ...setups.lstsq import StreamingLeastSquares
 from ._recursion import mode_coefficients

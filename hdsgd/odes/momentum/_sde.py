@@ -17,10 +17,9 @@ from __future__ import annotations
 import functools
 import math
 
-import diffrax
+# diffrax is imported inside the functions that solve: `import hdsgd` skips its ~0.4 s
 import jax
 import jax.numpy as jnp
-import lineax as lx
 import numpy as np
 
 from ..._numerics import power_of_two_at_least
@@ -44,6 +43,7 @@ def _reduced_drift(k, y, args):
 
 def _reduced_diffusion(k, y, args):
     """Diagonal diffusion: only S is driven, by sqrt(eta delta^2 S) dW (the energy noise)."""
+    import lineax as lx
     eta, beta, omb, noise_var = args
     amp = jnp.sqrt(eta * noise_var * jnp.maximum(y[2], 0.0))
     return lx.DiagonalLinearOperator(jnp.stack([jnp.zeros_like(amp), jnp.zeros_like(amp), amp]))
@@ -51,6 +51,7 @@ def _reduced_diffusion(k, y, args):
 
 @functools.partial(jax.jit, static_argnames=("max_steps", "noise"))
 def _reduced_solve(y0, args, steps, dt, key, *, max_steps: int, noise: bool):
+    import diffrax
     drift = diffrax.ODETerm(_reduced_drift)
     if noise:
         bm = diffrax.UnsafeBrownianPath(shape=y0.shape, key=key)

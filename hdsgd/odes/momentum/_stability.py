@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-import scipy.optimize
+import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from ...setups.momentum import LabelNoiseMomentum
 

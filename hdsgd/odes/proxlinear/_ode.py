@@ -12,8 +12,8 @@ stopped by an event when E^2 passes the blow-up bound 10^6 (1 + E_0^2).
 
 from __future__ import annotations
 
-import diffrax
 import equinox as eqx
+# diffrax is imported inside the functions that solve: `import hdsgd` skips its ~0.4 s
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,6 +82,7 @@ def ode_trajectory(setup: ProxLinearSensing, t_out, rule, *, rtol: float = 1e-7,
 
 @eqx.filter_jit
 def _ode_solve(t_out, y0, args, bound, rtol, atol, max_steps):
+    import diffrax
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(_ode_field), diffrax.Tsit5(), t0=0.0, t1=t_out[-1], dt0=None, y0=y0,
         args=args, saveat=diffrax.SaveAt(ts=t_out),
@@ -94,6 +95,7 @@ def _ode_solve(t_out, y0, args, bound, rtol, atol, max_steps):
 
 def ode_failure(result) -> str | None:
     """Why the ODE solve stopped early (None when it reached the horizon)."""
+    import diffrax
     if result == diffrax.RESULTS.successful:
         return None
     if result == diffrax.RESULTS.event_occurred:

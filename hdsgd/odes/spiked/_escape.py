@@ -6,11 +6,10 @@ from __future__ import annotations
 import functools
 import math
 
-import diffrax
+# diffrax is imported inside the functions that solve: `import hdsgd` skips its ~0.4 s
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 
 from ..._precision import scoped_x64
 from ...setups.spiked import ESCAPE_OBSERVABLES, SpikedSingleIndex, overlap_statistic
@@ -46,6 +45,8 @@ def _escape_solver(link, student, square, norm, observable):
 
     @jax.jit
     def run(y0, args, threshold, t_max):
+        import diffrax
+        import optimistix as optx
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=t_max, dt0=None, y0=y0,
             args=(args, threshold),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import math
 
-import diffrax
+# diffrax is imported inside the functions that solve: `import hdsgd` skips its ~0.4 s
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -121,6 +121,7 @@ def _solver(link, student, square, norm, rtol, atol):
 
     @jax.jit
     def run(y0, t_out, args):
+        import diffrax
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(field),
             diffrax.Tsit5(),

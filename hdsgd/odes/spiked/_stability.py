@@ -23,7 +23,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
+import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from ..._precision import scoped_x64
 from ...setups.spiked import SpikedSingleIndex, series_degree
