@@ -256,3 +256,18 @@ def test_importing_hdsgd_leaves_the_solvers_and_scipy_submodules_unloaded():
                          timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.strip() == "[]"
+
+
+def test_a_long_field_text_is_cut_for_help_and_says_where_the_rest_is():
+    from hdsgd.cli._fields import field_options
+
+    class Long:
+        def __init__(self, width: int = 3):
+            self.width = width
+
+    Long.__doc__ = ("A Setup-like class.\n\nAttributes:\n    width: the first sentence. "
+                    + "More words here. " * 40 + "\n")
+    (option,) = field_options(Long)
+    assert option.name == "width" and len(option.help) <= 400
+    assert option.help.startswith("the first sentence. More words here.")
+    assert option.help.endswith(f"[cut: see help({__name__}.{Long.__qualname__})]")

@@ -144,6 +144,8 @@ def field_options(cls, parsers: dict[str, Callable[[str], Any]] | None = None,
         parse, metavar = parser_for(default, param.annotation)
         if name in parsers:
             parse = parsers[name]
-        text = textwrap.shorten(docs.get(name, ""), width=400, placeholder=" ...")
+        # --help keeps a field's text to 400 characters and says where the whole of it is
+        text = textwrap.shorten(docs.get(name, ""), width=400,
+                                placeholder=f" [cut: see help({cls.__module__}.{cls.__qualname__})]")
         out.append(FieldOption(name, default, text, parse, metavar))
     return out
