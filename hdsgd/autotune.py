@@ -805,8 +805,11 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
               and not isinstance(getattr(setup, n), (bool, int, np.integer))]
     notes: list[str] = []
 
+    def score_values(values):
+        return _score_values(setup, values, objective, horizon, budget, predict_options)
+
     def score_of(values):
-        out = _score_values(setup, values, objective, horizon, budget, predict_options)
+        out = score_values(values)
         return None if out is None else out[0]
 
     def cliff_at(values, score):
@@ -837,8 +840,7 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         if refined is not None:
             values, _ = refined
             try:
-                out = _score_values(setup, {**best_values, **values}, objective, horizon, budget,
-                                    predict_options)
+                out = score_values({**best_values, **values})
             except ValueError:
                 out = None
             score, c = (math.inf, None) if out is None else out
@@ -854,9 +856,7 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         if best_values != grid_choice[0]:
             refined_values = dict(best_values)
             best_values, best_score, best_curve = _guard_refined(
-                best_values, best_score, best_curve, grid_choice, cliff_at, notes,
-                lambda values: _score_values(setup, values, objective, horizon, budget,
-                                             predict_options))
+                best_values, best_score, best_curve, grid_choice, cliff_at, notes, score_values)
             if best_values != refined_values:
                 for row in table:
                     if "refined" in row and all(row[n] == float(refined_values[n]) for n in names):
