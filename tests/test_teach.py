@@ -401,7 +401,11 @@ def test_browser_slider_redraws_the_curve_fast_and_simulate_overlays(server, bro
     Select(driver.find_element("id", "mc-dim")).select_by_value(str(MC["dim"]))
     Select(driver.find_element("id", "seeds")).select_by_value(str(MC["seeds"]))
     driver.find_element("id", "simulate-button").click()
-    assert driver.find_element("id", "simulate-button").text == "Cancel"
+    # the button turns to Cancel when the server has answered the request (asynchronously)
+    until(driver, "return window.hdsgdTeach.state.job !== null", 10, "the job to start")
+    state, text = driver.execute_script("return [window.hdsgdTeach.state.job.state, "
+                                        "document.getElementById('simulate-button').textContent]")
+    assert (state, text) == ("running", "Cancel")
     until(driver, "const j = window.hdsgdTeach.state.job; return j && j.state !== 'running'",
           60, "the Monte Carlo")
     assert driver.execute_script("return window.hdsgdTeach.state.job.state") == "done"
