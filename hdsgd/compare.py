@@ -164,6 +164,11 @@ class Agreement(eqx.Module):
             )
         lines.append(f"({self.n_seeds} Monte Carlo seeds; a gap is theory minus the seed mean, "
                      "'gap/sem' in standard errors of that mean)")
+        late = {n: t for n, t in theory_valid_from(self.theory).items() if n in self.observables}
+        if late:
+            lines.append("(compared from where the theory states them, meta['valid_from']: "
+                         + ", ".join(f"{n} from {self.mc.time_unit} = {t:.4g}"
+                                     for n, t in late.items()) + ")")
         lines.append(self.verdict)
         if self.caveat:
             lines.append(f"caveat: {self.caveat}")
@@ -227,7 +232,10 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
             float32 round-off in the Monte Carlo (default 1e-6) is not counted as a gap, also
             where the observable itself is ~0 (a train loss of 1e-32 at an interpolating
             start against float32's 1e-15).
-        t_min: ignore Monte Carlo times below this.
+        t_min: ignore Monte Carlo times below this. Independently, an observable the theory
+            states only from some time on (``theory.meta["valid_from"]``, observable -> time:
+            e.g. a loss averaged over an oscillation the run has not made yet) is compared
+            from that time; the summary says so.
         same_setup: refuse curves of different systems or Setup fields (default). ``False``
             compares them on purpose: a perturbed theory against the Monte Carlo (to show that a
             test has power), or a prediction at one dimension against runs at another.
@@ -272,16 +280,27 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
         raise ValueError(f"no Monte Carlo time in [max(t_min={t_min}, {theory.time[0]:.4g}), "
                          f"{theory.time[-1]:.4g}]; allowed: t_min <= {mc.time[-1]:.4g} and "
                          "overlapping time ranges")
-    times = mc.time[keep]
-    th = theory.at(times)
+    times_all = mc.time[keep]
+    th = theory.at(times_all)
+    valid_from = theory_valid_from(theory)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         mean = mc.mean()
         sem = mc.sem()
     out = {}
     for n in names:
-        t_vals = th.observables[n]
-        m_vals = mean.observables[n][keep]
-        s_vals = sem.observables[n][keep]
+        # the theory's own claim: an observable it states only from some time on (an average
+        # over a fast oscillation, say) is compared from there
+        claimed = times_all >= valid_from.get(n, -math.inf)
+        if not claimed.any():
+            if observable is None:
+                continue
+            raise ValueError(f"observable {n!r} is claimed by the theory only from "
+                             f"{theory.time_unit} = {valid_from[n]:.4g} (meta['valid_from']), "
+                             f"after every compared time; allowed: a horizon past it")
+        times = times_all[claimed]
+        t_vals = th.observables[n][claimed]
+        m_vals = mean.observables[n][keep][claimed]
+        s_vals = sem.observables[n][keep][claimed]
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             gap = t_vals - m_vals
             gap = np.where(np.isfinite(t_vals) & np.isfinite(m_vals), gap, np.inf)
@@ -307,4 +326,13 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
             theory=t_vals,
             mc_mean=m_vals,
         )
+    if not out:
+        raise ValueError(f"no observable of {names} is claimed by the theory at the compared "
+                         f"times (meta['valid_from'] = {valid_from}); allowed: a longer horizon")
     return Agreement(observables=out, n_seeds=mc.seeds, theory=theory, mc=mc)
+
+
+def theory_valid_from(theory: Curve) -> dict[str, float]:
+    """``theory.meta["valid_from"]``: observable -> the time from which the theory states it
+    (earlier points are an approximation's transient, not a claim); empty when absent."""
+    return {str(k): float(v) for k, v in dict(theory.meta.get("valid_from") or {}).items()}

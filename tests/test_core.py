@@ -80,6 +80,29 @@ def test_compare_measures_gaps_in_standard_errors():
         hdsgd.compare(exact, mc, "test_loss")
 
 
+def test_compare_honours_where_the_theory_states_an_observable():
+    """``meta["valid_from"]``: an observable the theory claims only from some time on is
+    compared from there (and the summary says so); the others at every time."""
+    mc = _mc_curve(seeds=400)
+    late = float(mc.time[len(mc.time) // 2])
+    # right after `late`, far off before it (a transient the theory does not claim)
+    wrong_early = np.where(mc.time >= late, 1.0 + mc.time, 5.0 + mc.time)
+    theory = Curve(time=mc.time, observables={"risk": wrong_early}, time_unit="t",
+                   samples=mc.samples, meta={"valid_from": {"risk": late}})
+    agreement = hdsgd.compare(theory, mc)
+    assert agreement.ok() and agreement["risk"].time.min() >= late
+    assert f"risk from t = {late:.4g}" in agreement.summary()
+    # the same curve without the claim is compared everywhere, and fails
+    unclaimed = Curve(time=mc.time, observables={"risk": wrong_early}, time_unit="t",
+                      samples=mc.samples)
+    assert not hdsgd.compare(unclaimed, mc).ok()
+    # a claim past every compared time: an explicit request is refused, naming the observable
+    never = Curve(time=mc.time, observables={"risk": wrong_early}, time_unit="t",
+                  samples=mc.samples, meta={"valid_from": {"risk": 1e9}})
+    with pytest.raises(ValueError, match="'risk' is claimed by the theory only from"):
+        hdsgd.compare(never, mc, "risk")
+
+
 def test_import_leaves_jax_precision_alone_and_theory_is_float64():
     # In a fresh interpreter: importing hdsgd does not flip JAX's global x64 switch, yet the
     # theory runs in float64 (it matches a numpy float64 recursion to 1e-13) and the Monte
