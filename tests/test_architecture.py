@@ -271,3 +271,36 @@ def test_a_long_field_text_is_cut_for_help_and_says_where_the_rest_is():
     assert option.name == "width" and len(option.help) <= 400
     assert option.help.startswith("the first sentence. More words here.")
     assert option.help.endswith(f"[cut: see help({__name__}.{Long.__qualname__})]")
+
+
+def _help_text(parser, system: str, command: str) -> str:
+    """``hdsgd SYSTEM COMMAND --help``, whitespace collapsed."""
+    sub = parser._subparsers._group_actions[0].choices[system]
+    return " ".join(sub._subparsers._group_actions[0].choices[command].format_help().split())
+
+
+def test_the_command_line_states_the_defaults_the_library_uses():
+    # --mc-method's default is simulate's own (the spiked command ran the O(d) full-dimension
+    # Monte Carlo while simulate and the docs used the exact chain); every option says its
+    # default as a value, and the horizon its unit as the Setup labels it
+    import importlib
+    import inspect
+
+    from hdsgd.cli import SYSTEMS, build_parser
+
+    parser = build_parser()
+    for name, system in SYSTEMS.items():
+        montecarlo = importlib.import_module(f"hdsgd.montecarlo.{name}")
+        own = inspect.signature(montecarlo._simulate).parameters["method"].default
+        if system.simulate_methods:
+            assert system.simulate_methods[0] == own, name
+        unit = "steps" if system.time_unit == "step" else next(iter(system.models.values())).time_label
+        for command in ("compare", "tune"):
+            text = _help_text(parser, name, command)
+            assert "per model" not in text and "default: the Setup's own" not in text, (name, command)
+            assert re.search(rf"(final time|horizon), in {re.escape(unit)} \(default: [\w\d]", text), (name, command)
+    assert "in t = steps / d (default: 10)" in _help_text(parser, "lstsq", "predict")
+    momentum = _help_text(parser, "momentum", "predict")
+    assert "(default: 32 (inner_product), 8 (matrix_sensing))" in momentum
+    assert "(default: recursion (two_parameter), flow (inner_product), closure (matrix_sensing))" in momentum
+    assert "(default: no)" in _help_text(parser, "grokking", "predict")

@@ -130,6 +130,50 @@ def test_fast_critical_sde_matches_and_closure_does_not():
         assert gap.worst[2] > 8, (method, gap.summary())
 
 
+def test_averaged_losses_are_claimed_from_the_relaxation_time():
+    """The SDE, closure and flow give the loss averaged over a fluctuation the run (started
+    with none) builds up over tau_1: they claim it from there (meta["valid_from"]), and the
+    default compare holds them to it. Before tau_1 the reduced SDE's loss is >> 8 s.e. high;
+    after it, every observable agrees; the recursion (exact moments from the start) claims
+    every time."""
+    setup = TwoParameterMomentum()  # eta = 0.01, beta = 0.9: tau_1 = 2 / (1 - beta) = 20
+    tau_1 = th.timescales(setup)["tau_1"]
+    assert tau_1 == pytest.approx(20.0)
+    times = _grid(400)
+    mc = simulate(setup, 400, key=jax.random.key(4), seeds=1000, times=times, progress=False)
+    for method in ("sde", "closure", "flow"):
+        theory = predict(setup, 400, times=times, method=method)
+        assert theory.meta["valid_from"] == {"train_loss": tau_1}, method
+        unclaimed = dataclasses.replace(theory, meta={k: v for k, v in theory.meta.items()
+                                                      if k != "valid_from"})
+        early = compare(unclaimed, mc, "train_loss", t_min=1)
+        # the default compare starts the loss at tau_1: the early points are not held
+        assert compare(theory, mc)["train_loss"].time.min() >= tau_1
+        if method == "flow":
+            continue  # the flow's other observables are the eta -> 0 limit (tested above)
+        assert early["train_loss"].max_sem_gap > 8, method
+        agreement = compare(theory, mc)
+        assert agreement.ok(sem_tol=4.0), _gap_message(agreement, 4.0)
+    assert "valid_from" not in predict(setup, 400, times=times, method="recursion").meta
+
+
+@pytest.mark.parametrize("model", [TwoParameterMomentum, hdsgd.InnerProductMomentum])
+def test_sde_on_an_over_damped_run_warns_and_is_off(model):
+    """The reduced SDE averages a path over an oscillation of the normal mode; at beta = 0.5,
+    eta = 0.01 the mode is over-damped (eta lambda_min < (1 - sqrt beta)^2): the SDE warns,
+    and it is far off (E tr H) where the closure, with the Gaussian law, agrees."""
+    setup = model(momentum=0.5)
+    assert th.timescales(setup)["overdamped"]
+    sde = predict(setup, 1500, method="sde")
+    assert "over-damped" in sde.meta["warning"]
+    closure = predict(setup, 1500, method="closure")
+    assert "over-damped" not in closure.meta.get("warning", "")
+    assert "warning" not in predict(model(), 100, method="sde").meta  # beta = 0.9: under-damped
+    mc = simulate(setup, 1500, key=jax.random.key(5), seeds=2000, progress=False)
+    assert compare(closure, mc, "trace_hessian", t_min=30).ok(sem_tol=4.0)
+    assert compare(sde, mc, "trace_hessian", t_min=30)["trace_hessian"].max_sem_gap > 10
+
+
 # ----------------------------------------------------------------- closed forms
 def test_closed_form_first_order_flow():
     """diffrax + retraction in the ambient coordinates reproduces sinh 2s_k = sinh 2s_0 e^{-rk}."""
@@ -306,6 +350,23 @@ def test_cli_compare_without_flags_agrees(capsys):
     assert main(["momentum", "compare"]) == 0
     out = capsys.readouterr().out
     assert "(256 Monte Carlo seeds;" in out and "theory and Monte Carlo agree" in out
+
+
+def test_cli_compare_of_the_sde_holds_the_loss_from_tau_1_and_picks_observables(capsys):
+    # docs/momentum.md's command: the SDE's averaged loss is compared from tau_1 = 281 steps
+    # (before it, it read 1204 standard errors off at step 1 and the command failed)
+    from hdsgd.cli import main
+
+    argv = ["momentum", "compare", "--step-size", "1e-3", "--exponent", "0.6667", "--constant",
+            "0.711", "--method", "sde", "--seeds", "500"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "train_loss from step = 281.4" in out and "theory and Monte Carlo agree" in out
+    assert main(argv + ["--observable", "manifold_coordinate", "--observable", "trace_hessian"]) == 0
+    table = capsys.readouterr().out.split("max gap/sem")[1]
+    assert "trace_hessian" in table and "train_loss" not in table
+    assert main(argv + ["--observable", "test_loss"]) == 2
+    assert "test_loss" in capsys.readouterr().err
 
 
 def test_cli_builds_each_model(capsys):

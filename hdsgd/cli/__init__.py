@@ -56,6 +56,41 @@ def _system_fields(system: CliSystem) -> dict[str, _fields.FieldOption]:
     return out
 
 
+def _shown(value) -> str:
+    """A default as it is typed on the command line."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    if isinstance(value, (tuple, list)):
+        return ",".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _field_defaults(system: CliSystem, name: str) -> str:
+    """The default of field ``name``: its value, or per model where the models differ."""
+    per_model = {model: opt.default for model, cls in system.models.items()
+                 for opt in _fields.field_options(cls, system.parsers) if opt.name == name}
+    shown = {model: _shown(v) for model, v in per_model.items()}
+    if len(set(shown.values())) == 1:
+        return next(iter(shown.values()))
+    return ", ".join(f"{v} ({model})" for model, v in shown.items())
+
+
+def _time_text(system: CliSystem) -> str:
+    """The time unit of the horizon, as the Setup labels it (``t = steps / d``, ...)."""
+    label = next(iter(system.models.values())).time_label
+    return "steps" if system.time_unit == "step" else label
+
+
+def _horizon_default(system: CliSystem, rule=None) -> str:
+    """The default horizon in words: the rule's docstring, or its value at the default Setup."""
+    rule = rule or system.default_horizon
+    if rule.__doc__:
+        return rule.__doc__.strip().splitlines()[0].rstrip(".")
+    return f"{rule(next(iter(system.models.values()))()):g}"
+
+
 def _add_field_options(parser, system: CliSystem) -> None:
     group = parser.add_argument_group(f"{system.name} fields (absent: the Setup's own default)")
     if len(system.models) > 1:
@@ -67,20 +102,20 @@ def _add_field_options(parser, system: CliSystem) -> None:
     for opt in _system_fields(system).values():
         owners = [k for k, cls in system.models.items() if opt.name in cls.field_names()]
         only = f" [{'/'.join(owners)} only]" if len(system.models) > 1 and len(owners) < len(system.models) else ""
-        default = "per model" if len(system.models) > 1 else repr(opt.default)
+        default = _field_defaults(system, opt.name)
         group.add_argument(opt.flag, dest=opt.name, type=str, default=argparse.SUPPRESS,
                            metavar=opt.metavar,
                            help=f"{opt.help}{only} (default: {default})".replace("%", "%%"))
 
 
 def _add_run_options(parser, system: CliSystem, *, theory: bool, mc: bool) -> None:
-    unit = "steps" if system.time_unit == "step" else "t = samples/dim"
     run = parser.add_argument_group("run")
     run.add_argument("--horizon", type=float, default=None,
-                     help=f"final time, in {unit} (default: the system's, for its Setup)")
+                     help=f"final time, in {_time_text(system)} (default: "
+                          f"{_horizon_default(system)})")
     if theory:
         run.add_argument("--method", choices=system.methods, default=None,
-                         help="deterministic equivalent (default: the Setup's own default)")
+                         help=f"deterministic equivalent (default: {system.method_help})")
     if mc:
         run.add_argument("--seeds", type=int, default=system.default_seeds,
                          help=f"Monte Carlo runs (default: {system.default_seeds})")
@@ -93,12 +128,15 @@ def _add_run_options(parser, system: CliSystem, *, theory: bool, mc: bool) -> No
         run.add_argument("--t-min", type=float, default=None,
                          help="compare only times >= this (early points, where a few seeds "
                               "give an unreliable standard error, are skipped)")
+        run.add_argument("--observable", action="append", default=None, metavar="NAME",
+                         help="compare only this observable (repeat for several; default: "
+                              "every observable both curves have)")
     run.add_argument("--out", type=Path, default=None, help="write the curve(s) to this .npz")
     run.add_argument("--plot", type=Path, default=None, help="write a figure to this .png")
 
 
 def _add_sweep_options(parser, system: CliSystem) -> None:
-    unit = "steps" if system.time_unit == "step" else "t = samples/dim"
+    unit = _time_text(system)
     g = parser.add_argument_group("sweep")
     g.add_argument("--space", action="append", required=True, metavar="NAME=VALUES",
                    help="a field and its values: NAME=a,b,c or NAME=LOW:HIGH:log[:N] or "
@@ -106,7 +144,7 @@ def _add_sweep_options(parser, system: CliSystem) -> None:
     g.add_argument("--task", choices=("predict", "simulate"), default="predict",
                    help="what to run at each setting (default: predict)")
     g.add_argument("--horizon", type=float, default=None,
-                   help=f"final time, in {unit} (default: the system's, for its Setup)")
+                   help=f"final time, in {unit} (default: {_horizon_default(system)})")
     g.add_argument("--method", default=None, help="predict: the deterministic equivalent; "
                    "simulate: the Monte Carlo variant (default: each one's default)")
     g.add_argument("--seeds", type=int, default=system.default_seeds,
@@ -122,7 +160,7 @@ def _add_sweep_options(parser, system: CliSystem) -> None:
 
 
 def _add_tune_options(parser, system: CliSystem) -> None:
-    unit = "steps" if system.time_unit == "step" else "t = samples/dim"
+    unit = _time_text(system)
     g = parser.add_argument_group("tuning")
     g.add_argument("--space", action="append", default=None, metavar="NAME=VALUES",
                    help="a field and its candidates: NAME=a,b,c or NAME=LOW:HIGH:log[:N] "
@@ -148,10 +186,11 @@ def _add_tune_options(parser, system: CliSystem) -> None:
     g.add_argument("--budget-steps", type=float, default=None,
                    help="value_at_budget: a budget in steps instead of samples")
     g.add_argument("--horizon", type=float, default=None,
-                   help=f"prediction horizon, in {unit} (default: the system's; not used with "
+                   help=f"prediction horizon, in {unit} (default: "
+                        f"{_horizon_default(system, system.tune_horizon)}; not used with "
                         "--budget)")
     g.add_argument("--method", choices=system.methods, default=None,
-                   help="deterministic equivalent (default: the Setup's own default)")
+                   help=f"deterministic equivalent (default: {system.method_help})")
     g.add_argument("--seeds", type=int, default=system.default_seeds,
                    help="Monte Carlo seeds to check the choice and its neighbours (0: no check; "
                         f"default: {system.default_seeds})")
@@ -307,7 +346,8 @@ def _run_system(args, system: CliSystem) -> int:
             print(f"# warning: {mc.meta['warning']}")
     status = 0
     if theory is not None and mc is not None:
-        agreement = compare(theory, mc, t_min=args.t_min)
+        observables = tuple(args.observable) if args.observable else None
+        agreement = compare(theory, mc, observables, t_min=args.t_min)
         print(agreement.summary())
         status = 0 if agreement.ok() else 1
     if args.out is not None:

@@ -38,6 +38,7 @@ class CliSystem:
             default) and the options are the union of their fields.
         default_horizon: ``setup -> horizon`` used when ``--horizon`` is absent.
         methods: the ``predict`` methods (``--method``; absent: the Setup's own default).
+        method_help: which method ``predict`` uses when ``--method`` is absent, in words.
         simulate_methods: the Monte Carlo variants (``--mc-method``), the first the default;
             empty when there is one.
         demo: ``demo(out_dir, key) -> Demo``: a small theory-vs-Monte-Carlo comparison.
@@ -65,6 +66,7 @@ class CliSystem:
     methods: tuple[str, ...]
     demo: Callable[[Path, Any], Demo]
     simulate_methods: tuple[str, ...] = ()
+    method_help: str = "the Setup's own default"
     parsers: dict[str, Callable[[str], Any]] = dataclasses.field(default_factory=dict)
     observable: str | None = None
     tune_space: Callable[[Any], dict] | None = None

@@ -52,6 +52,7 @@ SYSTEM = register(CliSystem(
     models={"two_layer": grokking.GrokkingTwoLayer},
     default_horizon=lambda setup: 2000.0,
     methods=grokking.PREDICT_METHODS,
+    method_help="reduced",
     simulate_methods=grokking.SIMULATE_METHODS,
     demo=demo,
     observable="test_loss",

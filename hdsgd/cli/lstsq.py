@@ -49,6 +49,8 @@ SYSTEM = register(CliSystem(
     models={"sgd": lstsq.StreamingLeastSquares},
     default_horizon=lambda setup: 10.0,
     methods=lstsq.PREDICT_METHODS,
+    method_help="the exact method that costs less: recursion, or spectral for long runs at "
+                "large d (hdsgd.odes.lstsq.default_method)",
     simulate_methods=lstsq.SIMULATE_METHODS,
     demo=demo,
     observable="excess_risk",

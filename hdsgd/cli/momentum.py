@@ -53,6 +53,8 @@ SYSTEM = register(CliSystem(
                                        momentum.MatrixSensingMomentum)},
     default_horizon=lambda setup: 3000.0,
     methods=momentum.PREDICT_METHODS,
+    method_help=", ".join(f"{momentum.MODEL_METHODS[cls][0]} ({cls.model})"
+                          for cls in momentum.MODEL_METHODS),
     demo=demo,
     observable="manifold_coordinate",
     tune_space=tune_space,

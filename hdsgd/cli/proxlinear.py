@@ -76,6 +76,7 @@ SYSTEM = register(CliSystem(
     models={"sensing": proxlinear.ProxLinearSensing},
     default_horizon=default_horizon,
     methods=proxlinear.PREDICT_METHODS,
+    method_help="map, or ode when batch_size <= min(dim_left, dim_right) / 100",
     simulate_methods=proxlinear.SIMULATE_METHODS,
     demo=demo,
     observable="error_sq",

@@ -56,6 +56,7 @@ SYSTEM = register(CliSystem(
     models={"single_index": spiked.SpikedSingleIndex},
     default_horizon=lambda setup: 2.0,
     methods=spiked.PREDICT_METHODS,
+    method_help="ode",
     simulate_methods=spiked.SIMULATE_METHODS,
     demo=demo,
     parsers={"link": parse_series, "student": parse_series},
