@@ -53,7 +53,9 @@ class Curve(eqx.Module):
     Attributes:
         time: the time grid, shape ``(T,)``, in units of ``time_unit``.
         observables: name -> values, ``(T,)`` (theory) or ``(S, T)`` (Monte Carlo).
-        time_unit: ``"step"`` (iterations) or ``"t"`` (samples seen / dim, one-pass SGD).
+        time_unit: ``"step"`` (iterations) or ``"t"`` (a scaled time: samples / dim for one-pass
+            SGD with one sample a step, steps / d for mini-batch least squares; the Setup's
+            ``time_label`` says which).
         samples: cumulative number of fresh samples used at each time, shape ``(T,)``.
         seeds: number of Monte Carlo seeds (the leading axis), or ``None`` for theory.
         diverged: boolean, same shape as the observables: True where the run or the

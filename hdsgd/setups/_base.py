@@ -6,8 +6,9 @@ protocol, so that `predict`, `simulate`, `compare`, `tune` and the command line 
 alike:
 
 * ``system`` (class constant): the system's name (``"lstsq"``), also the CLI's and the face's.
-* ``time_unit`` (class constant): ``"step"`` or ``"t"`` (samples seen / dim); ``time_label``
-  labels the time axis of figures.
+* ``time_unit`` (class constant): ``"step"`` or ``"t"`` (a scaled time: samples / dim with one
+  sample a step, steps / d for mini-batch least squares); ``time_label`` says which, and
+  labels the time axis of figures and the command line's ``--horizon``.
 * `fields`: the Setup as plain data (written into ``Curve.meta``).
 * `output_steps`: the whole steps at which theory and Monte Carlo report.
 * `replace`: a copy with some fields changed, validated again (what tuning moves along).
