@@ -28,6 +28,7 @@ from ._precision import scoped_x64
 from ._segments import progress_default
 from .curve import Curve
 from .setups._base import Setup
+from .setups._validate import MAX_SEEDS, MAX_STEPS, prng_key
 
 
 # ----------------------------------------------------------------- argument checks
@@ -50,6 +51,10 @@ def check_horizon(horizon: float, setup: Setup | None = None) -> float:
         one = 1.0 / setup.steps_per_unit
         raise ValueError(f"horizon={horizon!r} is shorter than one step; allowed: >= {one:.6g} "
                          f"(one step, in {setup.time_unit!r} units)")
+    if setup is not None and value * setup.steps_per_unit > MAX_STEPS:
+        most = MAX_STEPS / setup.steps_per_unit
+        raise ValueError(f"horizon={horizon!r} is {value * setup.steps_per_unit:.3g} steps; allowed: "
+                         f"<= {most:.6g} ({MAX_STEPS} = 2^53 steps, in {setup.time_unit!r} units)")
     return value
 
 
@@ -57,26 +62,25 @@ def check_seeds(seeds) -> int:
     """An integer >= 1."""
     ok = not isinstance(seeds, bool) and isinstance(seeds, (int, float, np.integer, np.floating))
     if ok:
-        ok = math.isfinite(float(seeds)) and float(seeds) == int(seeds) and int(seeds) >= 1
+        ok = (math.isfinite(float(seeds)) and float(seeds) == int(seeds)
+              and 1 <= int(seeds) <= MAX_SEEDS)
     if not ok:
-        raise ValueError(f"seeds={seeds!r} is invalid; allowed: an integer >= 1")
+        raise ValueError(f"seeds={seeds!r} is invalid; allowed: an integer in [1, {MAX_SEEDS}]")
     return int(seeds)
 
 
-def check_key(key):
+def check_key(key, name: str = "key"):
     """A JAX PRNG key: a typed key (``jax.random.key(0)``) or a legacy ``uint32[2]`` key."""
-    ok = False
-    if isinstance(key, jax.Array):
-        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-            ok = key.shape == ()
-        else:
-            ok = key.dtype == jnp.uint32 and key.shape == (2,)
-    if not ok:
-        shown = repr(key) if len(repr(key)) < 40 and "\n" not in repr(key) else (
-            f"<{type(key).__name__} of shape {getattr(key, 'shape', '?')}>")
-        raise ValueError(f"key={shown} is invalid; allowed: a single JAX PRNG key, made with "
-                         "jax.random.key(0) (or jax.random.PRNGKey(0))")
-    return key
+    return prng_key(name, key)
+
+
+def check_tolerance(name: str, value, *, high: float = 1.0) -> float:
+    """A solver tolerance: a finite number in (0, high) (a NaN or negative tolerance made
+    diffrax stop at once, which read as a diverged curve)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(float(value)) and 0 < float(value) < high):
+        raise ValueError(f"{name}={value!r} is invalid; allowed: a number in (0, {high:g})")
+    return float(value)
 
 
 def check_dtype(dtype, name: str = "dtype"):
@@ -159,6 +163,29 @@ def _simulate(setup, horizon, **kwargs) -> Curve:
     raise ValueError(f"hdsgd.simulate has no Monte Carlo for {type(setup).__name__}")
 
 
+@functools.singledispatch
+def stability_warning(setup) -> str | None:
+    """Why a run of this Setup is at or past its stability edge (one sentence), or None.
+
+    Each system's theory registers its own (the edge is theory: its critical step size);
+    `predict` puts it into ``meta["warning"]`` with the curve diverged, and `simulate` puts it
+    into the Monte Carlo's ``meta["warning"]`` too, so that runs past the edge that have not
+    yet overflowed are not read as fine. Systems without an edge keep this default."""
+    return None
+
+
+def _with_edge_warning(setup, curve: Curve) -> Curve:
+    """``curve`` with `stability_warning` of ``setup`` in ``meta["warning"]`` (once)."""
+    import dataclasses
+
+    warning = stability_warning(setup)
+    old = curve.meta.get("warning")
+    if warning is None or (old and warning in old):
+        return curve
+    return dataclasses.replace(curve, meta={**curve.meta,
+                                            "warning": f"{old}; {warning}" if old else warning})
+
+
 @scoped_x64
 def predict(setup, horizon: float, *, times=None, method: str | None = None,
             progress: bool | None = None, **options) -> Curve:
@@ -224,9 +251,11 @@ def simulate(setup, horizon: float, *, key, seeds: int = 16, times=None,
         if chunk_seeds is not None:
             raise ValueError(f"chunk_seeds={chunk_seeds!r} is given without checkpoint; allowed: "
                              "chunk_seeds together with a checkpoint folder")
-        return _simulate(setup, horizon, key=key, seeds=seeds, times=times, **options)
+        return _with_edge_warning(setup, _simulate(setup, horizon, key=key, seeds=seeds,
+                                                   times=times, **options))
     chunk = 16 if chunk_seeds is None else check_seeds(chunk_seeds)
-    return _simulate_in_chunks(setup, horizon, key, seeds, times, Path(checkpoint), chunk, options)
+    return _with_edge_warning(setup, _simulate_in_chunks(setup, horizon, key, seeds, times,
+                                                         Path(checkpoint), chunk, options))
 
 
 def _simulate_in_chunks(setup, horizon, key, seeds, times, folder: Path, chunk: int, options):

@@ -43,6 +43,7 @@ from .api import (LogRange, SetupObjective, check_horizon, check_setup, predict,
                   setup_objective, simulate)
 from .compare import Agreement, compare
 from .curve import Curve
+from .setups._validate import MAX_STEPS
 
 
 # ----------------------------------------------------------------- objectives
@@ -469,6 +470,17 @@ def _candidate_horizon(setup, horizon, budget) -> float:
     return float(budget) / (setup.samples_per_step * setup.steps_per_unit)
 
 
+def _check_budget(budget: float, candidates) -> None:
+    """A sample budget every candidate can spend in at least one and at most `MAX_STEPS` steps
+    (a ValueError naming ``budget``, not the horizon it becomes)."""
+    per_step = [c.samples_per_step for c in candidates]
+    low, high = max(per_step), min(per_step) * MAX_STEPS
+    if not low <= budget <= high:
+        raise ValueError(f"budget={budget!r} is invalid; allowed: a number of samples in "
+                         f"[{low:g}, {high:.6g}] (one step of the largest batch up to 2^53 steps "
+                         "of the smallest)")
+
+
 def _predict_candidates(setup, candidates, horizons, executor, options) -> list:
     """Predicted curves of candidate Setups (None stays None), one `predict_grid` call per
     distinct horizon over the fields that differ from ``setup``."""
@@ -780,6 +792,8 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
     candidates = _candidates(setup, names, points)
     if all(c is None for c in candidates):
         setup.replace(**dict(zip(names, points[0])))  # raises, naming the invalid value
+    if horizon is None and budget is not None and not scores_setups:
+        _check_budget(budget, [c for c in candidates if c is not None])
     if scores_setups:
         curves = [None] * len(candidates)
         valid = [c for c in candidates if c is not None]

@@ -369,3 +369,89 @@ def test_cli_compare_exit_status_follows_the_verdict(tmp_path, capsys):
     assert main(args) == 0
     assert "theory and Monte Carlo agree" in capsys.readouterr().out
     assert main(args + ["--step-size", "300"]) == 1
+
+
+_LS = hdsgd.StreamingLeastSquares("power_law:30:1.0")
+_GROK = hdsgd.GrokkingTwoLayer(dim=5, n_samples=10, width=8)
+_PROX = hdsgd.ProxLinearSensing(dim_left=20, dim_right=20, batch_size=20)
+_SPIKED = hdsgd.SpikedSingleIndex(dim=50, step_size=0.5)
+
+
+@pytest.mark.parametrize("name, call", [
+    # sizes past what a run can hold: named, before JAX sees them (a horizon of 9e18 steps
+    # aborted the process inside XLA; a boundary of 1e30 wrapped to a negative int64)
+    ("horizon", lambda: hdsgd.predict(_LS, 3.1e17)),
+    ("horizon", lambda: hdsgd.simulate(_LS, 1e19, key=jax.random.key(0), seeds=2)),
+    ("seeds", lambda: hdsgd.simulate(_LS, 1.0, key=jax.random.key(0), seeds=10**20)),
+    ("budget", lambda: hdsgd.tune(_LS, {"step_size": hdsgd.LogRange(0.5, 10, 3)},
+                                  hdsgd.value_at_budget(samples=1e19))),
+    ("budget", lambda: hdsgd.tune(_LS, {"step_size": hdsgd.LogRange(0.5, 10, 3)},
+                                  hdsgd.samples_to_target(0.01), budget=0.5)),
+    ("boundaries", lambda: hdsgd.Schedule([1.0, 2.0], [1e30])),
+    ("boundaries", lambda: hdsgd.Schedule([1.0, 2.0], [[5]])),
+    ("boundaries", lambda: hdsgd.Schedule([1.0, 2.0], "5")),
+    ("boundaries", lambda: hdsgd.Schedule([1.0, 2.0], [True])),
+    ("step_sizes", lambda: hdsgd.Schedule.even([1.0, "a"], 10)),
+    ("data_seed", lambda: hdsgd.GrokkingTwoLayer(data_seed=2**32)),   # would repeat seed 0
+    ("batch_size", lambda: hdsgd.StreamingLeastSquares("power_law:30", batch_size=10**30)),
+    ("batch_size", lambda: _LS.replace(batch_size=float("inf"))),
+    ("batch_size", lambda: _LS.replace(batch_size=float("nan"))),
+    ("batch_size", lambda: _LS.replace(batch_size=1j)),
+    ("step_size", lambda: _LS.replace(step_size=1j)),
+    ("eigenvalues", lambda: hdsgd.StreamingLeastSquares("isotropic:10:1:2:3")),
+    # solver options and keys: named, never a curve that reads as diverged
+    ("rtol", lambda: hdsgd.predict(_SPIKED, 2.0, rtol=float("nan"))),
+    ("correction_scale", lambda: hdsgd.predict(_SPIKED, 2.0, correction_scale=float("inf"))),
+    ("rtol", lambda: hdsgd.predict(_GROK, 20, solver="ode", rtol=-1)),
+    ("init_key", lambda: hdsgd.predict(_GROK, 20, init_key=0)),
+    ("dmft_key", lambda: hdsgd.predict(_GROK, 20, method="dmft", dmft_key=0)),
+    ("dt", lambda: hdsgd.predict(_GROK, 20, method="dmft", dt=1e-4)),  # 1.6 PiB of Jacobians
+    ("n_quad", lambda: hdsgd.predict(hdsgd.GrokkingTwoLayer(centered=True), 10, method="lazy",
+                                     n_quad=float("nan"))),
+    ("rtol", lambda: hdsgd.predict(_PROX, 5, method="ode", rtol=float("nan"))),
+    ("rule", lambda: hdsgd.predict(_PROX, 5, rule="nope")),
+    ("key", lambda: hdsgd.ProxLinearSensing.random_start(initial_error_sq=0.5, key=0,
+                                                         dim_left=20, dim_right=20)),
+    ("key", lambda: hdsgd.predict(hdsgd.TwoParameterMomentum(), 50, method="sde", key=0)),
+    ("exact_steps", lambda: hdsgd.predict(_LS, 1.0, method="ode", exact_steps="a")),
+    ("tolerance", lambda: hdsgd.predict(_LS, 1.0, method="ode", tolerance="x")),
+    ("n_grid", lambda: hdsgd.predict(_LS, 1.0, method="ode", n_grid=2.5)),
+])
+def test_out_of_range_sizes_options_and_keys_name_the_argument(name, call):
+    with pytest.raises(ValueError, match=rf"^(method='dmft' would need .*allowed: .*larger dt|{name}=)"):
+        call()
+
+
+def test_in_range_extremes_still_run():
+    # the new bounds sit far past any real run: 2^50 steps of the spectral solution, a grid's
+    # float batch size, the largest seed
+    assert np.isfinite(hdsgd.predict(_LS, 2.0**50 / 30)["risk"][-1])
+    assert _LS.replace(batch_size=4.0).batch_size == 4
+    assert hdsgd.GrokkingTwoLayer(data_seed=2**32 - 1).data_seed == 2**32 - 1
+    with pytest.raises(ValueError, match="needs more memory|would need an array"):
+        # 3.3e9-element Jacobians: refused by XLA's allocator or the array bound, as a ValueError
+        hdsgd.predict(_GROK, 20, method="dmft")
+
+
+def test_a_monte_carlo_past_the_stability_edge_says_so():
+    # its runs may not have overflowed yet (risk 1.7e8 at 3 gamma_c, t = 1): the edge the theory
+    # knows is in meta["warning"], as in predict's curve; none below the edge
+    gamma_c = hdsgd.lstsq.critical_step_size(_LS)
+    past = hdsgd.simulate(_LS.replace(step_size=3 * gamma_c), 1.0, key=jax.random.key(0),
+                          seeds=2, progress=False)
+    assert "critical step size" in past.meta["warning"] and not past.any_diverged
+    assert "warning" not in hdsgd.simulate(_LS, 1.0, key=jax.random.key(0), seeds=2,
+                                           progress=False).meta
+    momentum = hdsgd.simulate(hdsgd.TwoParameterMomentum(step_size=5.0), 20,
+                              key=jax.random.key(0), seeds=2, progress=False)
+    assert "critical step size" in momentum.meta["warning"]
+    assert "warning" not in hdsgd.simulate(_PROX, 2, key=jax.random.key(0), seeds=2,
+                                           progress=False).meta  # no edge: no warning
+
+
+def test_cli_seed_and_seeds_are_checked_before_anything_runs(capsys):
+    for argv, text in ((["lstsq", "simulate", "--seed", "99999999999999999999"], "--seed"),
+                       (["lstsq", "compare", "--seeds", "1"], "[2, 2147483647]")):  # two for a s.e.
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and text in capsys.readouterr().err

@@ -106,12 +106,15 @@ class Setup(eqx.Module):
             if (isinstance(old, bool) or isinstance(value, (str, np.ndarray, list, tuple, eqx.Module))
                     or value is None):
                 cast[name] = value
-            elif isinstance(old, (int, np.integer)):
-                as_float = float(value)
-                if as_float != round(as_float):
-                    raise ValueError(f"{name}={value!r} is invalid; allowed: an integer")
-                cast[name] = int(round(as_float))
-            elif isinstance(old, float):
+            elif isinstance(old, (int, np.integer)) and not isinstance(value, (int, np.integer)):
+                # a grid's float 4.0 becomes 4; anything else (4.5, nan, inf, 1j, text) goes to
+                # the constructor, whose check names the field
+                try:
+                    integral = float(value).is_integer()
+                except (TypeError, ValueError, OverflowError):
+                    integral = False
+                cast[name] = int(float(value)) if integral else value
+            elif isinstance(old, float) and isinstance(value, (int, float, np.integer, np.floating)):
                 cast[name] = float(value)
             else:
                 cast[name] = value

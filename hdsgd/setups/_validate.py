@@ -9,6 +9,21 @@ from typing import Any
 import numpy as np
 
 
+#: the most steps a run may take: step counts beyond 2^53 are not exact in float64 time grids
+#: (and a horizon past it overflowed int64 deep inside JAX, aborting the process)
+MAX_STEPS = 2**53
+
+#: the largest size or count (a dimension, a batch, a number of samples): an array extent,
+#: which must fit a 32-bit index
+MAX_INDEX = 2**31 - 1
+
+#: the most Monte Carlo runs one call takes (a seed axis must fit a 32-bit index)
+MAX_SEEDS = 2**31 - 1
+
+#: the largest integer seed: JAX's 32-bit keys wrap past it (2^32 would give seed 0's numbers)
+MAX_SEED = 2**32 - 1
+
+
 def _fail(name: str, value: Any, allowed: str):
     raise ValueError(f"{name}={value!r} is invalid; allowed: {allowed}")
 
@@ -41,14 +56,18 @@ def nonnegative(name: str, value) -> float:
     return real(name, value, low=0.0)
 
 
-def integer(name: str, value, *, low: int = 1, high: int | None = None) -> int:
-    """An integer >= low (and <= high when given); floats equal to an integer are accepted."""
+def integer(name: str, value, *, low: int = 1, high: int | None = MAX_INDEX) -> int:
+    """An integer in [low, high] (default high: `MAX_INDEX`, an array extent); floats equal to
+    an integer are accepted."""
     if isinstance(value, bool):
         _fail(name, value, f"an integer >= {low}")
-    try:
-        ok = float(value) == int(value)
-    except (TypeError, ValueError, OverflowError):
-        ok = False
+    if isinstance(value, (int, np.integer)):
+        ok = True  # exact: a float comparison misjudges integers past 2^53
+    else:
+        try:
+            ok = float(value) == int(value)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
     if not ok:
         _fail(name, value, f"an integer >= {low}")
     n = int(value)
@@ -88,3 +107,27 @@ def _short(value):
     if getattr(arr, "size", 0) > 6:
         return f"array(shape={arr.shape}, first={arr.ravel()[:3].tolist()}...)"
     return value
+
+
+def seed(name: str, value) -> int:
+    """An integer seed in [0, `MAX_SEED`]."""
+    return integer(name, value, low=0, high=MAX_SEED)
+
+
+def prng_key(name: str, key):
+    """A JAX PRNG key: a typed key (``jax.random.key(0)``) or a legacy ``uint32[2]`` key."""
+    import jax
+    import jax.numpy as jnp
+
+    ok = False
+    if isinstance(key, jax.Array):
+        if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+            ok = key.shape == ()
+        else:
+            ok = key.dtype == jnp.uint32 and key.shape == (2,)
+    if not ok:
+        shown = repr(key) if len(repr(key)) < 40 and "\n" not in repr(key) else (
+            f"<{type(key).__name__} of shape {getattr(key, 'shape', '?')}>")
+        raise ValueError(f"{name}={shown} is invalid; allowed: a single JAX PRNG key, made with "
+                         "jax.random.key(0) (or jax.random.PRNGKey(0))")
+    return key

@@ -104,7 +104,7 @@ class GrokkingTwoLayer(Setup):
         if not isinstance(centered, (bool, np.bool_)):
             raise ValueError(f"centered={centered!r} is invalid; allowed: True or False")
         self.centered = bool(centered)
-        self.data_seed = v.integer("data_seed", data_seed, low=0)
+        self.data_seed = v.seed("data_seed", data_seed)
 
     @property
     def ratio(self) -> float:

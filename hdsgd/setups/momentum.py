@@ -344,7 +344,7 @@ class MatrixSensingMomentum(LabelNoiseMomentum):
         self.batch_size = v.integer("batch_size", self.n_samples if batch_size is None
                                     else batch_size, low=1, high=self.n_samples)
         self.init_scale = v.positive("init_scale", init_scale)
-        self.data_seed = v.integer("data_seed", data_seed, low=0)
+        self.data_seed = v.seed("data_seed", data_seed)
 
     def start(self) -> np.ndarray:
         """U_0, shape (d, d): the interpolating start of `matrix_sensing_problem`."""

@@ -146,7 +146,8 @@ class ProxLinearSensing(Setup):
         """A Setup whose start mu0 = mu* + tau u, nu0 = nu* + tau w (u, w uniform on the
         spheres, from ``key``) has error ``initial_error_sq`` in (0, 1); see
         `random_initial_state`. Other fields by keyword."""
-        state = random_initial_state(dim_left, dim_right, initial_error_sq, key)
+        state = random_initial_state(dim_left, dim_right, initial_error_sq,
+                                     v.prng_key("key", key))
         return cls(dim_left=dim_left, dim_right=dim_right, initial_state=state, **fields)
 
     @property

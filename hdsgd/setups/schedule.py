@@ -35,17 +35,24 @@ class Schedule(eqx.Module):
         gammas = v.real_array("step_sizes", [step_sizes] if one else step_sizes, low=0.0,
                               low_open=True)
         try:
-            raw = np.asarray(boundaries, dtype=np.float64).reshape(-1)
+            if isinstance(boundaries, str) or np.asarray(boundaries).dtype == bool:
+                raise TypeError
+            raw = np.asarray(boundaries, dtype=np.float64)
+            if raw.ndim > 1:
+                raise TypeError
+            raw = raw.reshape(-1)
         except (TypeError, ValueError):
             raise ValueError(f"boundaries={boundaries!r} is invalid; allowed: strictly increasing "
-                             "integers >= 1 (the first step of each piece after the first)") from None
+                             f"integers in [1, {v.MAX_STEPS}] (the first step of each piece after "
+                             "the first)") from None
         if raw.size != gammas.size - 1:
             raise ValueError(f"boundaries={boundaries!r} has {raw.size} entries; allowed: "
                              f"{gammas.size - 1} (one fewer than the {gammas.size} step_sizes)")
         if raw.size and (not np.all(np.isfinite(raw)) or np.any(raw != np.round(raw))
-                         or raw.min() < 1 or np.any(np.diff(raw) <= 0)):
+                         or raw.min() < 1 or raw.max() > v.MAX_STEPS or np.any(np.diff(raw) <= 0)):
             raise ValueError(f"boundaries={boundaries!r} is invalid; allowed: strictly increasing "
-                             "integers >= 1 (the first step of each piece after the first)")
+                             f"integers in [1, {v.MAX_STEPS}] (the first step of each piece after "
+                             "the first)")
         self.step_sizes = gammas
         self.boundaries = raw.astype(np.int64)
 
@@ -53,8 +60,9 @@ class Schedule(eqx.Module):
     def even(cls, step_sizes, n_steps: int) -> "Schedule":
         """P = len(step_sizes) pieces splitting steps 0..n_steps-1 into near-equal lengths:
         boundaries s_p = round(p n / P)."""
-        gammas = np.atleast_1d(np.asarray(step_sizes, dtype=np.float64))
-        n = v.integer("n_steps", n_steps, low=max(1, gammas.size))
+        gammas = np.atleast_1d(v.real_array("step_sizes", step_sizes, low=0.0, low_open=True,
+                                            ndim=np.ndim(step_sizes)))
+        n = v.integer("n_steps", n_steps, low=max(1, gammas.size), high=v.MAX_STEPS)
         cuts = np.round(np.arange(1, gammas.size) * n / gammas.size).astype(np.int64)
         return cls(gammas, cuts)
 

@@ -66,6 +66,10 @@ def parse(text: str) -> np.ndarray:
             numbers = [float(a) for a in args[1:]]
         except (IndexError, ValueError):
             v._fail("eigenvalues", text, f"'{name}:DIM[:ARGS]' with an integer DIM and numeric ARGS")
+        most = SPECTRA[name].__code__.co_argcount - 1
+        if len(numbers) > most:
+            v._fail("eigenvalues", text, f"'{name}:DIM' with at most {most} more number(s) "
+                    f"({', '.join(SPECTRA[name].__code__.co_varnames[1:most + 1])})")
         return SPECTRA[name](dim, *numbers)
     from pathlib import Path
 

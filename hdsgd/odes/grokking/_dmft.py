@@ -241,6 +241,10 @@ def observables(cfg: DmftConfig, prm: DmftParams, c, m, train) -> dict:
     return {"train_loss": train, **terms, "T": tr, "S": s, "F": f, "ell": ell}
 
 
+#: the most elements one array of the DMFT may have (XLA's CPU compiler aborts past 2^31)
+MAX_ARRAY = 2**31 - 1
+
+
 def dmft_curves(setup: GrokkingTwoLayer, taus, *, dt: float = 0.05, paths: int = 16384,
                 response_paths: int = 256, z_nodes: int = 8, iterations: int = 25,
                 damping: float = 0.5, key=None, initial_overlap=None) -> tuple[dict, dict]:
@@ -269,6 +273,19 @@ def dmft_curves(setup: GrokkingTwoLayer, taus, *, dt: float = 0.05, paths: int =
     paths = int(np.ceil(int(paths) / 2.0)) * 2
     while (paths * z_nodes) % chunk:
         chunk //= 2
+    # the largest arrays: a chunk of per-path response Jacobians, (T N)^2 each, and the path
+    # noise, paths x z_nodes x T N; XLA aborts the process on an array past 2^31 elements
+    tn = (n_steps + 1) * n
+    rows = int(z_nodes) * min(int(response_paths), paths)
+    per_chunk = rows // max(1, rows // chunk)
+    largest = max(per_chunk * tn**2, paths * int(z_nodes) * tn)
+    if largest > MAX_ARRAY:
+        raise ValueError(
+            f"method='dmft' would need an array of {largest:.3g} float64 ({8 * largest / 2**30:.3g} "
+            f"GiB; at most {MAX_ARRAY} elements): T = {n_steps} Euler steps (tau up to "
+            f"{taus[-1]:.4g} at dt = {dt:g}) x N = width = {n}, {per_chunk} response paths a "
+            f"chunk, {paths} paths x {z_nodes} z_nodes; allowed: a shorter horizon, a larger dt, "
+            "fewer paths or response_paths, or a smaller width")
     cfg = DmftConfig(width=n, centered=setup.centered, n_steps=n_steps, paths=paths,
                      iterations=int(iterations), z_nodes=int(z_nodes),
                      response_paths=int(response_paths), chunk=chunk)
@@ -285,9 +302,19 @@ def dmft_curves(setup: GrokkingTwoLayer, taus, *, dt: float = 0.05, paths: int =
     key = jax.random.key(0) if key is None else key
 
     def run(prm):
-        c, m, train, res = solve_jit(cfg, prm, jnp.asarray(m0), jnp.eye(n), key)
-        obs = observables(cfg, prm, c, m, train)
-        return {k: np.array(v, dtype=np.float64) for k, v in obs.items()}, np.asarray(res)
+        try:
+            c, m, train, res = solve_jit(cfg, prm, jnp.asarray(m0), jnp.eye(n), key)
+            obs = observables(cfg, prm, c, m, train)
+            return {k: np.array(v, dtype=np.float64) for k, v in obs.items()}, np.asarray(res)
+        except Exception as error:  # XLA's allocator refusing: a clear error, not its traceback
+            if "RESOURCE_EXHAUSTED" not in str(error):
+                raise
+            raise ValueError(
+                f"method='dmft' needs more memory than this machine has: its arrays grow as "
+                f"(T N)^2 and paths x T N, here T = {n_steps} Euler steps (tau up to "
+                f"{taus[-1]:.4g} at dt = {dt:g}), N = width = {n}, paths = {paths} x z_nodes = "
+                f"{z_nodes}; allowed: a shorter horizon, a larger dt, fewer paths, or a smaller "
+                "width") from None
 
     obs, res = run(prm)
     if not all(np.isfinite(v[0]) for v in obs.values()):

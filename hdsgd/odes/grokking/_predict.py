@@ -7,7 +7,9 @@ import jax.numpy as jnp
 
 from ..._numerics import exceeds, power_of_two_at_least
 from ..._segments import run_segments
-from ...api import predict, reject_options
+from ...setups import _validate as _v
+from ...api import check_key, check_tolerance, predict, reject_options
+from ...api import stability_warning as edge_warning
 from ...curve import Curve, finish_curve
 from ...setups.grokking import WEIGHT_STATISTICS, GrokkingTwoLayer
 from . import _dmft, _lazy, _reduced, _samples
@@ -67,6 +69,11 @@ def _reduced_curves(setup: GrokkingTwoLayer, steps, *, solver, form, init_key,
     return {k: np.asarray(v, dtype=np.float64)[:n] for k, v in obs.items()}, extra
 
 
+@edge_warning.register
+def _(setup: GrokkingTwoLayer) -> str | None:
+    return stability_warning(setup)
+
+
 @predict.register
 def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str | None = None,
              solver: str = "scan", form: str = "auto", init_key=None, rtol: float = 1e-7,
@@ -115,6 +122,10 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
         raise ValueError(f"solver={solver!r} is invalid; allowed: {SOLVERS}")
     if form not in FORMS:
         raise ValueError(f"form={form!r} is invalid; allowed: {FORMS}")
+    for name, key in (("init_key", init_key), ("dmft_key", dmft_key)):
+        if key is not None:
+            check_key(key, name)
+    check_tolerance("rtol", rtol)
     if times is None or (method == "reduced" and solver == "scan"):
         steps = setup.output_steps(horizon, times)
     else:
@@ -131,9 +142,7 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
         if not setup.centered:
             raise ValueError("method='lazy' is the alpha -> inf limit of the centred network; "
                              "got centered=False (allowed: centered=True)")
-        n_quad = int(n_quad)
-        if n_quad < 16:
-            raise ValueError(f"n_quad={n_quad} is invalid; allowed: an integer >= 16")
+        n_quad = _v.integer("n_quad", n_quad, low=16)
         obs = _lazy.lazy_curves(setup.tau(steps), setup.ratio, setup.quadratic_strength, n_quad)
         extra = {"limit": "alpha -> inf, D, P -> inf at kappa = P/D"}
     loss = obs["train_loss"]

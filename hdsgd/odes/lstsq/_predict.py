@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 import jax.numpy as jnp
 
 from ..._numerics import power_of_two_at_least
 from ..._segments import map_in_threads
-from ...api import predict, predict_grid, grid_setups, reject_options
+from ...api import (check_tolerance, grid_setups, predict, predict_grid, reject_options,
+                   stability_warning as edge_warning)
 from ...curve import Curve, finish_curve
+from ...setups import _validate as _v
 from ...setups.lstsq import StreamingLeastSquares
 from . import _ode, _recursion, _secular, _spectral, _spectral_momentum, _volterra
 from ._stability import critical_step_size, effective_step_size
@@ -251,6 +255,11 @@ def _error_warning(method: str, error: float, tolerance: float) -> list:
             f"{tolerance:g}); raise n_grid"]
 
 
+@edge_warning.register
+def _(setup: StreamingLeastSquares) -> str | None:
+    return stability_warning(setup)
+
+
 @predict.register
 def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method: str | None = None,
              exact_steps: int | None = None, n_grid: int | None = None,
@@ -291,9 +300,8 @@ def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method
     if given - valid:
         raise ValueError(f"unknown option(s) {', '.join(sorted(given - valid))} for method={method!r}"
                          f" at momentum={setup.momentum}; allowed: {', '.join(sorted(valid)) or 'none'}")
-    tol = TOLERANCE if tolerance is None else float(tolerance)
-    if not tol > 0:
-        raise ValueError(f"tolerance={tolerance!r} is invalid; allowed: a number > 0")
+    tol = TOLERANCE if tolerance is None else check_tolerance("tolerance", tolerance,
+                                                              high=math.inf)
     if method in ("spectral", "recursion") or not plain:
         steps = setup.output_steps(horizon, times)
         if method == "spectral":
@@ -347,9 +355,7 @@ def _exact_start(setup, t_out, k0):
 
 
 def _exact_steps_option(exact_steps, default: int, n_steps: int, t_out, d) -> int:
-    if exact_steps is not None and (int(exact_steps) != exact_steps or exact_steps < 0):
-        raise ValueError(f"exact_steps={exact_steps!r} is invalid; allowed: an integer >= 0")
-    k0 = default if exact_steps is None else int(exact_steps)
+    k0 = default if exact_steps is None else _v.integer("exact_steps", exact_steps, low=0)
     return int(min(k0, n_steps, np.floor(t_out.max() * d)))
 
 
@@ -359,9 +365,7 @@ def _predict_ode(setup, horizon, t_out, exact_steps, n_grid, tol) -> Curve:
     n_steps = max(1, int(round(horizon * d)))
     k0 = _exact_steps_option(exact_steps, _ode.default_exact_steps(setup, n_steps), n_steps,
                              t_out, d)
-    grid_points = _ode.N_GRID if n_grid is None else n_grid
-    if int(grid_points) != grid_points or grid_points < 4:
-        raise ValueError(f"n_grid={n_grid!r} is invalid; allowed: an integer >= 4")
+    grid_points = _ode.N_GRID if n_grid is None else _v.integer("n_grid", n_grid, low=4)
     early, risk, rho_start = _exact_start(setup, t_out, k0)
     late = ~early
     error = 0.0

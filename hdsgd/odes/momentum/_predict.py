@@ -7,7 +7,8 @@ import functools
 import jax
 import numpy as np
 
-from ...api import predict, reject_options
+from ...api import check_key, predict, reject_options
+from ...api import stability_warning as edge_warning
 from ...curve import Curve, finish_curve
 from ...setups.momentum import (InnerProductMomentum, LabelNoiseMomentum,
                                 MatrixSensingMomentum, TwoParameterMomentum)
@@ -29,6 +30,11 @@ MODEL_METHODS = {
     InnerProductMomentum: ("flow", "sde", "closure"),
     MatrixSensingMomentum: ("closure",),
 }
+
+
+@edge_warning.register
+def _(setup: LabelNoiseMomentum) -> str | None:
+    return stability_warning(setup)
 
 
 @predict.register
@@ -82,7 +88,7 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
     if dt is not None and not (np.isfinite(dt) and dt > 0):
         raise ValueError(f"dt={dt!r} is invalid; allowed: a positive number of steps")
     steps = setup.output_steps(horizon, times)
-    options = dict(key=jax.random.PRNGKey(0) if key is None else key,
+    options = dict(key=jax.random.PRNGKey(0) if key is None else check_key(key),
                    paths=1000 if paths is None else int(paths),
                    dt=default_dt(setup, method) if method in ("sde", "closure")
                    and dt is None and not isinstance(setup, MatrixSensingMomentum) else dt)

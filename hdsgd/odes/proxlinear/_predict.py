@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._numerics import exceeds
-from ...api import predict, reject_options
+from ...api import check_tolerance, predict, reject_options
 from ...curve import Curve, finish_curve
 from ...setups.proxlinear import DIVERGENCE_FACTOR, ProxLinearSensing, error_sq_of_state
 from ._map import FAILURES, map_params, run_map, states_of
@@ -85,6 +85,8 @@ def _predict(setup: ProxLinearSensing, horizon: float, *, times=None, method: st
     if rtol is not None and method != "ode":
         raise ValueError(f"rtol={rtol!r} is an option of method='ode' only; allowed for "
                          f"method={method!r}: rule")
+    if rtol is not None:
+        check_tolerance("rtol", rtol)
     steps = setup.output_steps(horizon, times)
     rule = rule_arrays(rule)
     if method == "map":

@@ -64,7 +64,17 @@ def gauss_hermite_rule(n: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 def rule_arrays(rule=None):
     """(g1, g2, w) as JAX arrays (float64 inside hdsgd's scope); default `polar_rule()`."""
-    g1, g2, w = polar_rule() if rule is None else rule
+    if rule is None:
+        rule = polar_rule()
+    try:
+        g1, g2, w = (np.asarray(a, dtype=np.float64) for a in rule)
+        # (non-finite entries pass: the map flags them as a failure, with the step)
+        ok = g1.ndim == 1 and g1.shape == g2.shape == w.shape and g1.size > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"rule={rule!r} is invalid; allowed: (g1, g2, w), three equal-length "
+                         "1-d arrays (nodes and weights; see polar_rule)")
     return jnp.asarray(g1), jnp.asarray(g2), jnp.asarray(w)
 
 

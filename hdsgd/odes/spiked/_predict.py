@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...api import predict, reject_options
+from ...api import check_tolerance, predict, reject_options
+from ...api import stability_warning as edge_warning
 from ...curve import Curve, finish_curve
 from ...setups.spiked import SpikedSingleIndex, observables_from_overlaps
 from ._ode import BLOWUP, FAILED, solve, state0, to_overlaps
 from ._stability import critical_step_size, has_edge, stability_warning
 
 METHODS = ("ode",)
+
+
+@edge_warning.register
+def _(setup: SpikedSingleIndex) -> str | None:
+    return stability_warning(setup)
 
 
 @predict.register
@@ -34,6 +40,12 @@ def _predict(setup: SpikedSingleIndex, horizon: float, *, times=None, method: st
         diverged time on, with the initial state kept at t = 0.
     """
     reject_options(options, setup, ("rtol", "correction_scale"))
+    check_tolerance("rtol", rtol)
+    if isinstance(correction_scale, bool) or not (
+            isinstance(correction_scale, (int, float, np.integer, np.floating))
+            and np.isfinite(correction_scale)):
+        raise ValueError(f"correction_scale={correction_scale!r} is invalid; allowed: a finite "
+                         "number (1: the model)")
     method = "ode" if method is None else method
     if method not in METHODS:
         raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
