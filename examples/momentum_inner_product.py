@@ -77,9 +77,12 @@ def main(argv=None):
                                                    method="closure"),
         "first-order flow": hdsgd.predict(setup, args.horizon, times=times, method="flow"),
     }
+    # from the transverse relaxation time tau_1: before it the run is still building up the
+    # normal fluctuation the SDE averages over (docs/momentum.md, "Known limitations")
+    tau_1 = momentum.timescales(setup)["tau_1"]
     agreement = hdsgd.compare(curves["reduced SDE"], mc,
                               ("manifold_coordinate", "trace_hessian", "distance_to_flattest"),
-                              t_min=100)
+                              t_min=tau_1)
 
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
     panels = [
@@ -97,6 +100,7 @@ def main(argv=None):
         for (label, curve), style in zip(curves.items(), ("C0-", "C3--", "C2:")):
             ax.plot(curve.time, of(curve), style, label=label)
         ax.set_xlabel("step")
+        ax.set_ylabel(name)
         ax.set_title(name)
         if scale == "log":
             ax.set_yscale("log")
@@ -128,9 +132,10 @@ def main(argv=None):
                 label="Monte Carlo (2 s.e.)")
     for method, style in (("sde", "C0-"), ("closure", "C3--"), ("flow", "C2:")):
         ax.plot(cs, [r[3][method] for r in rows], style, label=method)
-    ax.axvline(c_star, color="gray", lw=0.8)
+    ax.axvline(c_star, color="gray", lw=0.8, label=f"C* = {c_star:.3f} (critical damping)")
     ax.set_xscale("log")
     ax.set_xlabel("C  (1 - beta = C eta^(2/3))")
+    ax.set_ylabel("T, steps")
     ax.set_title(f"time to sqrt(E s^2) <= {args.target}")
     ax.legend(fontsize=8)
     fig.suptitle(f"inner product f = <u, v>, d = {args.dim}, c = {args.initial_cosine}, "

@@ -317,6 +317,12 @@ simulate.register = _simulate.register  # type: ignore[attr-defined]
 def grid_setups(setup: Setup, grid: Mapping[str, np.ndarray]) -> list:
     """The Setups of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g (validated
     again); None where a setting fails validation."""
+    if not isinstance(grid, Mapping) or not grid:
+        raise ValueError(f"grid={grid!r} is invalid; allowed: a non-empty dict field -> values")
+    for name, values in grid.items():
+        if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+            raise ValueError(f"grid[{name!r}]={values!r} is invalid; allowed: a 1-d sequence of "
+                             "values (one point: [value])")
     sizes = {len(v) for v in grid.values()}
     if len(sizes) != 1:
         raise ValueError(f"grid axes have lengths {sorted(sizes)}; allowed: one common length")
@@ -376,10 +382,15 @@ class LogRange(eqx.Module):
     num: int = eqx.field(static=True, default=9)
 
     def __check_init__(self):
-        if not (0 < self.low < self.high and math.isfinite(self.high)):
-            raise ValueError(f"LogRange needs 0 < low < high; got low={self.low}, high={self.high}")
-        if self.num < 2:
-            raise ValueError(f"LogRange num={self.num} must be >= 2")
+        real = all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+                   for x in (self.low, self.high))
+        if not (real and 0 < self.low < self.high and math.isfinite(self.high)):
+            raise ValueError(f"LogRange(low={self.low!r}, high={self.high!r}) is invalid; "
+                             "allowed: numbers with 0 < low < high < inf")
+        if (isinstance(self.num, bool) or not isinstance(self.num, (int, np.integer))
+                or not 2 <= self.num <= 10**6):
+            raise ValueError(f"LogRange num={self.num!r} is invalid; allowed: an integer in "
+                             "[2, 1000000]")
 
     def values(self) -> np.ndarray:
         return np.geomspace(self.low, self.high, self.num)

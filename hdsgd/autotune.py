@@ -198,6 +198,10 @@ def _grid(space: Mapping[str, Any]) -> tuple[list[str], list[np.ndarray]]:
         raise ValueError("space must name at least one field")
     names, axes = [], []
     for name, cand in space.items():
+        if not isinstance(cand, LogRange) and (isinstance(cand, (str, bytes))
+                                               or np.ndim(cand) != 1):
+            raise ValueError(f"space[{name!r}]={cand!r} is invalid; allowed: a LogRange or a "
+                             "1-d sequence of candidate values (one value: [value])")
         vals = cand.values() if isinstance(cand, LogRange) else np.asarray(list(cand))
         if vals.size == 0:
             raise ValueError(f"space[{name!r}] has no candidate values")
@@ -782,6 +786,10 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                          "unit) or a sample budget (budget=, or value_at_budget(samples=...))")
     if horizon is not None:
         horizon = check_horizon(horizon, setup)
+    if (isinstance(refine_evals, bool) or not isinstance(refine_evals, (int, np.integer))
+            or refine_evals < 1):
+        raise ValueError(f"refine_evals={refine_evals!r} is invalid; allowed: an integer >= 1 "
+                         "(refine=False for no refinement)")
     if isinstance(margin, bool) or not (isinstance(margin, (int, float)) and 0 <= margin < 1):
         raise ValueError(f"margin={margin!r} is invalid; allowed: a number in [0, 1) (0: no "
                          "cliff guard)")
@@ -966,6 +974,8 @@ def tune_schedule(setup, objective: Objective, *, steps: int, pieces: int = 8, b
                          "without settle (the objectives with a smooth form)")
     if not isinstance(pieces, (int, np.integer)) or isinstance(pieces, bool) or pieces < 1:
         raise ValueError(f"pieces={pieces!r} is invalid; allowed: an integer >= 1")
+    if not isinstance(maxiter, (int, np.integer)) or isinstance(maxiter, bool) or maxiter < 1:
+        raise ValueError(f"maxiter={maxiter!r} is invalid; allowed: an integer >= 1")
     if boundaries is None:
         if pieces > n:
             raise ValueError(f"pieces={pieces} is more than steps={n}; allowed: pieces <= steps")
@@ -995,6 +1005,12 @@ def tune_schedule(setup, objective: Objective, *, steps: int, pieces: int = 8, b
         if need > n:
             raise ValueError(f"the objective's budget of {objective.sample_budget:g} samples needs "
                              f"{need:g} steps; allowed: steps >= {math.ceil(need)}")
+
+    if kind in ("samples_to_target", "steps_to_target"):
+        # the start does not depend on the schedule: one step of any valid one shows it
+        first = predict(setup.replace(step_size=0.5 * float(np.min(pure.upper))),
+                        1.0 / setup.steps_per_unit, times=[0.0])
+        _check_scores(objective, [first], np.zeros(1))
 
     upper = jnp.asarray(pure.upper)
 

@@ -1,6 +1,7 @@
 """Curve, compare, the precision policy, the tuner's objectives and the command line."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -455,3 +456,24 @@ def test_cli_seed_and_seeds_are_checked_before_anything_runs(capsys):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2 and text in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, call", [
+    ("space", lambda: hdsgd.tune(_LS, {"step_size": 2.0}, hdsgd.samples_to_target(0.01),
+                                 horizon=5.0)),
+    ("refine_evals", lambda: hdsgd.tune(_LS, {"step_size": [1.0, 2.0]},
+                                        hdsgd.samples_to_target(0.01), horizon=5.0,
+                                        refine_evals=-1)),
+    ("LogRange num", lambda: hdsgd.LogRange(1, 2, 2.5)),
+    ("LogRange", lambda: hdsgd.LogRange("a", 2)),
+    ("grid", lambda: hdsgd.predict_grid(_LS, {"step_size": 2.0}, 1.0)),
+    ("maxiter", lambda: hdsgd.tune_schedule(_LS, hdsgd.value_at_budget(steps=200), steps=200,
+                                            pieces=2, maxiter=-1)),
+    # a target met before any step: refused as tune refuses it (it returned a schedule of
+    # step sizes ~1e-12 with objective 0)
+    ("target", lambda: hdsgd.tune_schedule(_LS, hdsgd.samples_to_target(10.0), steps=200,
+                                           pieces=2)),
+])
+def test_tuning_arguments_name_themselves(name, call):
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}"):
+        call()

@@ -131,8 +131,8 @@ def test_fast_critical_sde_matches_and_closure_does_not():
 
 
 def test_averaged_losses_are_claimed_from_the_relaxation_time():
-    """The SDE, closure and flow give the loss averaged over a fluctuation the run (started
-    with none) builds up over tau_1: they claim it from there (meta["valid_from"]), and the
+    """The SDE, closure and flow give the loss and E tr H averaged over a fluctuation the run
+    (started with none) builds up over tau_1: they claim them from there (meta["valid_from"]), and the
     default compare holds them to it. Before tau_1 the reduced SDE's loss is >> 8 s.e. high;
     after it, every observable agrees; the recursion (exact moments from the start) claims
     every time."""
@@ -143,7 +143,7 @@ def test_averaged_losses_are_claimed_from_the_relaxation_time():
     mc = simulate(setup, 400, key=jax.random.key(4), seeds=1000, times=times, progress=False)
     for method in ("sde", "closure", "flow"):
         theory = predict(setup, 400, times=times, method=method)
-        assert theory.meta["valid_from"] == {"train_loss": tau_1}, method
+        assert theory.meta["valid_from"] == {"train_loss": tau_1, "trace_hessian": tau_1}, method
         unclaimed = dataclasses.replace(theory, meta={k: v for k, v in theory.meta.items()
                                                       if k != "valid_from"})
         early = compare(unclaimed, mc, "train_loss", t_min=1)
