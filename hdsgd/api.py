@@ -247,6 +247,12 @@ def simulate(setup, horizon: float, *, key, seeds: int = 16, times=None,
         check_times(times, horizon)
     if "dtype" in options:
         options["dtype"] = check_dtype(options["dtype"])
+    if options.get("progress") not in (None, True, False):
+        raise ValueError(f"progress={options['progress']!r} is invalid; allowed: True, False or "
+                         "None")
+    if checkpoint is not None and Path(checkpoint).exists() and not Path(checkpoint).is_dir():
+        raise ValueError(f"checkpoint={str(checkpoint)!r} is a file; allowed: a folder (new or "
+                         "holding this run's chunks)")
     if checkpoint is None:
         if chunk_seeds is not None:
             raise ValueError(f"chunk_seeds={chunk_seeds!r} is given without checkpoint; allowed: "

@@ -183,7 +183,13 @@ class Curve(eqx.Module):
 
         Times outside the curve's range raise ValueError rather than extrapolate.
         """
-        times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        try:
+            times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        except (TypeError, ValueError):
+            times = np.array([np.nan])
+        if times.ndim != 1 or times.size == 0 or not np.all(np.isfinite(times)):
+            raise ValueError(f"times={times!r} is invalid; allowed: finite numbers within the "
+                             f"curve's range [{self.time[0]}, {self.time[-1]}]")
         lo, hi = self.time[0], self.time[-1]
         span = max(abs(hi), 1.0)
         if times.min() < lo - 1e-9 * span or times.max() > hi + 1e-9 * span:

@@ -477,3 +477,37 @@ def test_cli_seed_and_seeds_are_checked_before_anything_runs(capsys):
 def test_tuning_arguments_name_themselves(name, call):
     with pytest.raises(ValueError, match=rf"^{re.escape(name)}"):
         call()
+
+
+@pytest.mark.parametrize("name, call", [
+    # magnitudes whose squares overflow Python floats (an OverflowError deep in a property)
+    ("noise_std", lambda: hdsgd.StreamingLeastSquares("power_law:10", noise_std=1e200)),
+    ("label_noise", lambda: hdsgd.SpikedSingleIndex(label_noise=1e200)),
+    ("initial_state", lambda: hdsgd.ProxLinearSensing(initial_state=(1e200, 1e200, 1, 1))),
+    ("step_size", lambda: hdsgd.TwoParameterMomentum(step_size=1e300, exponent=4,
+                                                     constant=1e-300)),
+    ("link", lambda: hdsgd.SpikedSingleIndex(dim=50, link=[0, 0, 1e200])),
+    # arguments checked at the door
+    ("progress", lambda: hdsgd.simulate(_LS, 1.0, key=jax.random.key(0), progress="x")),
+    ("times", lambda: hdsgd.predict(_LS, 1.0).at([np.nan])),
+    ("max_samples", lambda: hdsgd.spiked.escape_samples(hdsgd.SpikedSingleIndex(dim=50),
+                                                        key=jax.random.key(0),
+                                                        max_samples=np.inf)),
+])
+def test_huge_values_and_door_arguments_name_themselves(name, call):
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}="):
+        call()
+
+
+def test_a_checkpoint_that_is_a_file_and_bad_cli_values_are_refused(tmp_path, capsys):
+    path = tmp_path / "file.npz"
+    path.write_text("x")
+    with pytest.raises(ValueError, match="^checkpoint=.* is a file"):
+        hdsgd.simulate(_LS, 1.0, key=jax.random.key(0), checkpoint=path)
+    assert main(["lstsq", "predict", "--step-size", "abc"]) == 2
+    assert "allowed: a number" in capsys.readouterr().err
+    assert main(["lstsq", "sweep", "--space", "step_size=1:2:lin:0"]) == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["lstsq", "sweep", "--space", "step_size=1,2", "--workers", "-1"])
+    assert "--workers" in capsys.readouterr().err

@@ -78,6 +78,14 @@ def _field_defaults(system: CliSystem, name: str) -> str:
     return ", ".join(f"{v} ({model})" for model, v in shown.items())
 
 
+#: what each field metavar means, for error messages
+_METAVAR_WORDS = {
+    "X": "a number", "X|none": "a number or none", "INT": "an integer",
+    "INT|none": "an integer or none", "yes|no": "yes or no", "X[,Y,...]": "comma-separated numbers",
+    "X[,Y,...]|none": "comma-separated numbers or none", "VALUE": "a number or a name",
+}
+
+
 def _seed(text: str) -> int:
     """``--seed``: an integer in [0, MAX_SEED] (JAX's 32-bit keys wrap past it)."""
     try:
@@ -184,7 +192,7 @@ def _add_sweep_options(parser, system: CliSystem) -> None:
                    help=f"PRNG seed, an integer in [0, {MAX_SEED}] (default: 0)")
     g.add_argument("--dir", type=Path, default=Path(f"hdsgd-sweep-{system.name}"),
                    help=f"folder for the results (default: ./hdsgd-sweep-{system.name})")
-    g.add_argument("--workers", type=int, default=0,
+    g.add_argument("--workers", type=_seeds(0), default=0, metavar="N",
                    help="run settings in this many local processes (default: here, in turn)")
     g.add_argument("--dask", default=None, metavar="ADDRESS",
                    help="run settings on a Dask cluster (scheduler address; needs hdsgd[dask])")
@@ -317,7 +325,7 @@ def setup_from(args, system: CliSystem):
             given[name] = opt.parse(getattr(args, name))
         except ValueError:
             raise CliError(f"{opt.flag}: {getattr(args, name)!r} is invalid; allowed: "
-                           f"{opt.metavar}") from None
+                           f"{_METAVAR_WORDS.get(opt.metavar, opt.metavar)}") from None
     try:
         return cls(**given)
     except ValueError as err:

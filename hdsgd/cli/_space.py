@@ -30,7 +30,7 @@ def parse_space(items) -> dict:
                 low, high, kind = float(parts[0]), float(parts[1]), parts[2].strip()
                 if kind == "log":
                     space[name] = LogRange(low, high, int(parts[3]) if len(parts) > 3 else 9)
-                elif kind == "lin" and len(parts) == 4:
+                elif kind == "lin" and len(parts) == 4 and int(parts[3]) >= 1:
                     space[name] = np.linspace(low, high, int(parts[3]))
                 else:
                     raise ValueError(kind)

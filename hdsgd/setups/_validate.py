@@ -13,6 +13,10 @@ import numpy as np
 #: (and a horizon past it overflowed int64 deep inside JAX, aborting the process)
 MAX_STEPS = 2**53
 
+#: the largest magnitude of a real field: far past any physical value, and small enough that
+#: its squares and fourth powers stay finite (1e200 overflowed Python's float in 0.5 * x**2)
+MAX_MAGNITUDE = 1e30
+
 #: the largest size or count (a dimension, a batch, a number of samples): an array extent,
 #: which must fit a 32-bit index
 MAX_INDEX = 2**31 - 1
@@ -41,6 +45,8 @@ def real(name: str, value, *, low=None, high=None, low_open=False, high_open=Fal
     allowed = f"{'(' if low_open or low is None else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
     if not math.isfinite(x):
         _fail(name, value, f"a finite number in {allowed}")
+    if abs(x) > MAX_MAGNITUDE:
+        _fail(name, value, f"a number in {allowed} of magnitude <= {MAX_MAGNITUDE:g}")
     if low is not None and (x < low or (low_open and x == low)):
         _fail(name, value, allowed)
     if high is not None and (x > high or (high_open and x == high)):
@@ -88,6 +94,8 @@ def real_array(name: str, value, *, low=None, low_open=False, ndim=1, nonempty=T
         _fail(name, _short(value), "a non-empty array")
     if not np.all(np.isfinite(arr)):
         _fail(name, _short(value), "finite entries (no NaN or inf)")
+    if np.any(np.abs(arr) > MAX_MAGNITUDE):
+        _fail(name, _short(value), f"entries of magnitude <= {MAX_MAGNITUDE:g}")
     if low is not None:
         bad = arr <= low if low_open else arr < low
         if np.any(bad):
