@@ -86,32 +86,21 @@ _METAVAR_WORDS = {
 }
 
 
-def _seed(text: str) -> int:
-    """``--seed``: an integer in [0, MAX_SEED] (JAX's 32-bit keys wrap past it)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: an integer in "
-                                         f"[0, {MAX_SEED}]")
-    return value
-
-
-def _seeds(low: int):
-    """``--seeds``: an integer in [low, MAX_SEEDS], checked before anything runs (compare needs
-    two seeds for a standard error; tune's check takes 0 for none)."""
+def _integer_in(low: int, high: int):
+    """An argparse type: an integer in [low, high], checked before anything runs (``--seed``:
+    JAX's 32-bit keys wrap past 2^32 - 1; ``--seeds``: compare needs two for a standard error,
+    tune's check takes 0 for none)."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = low - 1
-        if not low <= value <= MAX_SEEDS:
+        if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{text!r} is invalid; allowed: an integer in "
-                                             f"[{low}, {MAX_SEEDS}]")
+                                             f"[{low}, {high}]")
         return value
 
-    parse.__name__ = "seeds"
+    parse.__name__ = "integer"
     return parse
 
 
@@ -155,9 +144,10 @@ def _add_run_options(parser, system: CliSystem, *, theory: bool, mc: bool) -> No
         run.add_argument("--method", choices=system.methods, default=None,
                          help=f"deterministic equivalent (default: {system.method_help})")
     if mc:
-        run.add_argument("--seeds", type=_seeds(2 if theory else 1), default=system.default_seeds,
+        run.add_argument("--seeds", type=_integer_in(2 if theory else 1, MAX_SEEDS),
+                         default=system.default_seeds,
                          help=f"Monte Carlo runs (default: {system.default_seeds})")
-        run.add_argument("--seed", type=_seed, default=0,
+        run.add_argument("--seed", type=_integer_in(0, MAX_SEED), default=0,
                    help=f"PRNG seed, an integer in [0, {MAX_SEED}] (default: 0)")
         if system.simulate_methods:
             run.add_argument("--mc-method", choices=system.simulate_methods,
@@ -186,13 +176,13 @@ def _add_sweep_options(parser, system: CliSystem) -> None:
                    help=f"final time, in {unit} (default: {_horizon_default(system)})")
     g.add_argument("--method", default=None, help="predict: the deterministic equivalent; "
                    "simulate: the Monte Carlo variant (default: each one's default)")
-    g.add_argument("--seeds", type=_seeds(1), default=system.default_seeds,
+    g.add_argument("--seeds", type=_integer_in(1, MAX_SEEDS), default=system.default_seeds,
                    help=f"Monte Carlo runs per setting (default: {system.default_seeds})")
-    g.add_argument("--seed", type=_seed, default=0,
+    g.add_argument("--seed", type=_integer_in(0, MAX_SEED), default=0,
                    help=f"PRNG seed, an integer in [0, {MAX_SEED}] (default: 0)")
     g.add_argument("--dir", type=Path, default=Path(f"hdsgd-sweep-{system.name}"),
                    help=f"folder for the results (default: ./hdsgd-sweep-{system.name})")
-    g.add_argument("--workers", type=_seeds(0), default=0, metavar="N",
+    g.add_argument("--workers", type=_integer_in(0, 4096), default=0, metavar="N",
                    help="run settings in this many local processes (default: here, in turn)")
     g.add_argument("--dask", default=None, metavar="ADDRESS",
                    help="run settings on a Dask cluster (scheduler address; needs hdsgd[dask])")
@@ -231,10 +221,10 @@ def _add_tune_options(parser, system: CliSystem) -> None:
                         "--budget)")
     g.add_argument("--method", choices=system.methods, default=None,
                    help=f"deterministic equivalent (default: {system.method_help})")
-    g.add_argument("--seeds", type=_seeds(0), default=system.default_seeds,
+    g.add_argument("--seeds", type=_integer_in(0, MAX_SEEDS), default=system.default_seeds,
                    help="Monte Carlo seeds to check the choice and its neighbours (0: no check; "
                         f"default: {system.default_seeds})")
-    g.add_argument("--seed", type=_seed, default=0,
+    g.add_argument("--seed", type=_integer_in(0, MAX_SEED), default=0,
                    help=f"PRNG seed, an integer in [0, {MAX_SEED}] (default: 0)")
     g.add_argument("--out", type=Path, default=None, help="write the chosen prediction to this .npz")
     g.add_argument("--plot", type=Path, default=None,
@@ -266,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "each system, a verdict per system and a figure each.")
     demo.add_argument("--out", type=Path, default=Path("hdsgd-demo"),
                       help="folder for the figures (default: ./hdsgd-demo)")
-    demo.add_argument("--seed", type=_seed, default=0,
+    demo.add_argument("--seed", type=_integer_in(0, MAX_SEED), default=0,
                    help=f"PRNG seed, an integer in [0, {MAX_SEED}] (default: 0)")
     demo.add_argument("--systems", nargs="*", default=None, choices=list(SYSTEMS),
                       help="only these systems (default: all)")

@@ -142,8 +142,9 @@ def field_options(cls, parsers: dict[str, Callable[[str], Any]] | None = None,
             continue
         default = None if param.default is inspect.Parameter.empty else param.default
         parse, metavar = parser_for(default, param.annotation)
-        if name in parsers:
+        if name in parsers:  # its own text format (a name or numbers): the help says which
             parse = parsers[name]
+            metavar = "TEXT|none" if metavar.endswith("|none") else "TEXT"
         # --help keeps a field's text to 400 characters and says where the whole of it is
         text = textwrap.shorten(docs.get(name, ""), width=400,
                                 placeholder=f" [cut: see help({cls.__module__}.{cls.__qualname__})]")

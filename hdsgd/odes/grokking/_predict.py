@@ -8,8 +8,8 @@ import jax.numpy as jnp
 from ..._numerics import exceeds, power_of_two_at_least
 from ..._segments import run_segments
 from ...setups import _validate as _v
-from ...api import check_key, check_tolerance, predict, reject_options
-from ...api import stability_warning as edge_warning
+from ...api import (check_key, check_tolerance, predict, reject_options,
+                   stability_warning as edge_warning)
 from ...curve import Curve, finish_curve
 from ...setups.grokking import WEIGHT_STATISTICS, GrokkingTwoLayer
 from . import _dmft, _lazy, _reduced, _samples

@@ -7,8 +7,8 @@ import functools
 import jax
 import numpy as np
 
-from ...api import check_key, predict, reject_options
-from ...api import stability_warning as edge_warning
+from ...api import (check_key, predict, reject_options,
+                   stability_warning as edge_warning)
 from ...curve import Curve, finish_curve
 from ...setups.momentum import (InnerProductMomentum, LabelNoiseMomentum,
                                 MatrixSensingMomentum, TwoParameterMomentum)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...api import check_tolerance, predict, reject_options
-from ...api import stability_warning as edge_warning
+from ...api import (check_tolerance, predict, reject_options,
+                   stability_warning as edge_warning)
 from ...curve import Curve, finish_curve
 from ...setups.spiked import SpikedSingleIndex, observables_from_overlaps
 from ._ode import BLOWUP, FAILED, solve, state0, to_overlaps
