@@ -81,8 +81,9 @@ def plot_curves(theory: Curve | Sequence[Curve] | None = None,
             first curve's, without its auxiliary ones (`default_observables`).
         path: where to write the PNG; ``None`` returns the figure without saving.
         labels: legend labels, one per (theory, mc) pair.
-        logx, logy: log axes (t = 0 is dropped on a log x axis; non-positive values are not
-            drawn on a log y axis).
+        logx, logy: log axes (t = 0 is dropped on a log x axis). With ``logy`` a panel is
+            logarithmic only where its values are positive and span at least a factor
+            `LOG_SPAN` (a 1 % change on a log axis reads as ticks like 9.88e-1).
         title: figure title; default: the system and its key fields (`default_title`).
         spread: also shade the 10-90 % spread of the seeds.
         ax: an existing matplotlib Axes (single observable only).
@@ -114,16 +115,18 @@ def plot_curves(theory: Curve | Sequence[Curve] | None = None,
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for panel, name in zip(axes, names):
         drawn = False
+        panel_logy = logy and _spans_decades(th_list, mc_list, name)
         for i in range(n):
             color = colors[i % len(colors)]
             lab = f"{labels[i]}: " if labels[i] else ""
             if i < len(th_list) and name in th_list[i].observables:
-                drawn |= _draw_theory(panel, th_list[i], name, color, lab, logx, logy)
+                drawn |= _draw_theory(panel, th_list[i], name, color, lab, logx, panel_logy)
             if i < len(mc_list) and name in mc_list[i].observables:
-                drawn |= _draw_monte_carlo(panel, mc_list[i], name, color, lab, logx, logy, spread)
+                drawn |= _draw_monte_carlo(panel, mc_list[i], name, color, lab, logx, panel_logy,
+                                           spread)
         if logx:
             panel.set_xscale("log")
-        if logy and drawn:
+        if panel_logy and drawn:
             panel.set_yscale("log")
         if not drawn:
             panel.text(0.5, 0.5, "diverged from the start:\nno finite value to draw",
@@ -155,6 +158,24 @@ def save_figure(fig, path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+#: the least ratio max / min of a panel's values for a log y axis
+LOG_SPAN = 10.0
+
+
+def _spans_decades(th_list, mc_list, name) -> bool:
+    """Whether observable ``name``'s finite values (theory, Monte Carlo means) are all
+    positive and span at least `LOG_SPAN`."""
+    values = [np.asarray(c.observables[name], dtype=np.float64) for c in th_list
+              if name in c.observables]
+    with np.errstate(invalid="ignore", over="ignore"):
+        values += [np.asarray(c.mean().observables[name], dtype=np.float64) for c in mc_list
+                   if name in c.observables]
+    finite = np.concatenate([v[np.isfinite(v)].ravel() for v in values]) if values else np.array([])
+    if finite.size == 0 or np.any(finite <= 0):
+        return bool(finite.size == 0 or np.any(finite > 0))  # as before: log drops the rest
+    return bool(finite.max() / finite.min() >= LOG_SPAN)
 
 
 def _visible(time, logx: bool):

@@ -511,3 +511,16 @@ def test_a_checkpoint_that_is_a_file_and_bad_cli_values_are_refused(tmp_path, ca
     with pytest.raises(SystemExit):
         main(["lstsq", "sweep", "--space", "step_size=1,2", "--workers", "-1"])
     assert "--workers" in capsys.readouterr().err
+
+
+def test_a_panel_is_logarithmic_only_where_its_values_span_a_decade():
+    time = np.linspace(0.0, 2.0, 21)
+    flat = Curve(time=time, observables={"risk": 0.99 - 0.01 * time}, time_unit="t", samples=time)
+    steep = Curve(time=time, observables={"risk": np.exp(-4.0 * time)}, time_unit="t",
+                  samples=time)
+    for curve, scale in ((flat, "linear"), (steep, "log")):
+        fig = hdsgd.plot_curves(curve)
+        assert fig.axes[0].get_yscale() == scale
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
