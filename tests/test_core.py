@@ -429,8 +429,18 @@ def test_in_range_extremes_still_run():
     assert np.isfinite(hdsgd.predict(_LS, 2.0**50 / 30)["risk"][-1])
     assert _LS.replace(batch_size=4.0).batch_size == 4
     assert hdsgd.GrokkingTwoLayer(data_seed=2**32 - 1).data_seed == 2**32 - 1
-    with pytest.raises(ValueError, match="needs more memory|would need an array"):
-        # 3.3e9-element Jacobians: refused by XLA's allocator or the array bound, as a ValueError
+
+
+def test_the_dmft_reports_an_allocator_refusal_as_a_value_error(monkeypatch):
+    # (a real refusal needs ~27 GB asked of a smaller machine; a bigger one would run it for
+    # minutes, so XLA's refusal is stood in for)
+    from hdsgd.odes.grokking import _dmft
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 26679407120 bytes.")
+
+    monkeypatch.setattr(_dmft, "solve_jit", refuse)
+    with pytest.raises(ValueError, match="^method='dmft' needs more memory .* smaller width"):
         hdsgd.predict(_GROK, 20, method="dmft")
 
 
