@@ -18,6 +18,7 @@ read from the Setup itself. ``compare`` exits with status 1 when the agreement v
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import shutil
 import sys
@@ -49,11 +50,18 @@ def _load_systems() -> None:
 
 
 def _system_fields(system: CliSystem) -> dict[str, _fields.FieldOption]:
-    """The union of the models' field options (the first model's wins for the help text)."""
+    """The union of the models' field options; where the models describe a shared field
+    differently, the help gives each model's text."""
     out: dict[str, _fields.FieldOption] = {}
-    for cls in system.models.values():
+    texts: dict[str, dict[str, str]] = {}
+    for model, cls in system.models.items():
         for opt in _fields.field_options(cls, system.parsers):
             out.setdefault(opt.name, opt)
+            texts.setdefault(opt.name, {})[model] = opt.help
+    for name, by_model in texts.items():
+        if len(set(by_model.values())) > 1:
+            joined = " ".join(f"{model}: {text}" for model, text in by_model.items())
+            out[name] = dataclasses.replace(out[name], help=joined)
     return out
 
 
