@@ -304,3 +304,5 @@ def test_the_command_line_states_the_defaults_the_library_uses():
     assert "(default: 32 (inner_product), 8 (matrix_sensing))" in momentum
     assert "(default: recursion (two_parameter), flow (inner_product), closure (matrix_sensing))" in momentum
     assert "(default: no)" in _help_text(parser, "grokking", "predict")
+    # a shared field the models describe differently: each model's text
+    assert "inner_product: d >= 1" in momentum and "matrix_sensing: d in [2, 64]" in momentum
