@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-import textwrap
 from typing import Any, Callable
 
 
@@ -145,8 +144,16 @@ def field_options(cls, parsers: dict[str, Callable[[str], Any]] | None = None,
         if name in parsers:  # its own text format (a name or numbers): the help says which
             parse = parsers[name]
             metavar = "TEXT|none" if metavar.endswith("|none") else "TEXT"
-        # --help keeps a field's text to 400 characters and says where the whole of it is
-        text = textwrap.shorten(docs.get(name, ""), width=400,
-                                placeholder=f" [cut: see help({cls.__module__}.{cls.__qualname__})]")
+        text = fit_help(docs.get(name, ""), 400, f"{cls.__module__}.{cls.__qualname__}")
         out.append(FieldOption(name, default, text, parse, metavar))
     return out
+
+
+def fit_help(text: str, width: int, where: str) -> str:
+    """``text`` with its whitespace collapsed; past ``width`` characters it is cut at a word
+    and ends with where the whole of it is (``[cut: see help(where)]``), within ``width``."""
+    words = " ".join(text.split())
+    if len(words) <= width:
+        return words
+    pointer = f" [cut: see help({where})]"
+    return words[:width - len(pointer) + 1].rsplit(" ", 1)[0] + pointer
