@@ -49,19 +49,27 @@ def _load_systems() -> None:
     from . import momentum  # noqa: F401
 
 
-def _system_fields(system: CliSystem) -> dict[str, _fields.FieldOption]:
-    """The union of the models' field options; where the models describe a shared field
-    differently, the help gives each model's text."""
-    out: dict[str, _fields.FieldOption] = {}
-    texts: dict[str, dict[str, str]] = {}
+def _fields_by_model(system: CliSystem) -> dict[str, dict[str, _fields.FieldOption]]:
+    """Field name -> {model: its option}, for every model that has the field (one pass over
+    the Setups' docstrings)."""
+    out: dict[str, dict[str, _fields.FieldOption]] = {}
     for model, cls in system.models.items():
         for opt in _fields.field_options(cls, system.parsers):
-            out.setdefault(opt.name, opt)
-            texts.setdefault(opt.name, {})[model] = opt.help
-    for name, by_model in texts.items():
-        if len(set(by_model.values())) > 1:
-            joined = " ".join(f"{model}: {text}" for model, text in by_model.items())
-            out[name] = dataclasses.replace(out[name], help=joined)
+            out.setdefault(opt.name, {})[model] = opt
+    return out
+
+
+def _system_fields(system: CliSystem, fields_by_model=None) -> dict[str, _fields.FieldOption]:
+    """The union of the models' field options (from `_fields_by_model`, computed when not
+    given); where the models describe a shared field differently, the help gives each model's
+    text."""
+    out = {}
+    for name, by_model in (fields_by_model or _fields_by_model(system)).items():
+        texts = {model: opt.help for model, opt in by_model.items()}
+        opt = next(iter(by_model.values()))
+        if len(set(texts.values())) > 1:
+            opt = dataclasses.replace(opt, help=" ".join(f"{m}: {t}" for m, t in texts.items()))
+        out[name] = opt
     return out
 
 
@@ -74,16 +82,6 @@ def _shown(value) -> str:
     if isinstance(value, (tuple, list)):
         return ",".join(_shown(v) for v in value)
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _field_defaults(system: CliSystem, name: str) -> str:
-    """The default of field ``name``: its value, or per model where the models differ."""
-    per_model = {model: opt.default for model, cls in system.models.items()
-                 for opt in _fields.field_options(cls, system.parsers) if opt.name == name}
-    shown = {model: _shown(v) for model, v in per_model.items()}
-    if len(set(shown.values())) == 1:
-        return next(iter(shown.values()))
-    return ", ".join(f"{v} ({model})" for model, v in shown.items())
 
 
 #: what each field metavar means, for error messages
@@ -134,10 +132,13 @@ def _add_field_options(parser, system: CliSystem) -> None:
                            help=f"which model (a Setup class each: "
                                 f"{', '.join(f'{k} = {v.__name__}' for k, v in system.models.items())};"
                                 f" default: {names[0]})")
-    for opt in _system_fields(system).values():
-        owners = [k for k, cls in system.models.items() if opt.name in cls.field_names()]
+    by_model = _fields_by_model(system)
+    for name, opt in _system_fields(system, by_model).items():
+        owners = list(by_model[name])
         only = f" [{'/'.join(owners)} only]" if len(system.models) > 1 and len(owners) < len(system.models) else ""
-        default = _field_defaults(system, opt.name)
+        defaults = {model: _shown(o.default) for model, o in by_model[name].items()}
+        default = (next(iter(defaults.values())) if len(set(defaults.values())) == 1
+                   else ", ".join(f"{v} ({model})" for model, v in defaults.items()))
         group.add_argument(opt.flag, dest=opt.name, type=str, default=argparse.SUPPRESS,
                            metavar=opt.metavar,
                            help=f"{opt.help}{only} (default: {default})".replace("%", "%%"))
