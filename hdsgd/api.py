@@ -28,7 +28,7 @@ from ._precision import scoped_x64
 from ._segments import progress_default
 from .curve import Curve
 from .setups._base import Setup
-from .setups._validate import MAX_SEEDS, MAX_STEPS, prng_key
+from .setups._validate import MAX_SEEDS, MAX_STEPS, prng_key, real
 
 
 # ----------------------------------------------------------------- argument checks
@@ -77,10 +77,10 @@ def check_key(key, name: str = "key"):
 def check_tolerance(name: str, value, *, high: float = 1.0) -> float:
     """A solver tolerance: a finite number in (0, high) (a NaN or negative tolerance made
     diffrax stop at once, which read as a diverged curve)."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not (ok and math.isfinite(float(value)) and 0 < float(value) < high):
+    if isinstance(value, str):  # a number, not text that parses as one
         raise ValueError(f"{name}={value!r} is invalid; allowed: a number in (0, {high:g})")
-    return float(value)
+    return real(name, value, low=0.0, high=None if math.isinf(high) else high, low_open=True,
+                high_open=True)
 
 
 def check_dtype(dtype, name: str = "dtype"):

@@ -7,6 +7,7 @@ import numpy as np
 from ...api import (check_tolerance, predict, reject_options,
                    stability_warning as edge_warning)
 from ...curve import Curve, finish_curve
+from ...setups import _validate as _v
 from ...setups.spiked import SpikedSingleIndex, observables_from_overlaps
 from ._ode import BLOWUP, FAILED, solve, state0, to_overlaps
 from ._stability import critical_step_size, has_edge, stability_warning
@@ -41,11 +42,10 @@ def _predict(setup: SpikedSingleIndex, horizon: float, *, times=None, method: st
     """
     reject_options(options, setup, ("rtol", "correction_scale"))
     check_tolerance("rtol", rtol)
-    if isinstance(correction_scale, bool) or not (
-            isinstance(correction_scale, (int, float, np.integer, np.floating))
-            and np.isfinite(correction_scale)):
+    if isinstance(correction_scale, str):
         raise ValueError(f"correction_scale={correction_scale!r} is invalid; allowed: a finite "
                          "number (1: the model)")
+    correction_scale = _v.real("correction_scale", correction_scale)
     method = "ode" if method is None else method
     if method not in METHODS:
         raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
