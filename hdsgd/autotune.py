@@ -786,10 +786,7 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                          "unit) or a sample budget (budget=, or value_at_budget(samples=...))")
     if horizon is not None:
         horizon = check_horizon(horizon, setup)
-    if (isinstance(refine_evals, bool) or not isinstance(refine_evals, (int, np.integer))
-            or refine_evals < 1):
-        raise ValueError(f"refine_evals={refine_evals!r} is invalid; allowed: an integer >= 1 "
-                         "(refine=False for no refinement)")
+    _check_count("refine_evals", refine_evals, " (refine=False for no refinement)")
     if isinstance(margin, bool) or not (isinstance(margin, (int, float)) and 0 <= margin < 1):
         raise ValueError(f"margin={margin!r} is invalid; allowed: a number in [0, 1) (0: no "
                          "cliff guard)")
@@ -915,6 +912,12 @@ def _guard_refined(values, score, curve, grid_choice, cliff_at, notes, score_val
 
 
 # ----------------------------------------------------------------- step-size schedules
+def _check_count(name: str, value, hint: str = "") -> None:
+    """A Python or numpy integer >= 1 (not a float, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r} is invalid; allowed: an integer >= 1{hint}")
+
+
 def _check_steps(steps) -> int:
     ok = not isinstance(steps, bool) and isinstance(steps, (int, float, np.integer, np.floating))
     if ok:
@@ -972,10 +975,8 @@ def tune_schedule(setup, objective: Objective, *, steps: int, pieces: int = 8, b
         raise ValueError(f"objective={objective!r} is invalid for tune_schedule; allowed: "
                          "value_at_budget(...), samples_to_target(...) or steps_to_target(...) "
                          "without settle (the objectives with a smooth form)")
-    if not isinstance(pieces, (int, np.integer)) or isinstance(pieces, bool) or pieces < 1:
-        raise ValueError(f"pieces={pieces!r} is invalid; allowed: an integer >= 1")
-    if not isinstance(maxiter, (int, np.integer)) or isinstance(maxiter, bool) or maxiter < 1:
-        raise ValueError(f"maxiter={maxiter!r} is invalid; allowed: an integer >= 1")
+    _check_count("pieces", pieces)
+    _check_count("maxiter", maxiter)
     if boundaries is None:
         if pieces > n:
             raise ValueError(f"pieces={pieces} is more than steps={n}; allowed: pieces <= steps")
