@@ -165,16 +165,19 @@ LOG_SPAN = 10.0
 
 
 def _spans_decades(th_list, mc_list, name) -> bool:
-    """Whether observable ``name``'s finite values (theory, Monte Carlo means) are all
-    positive and span at least `LOG_SPAN`."""
+    """Whether the panel of ``name`` gets a log y axis: where its finite values (theory, Monte
+    Carlo means) are all positive, when they span at least `LOG_SPAN`; where some are not, when
+    any is positive (the log axis leaves the others out); with none finite, yes."""
     values = [np.asarray(c.observables[name], dtype=np.float64) for c in th_list
               if name in c.observables]
     with np.errstate(invalid="ignore", over="ignore"):
         values += [np.asarray(c.mean().observables[name], dtype=np.float64) for c in mc_list
                    if name in c.observables]
     finite = np.concatenate([v[np.isfinite(v)].ravel() for v in values]) if values else np.array([])
-    if finite.size == 0 or np.any(finite <= 0):
-        return bool(finite.size == 0 or np.any(finite > 0))  # as before: log drops the rest
+    if finite.size == 0:
+        return True
+    if np.any(finite <= 0):
+        return bool(np.any(finite > 0))
     return bool(finite.max() / finite.min() >= LOG_SPAN)
 
 
