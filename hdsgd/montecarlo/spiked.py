@@ -43,7 +43,7 @@ from .._precision import scoped_x64
 from .._segments import Dynamics, run_segments
 from ..api import check_dtype, check_key, check_seeds, reject_options, simulate
 from ..curve import Curve, finish_curve
-from ..setups._validate import MAX_STEPS
+from ..setups._validate import MAX_STEPS, integer
 from ..setups.spiked import (
     ESCAPE_OBSERVABLES,
     SpikedSingleIndex,
@@ -424,14 +424,7 @@ def escape_samples(setup: SpikedSingleIndex, *, key, seeds: int = 64, threshold:
     seeds = check_seeds(seeds)
     if not (isinstance(threshold, (int, float, np.floating)) and 0.0 < float(threshold) < math.inf):
         raise ValueError(f"threshold={threshold!r} is invalid; allowed: a number in (0, inf)")
-    try:
-        ok = (not isinstance(max_samples, bool) and float(max_samples) == int(max_samples)
-              and 1 <= max_samples <= MAX_STEPS)
-    except (TypeError, ValueError, OverflowError):  # inf, nan, text
-        ok = False
-    if not ok:
-        raise ValueError(f"max_samples={max_samples!r} is invalid; allowed: an integer in "
-                         f"[1, {MAX_STEPS}]")
+    max_samples = integer("max_samples", max_samples, low=1, high=MAX_STEPS)
     dtype = check_dtype(dtype) or jnp.dtype(jnp.float64)
     chain = _chain(setup, dtype)
     k_start, k_run = jax.random.split(key)

@@ -69,9 +69,7 @@ def _reduced_curves(setup: GrokkingTwoLayer, steps, *, solver, form, init_key,
     return {k: np.asarray(v, dtype=np.float64)[:n] for k, v in obs.items()}, extra
 
 
-@edge_warning.register
-def _(setup: GrokkingTwoLayer) -> str | None:
-    return stability_warning(setup)
+edge_warning.register(GrokkingTwoLayer, stability_warning)  # `simulate` reports it too
 
 
 @predict.register

@@ -255,9 +255,7 @@ def _error_warning(method: str, error: float, tolerance: float) -> list:
             f"{tolerance:g}); raise n_grid"]
 
 
-@edge_warning.register
-def _(setup: StreamingLeastSquares) -> str | None:
-    return stability_warning(setup)
+edge_warning.register(StreamingLeastSquares, stability_warning)  # `simulate` reports it too
 
 
 @predict.register

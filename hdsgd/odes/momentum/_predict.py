@@ -32,9 +32,7 @@ MODEL_METHODS = {
 }
 
 
-@edge_warning.register
-def _(setup: LabelNoiseMomentum) -> str | None:
-    return stability_warning(setup)
+edge_warning.register(LabelNoiseMomentum, stability_warning)  # `simulate` reports it too
 
 
 @predict.register

@@ -15,9 +15,7 @@ from ._stability import critical_step_size, has_edge, stability_warning
 METHODS = ("ode",)
 
 
-@edge_warning.register
-def _(setup: SpikedSingleIndex) -> str | None:
-    return stability_warning(setup)
+edge_warning.register(SpikedSingleIndex, stability_warning)  # `simulate` reports it too
 
 
 @predict.register
