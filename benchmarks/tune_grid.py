@@ -6,9 +6,12 @@ exact recursion, plain or heavy ball, chunked to fit a memory budget; prox-linea
 in batches of 32). For
 each system the script prints, after compilation (best of ``--repeat`` calls):
 
-* one point: `predict_grid` on a one-point grid (the theory, plus one Curve);
-* the grid: `predict_grid` on ``--points`` step sizes;
-* of which theory: the vmapped theory alone (no Curves);
+* one point: `predict_grid` on a one-point grid;
+* the grid: `predict_grid` on ``--points`` step sizes (least squares returns it stacked, a
+  `CurveGrid` whose Curves are built when read; prox-linear builds one Curve per point);
+* of which theory: the vmapped theory alone (given the validated Setups);
+* of which setups: validating the grid's Setups (`hdsgd.api.grid_setups`, one per point);
+* tune: `hdsgd.tune` over the grid (no refinement): the grid, its scores, the cliff guard;
 * the loop fallback: `predict` per point, timed on ``--loop-points`` points and scaled to the
   grid's size.
 
@@ -23,6 +26,7 @@ import jax
 import numpy as np
 
 import hdsgd
+from hdsgd.api import grid_setups
 from _timing import device_line, timed  # benchmarks/_timing.py (the script folder is on sys.path)
 from hdsgd.odes.lstsq import _predict as lstsq_theory
 from hdsgd.odes.proxlinear import _grid as prox_theory
@@ -34,46 +38,53 @@ def lstsq_case(momentum: float = 0.0):
     gamma_c = hdsgd.lstsq.critical_step_size(setup)
     horizon = 4.0  # 2000 steps
 
-    def theory(steps_sizes):
+    def theory(setups):
         steps = setup.output_steps(horizon)
-        setups = [setup.replace(step_size=g) for g in steps_sizes]
         with jax.enable_x64(True):
             return lstsq_theory.grid_psi(setup, setups, int(steps.max()), steps)
 
     name = "lstsq, d = 500, 2000 steps" + (f", heavy ball {momentum}" if momentum else "")
     return (name, setup, horizon,
-            lambda n: np.geomspace(1e-3, 0.99, n) * gamma_c, theory)
+            lambda n: np.geomspace(1e-3, 0.99, n) * gamma_c, theory, "excess_risk")
 
 
 def proxlinear_case():
     setup = hdsgd.ProxLinearSensing(dim_left=100, dim_right=100, batch_size=50, noise_std=0.1)
     horizon = 40.0  # 40 steps
 
-    def theory(step_sizes):
+    def theory(setups):
         steps = setup.output_steps(horizon)
-        n = len(step_sizes)
-        params = prox_theory.grid_params(setup, np.full(n, setup.batch_size), step_sizes,
-                                         np.full(n, setup.noise_std))
+        n = len(setups)
+        params = prox_theory.grid_params(setup, np.full(n, setup.batch_size),
+                                         [s.step_size for s in setups], np.full(n, setup.noise_std))
         with jax.enable_x64(True):
             return prox_theory.grid_records(setup, params, steps)["status"]
 
     return ("proxlinear, d1 = d2 = 100, m = 50, 40 steps", setup, horizon,
-            lambda n: np.geomspace(0.1, 3.0, n), theory)
+            lambda n: np.geomspace(0.1, 3.0, n), theory, "error_sq")
 
 
 def measure(case, points: int, repeat: int, loop_points: int) -> dict:
-    name, setup, horizon, values, theory = case
+    name, setup, horizon, values, theory, observable = case
     grid = values(points)
     one = values(1)
-    _, _, t_one = timed(lambda: hdsgd.predict_grid(setup, {"step_size": one}, horizon), 3)
+    _, _, t_one = timed(lambda: hdsgd.predict_grid(setup, {"step_size": one}, horizon), 20)
     _, _, t_grid = timed(lambda: hdsgd.predict_grid(setup, {"step_size": grid}, horizon), repeat)
-    _, _, t_theory = timed(lambda: np.asarray(theory(grid)), repeat)
+    setups = grid_setups(setup, {"step_size": grid})
+    _, _, t_theory = timed(lambda: np.asarray(theory(setups)), repeat)
+    _, _, t_setups = timed(lambda: grid_setups(setup, {"step_size": grid}), repeat)
+    curves = hdsgd.predict_grid(setup, {"step_size": grid}, horizon)
+    first = curves.values(0, observable)
+    target = float(np.sqrt(first.values[0] * first.values[-1]))  # met by the first point
+    _, _, t_tune = timed(lambda: hdsgd.tune(setup, {"step_size": grid},
+                                            hdsgd.samples_to_target(target, observable),
+                                            horizon=horizon, refine=False), repeat)
     few = grid[:: max(1, points // loop_points)][:loop_points]
     hdsgd.predict(setup.replace(step_size=float(few[0])), horizon)
     _, _, t_loop = timed(lambda: [hdsgd.predict(setup.replace(step_size=float(g)), horizon)
                                   for g in few], 1)
-    return {"name": name, "one": t_one, "grid": t_grid, "theory": t_theory,
-            "loop": t_loop * points / len(few)}
+    return {"name": name, "one": t_one, "grid": t_grid, "theory": t_theory, "setups": t_setups,
+            "tune": t_tune, "loop": t_loop * points / len(few)}
 
 
 def main(argv=None):
@@ -88,13 +99,14 @@ def main(argv=None):
     rows = [measure(case, args.points, args.repeat, args.loop_points)
             for case in (lstsq_case(), lstsq_case(0.5), proxlinear_case())]
     print(f"{'system':<46} {'one point':>10} {f'{args.points} points':>12} {'ratio':>7} "
-          f"{'theory':>8} {'loop':>9} {'loop/grid':>9}")
+          f"{'theory':>8} {'setups':>8} {'tune':>8} {'loop':>9} {'loop/grid':>9}")
     for r in rows:
         print(f"{r['name']:<46} {r['one'] * 1e3:>8.1f}ms {r['grid']:>11.2f}s "
-              f"{r['grid'] / r['one']:>6.0f}x {r['theory']:>7.2f}s {r['loop']:>8.1f}s "
-              f"{r['loop'] / r['grid']:>8.1f}x")
-    print("ratio = time(grid) / time(one point); theory = the vmapped theory alone (the rest "
-          "is building one Curve per point); loop = predict per point, scaled to the grid")
+              f"{r['grid'] / r['one']:>6.0f}x {r['theory']:>7.2f}s {r['setups']:>7.2f}s "
+              f"{r['tune']:>7.2f}s {r['loop']:>8.1f}s {r['loop'] / r['grid']:>8.1f}x")
+    print("ratio = time(grid) / time(one point); theory = the vmapped theory alone; setups = "
+          "validating one Setup per point; tune = hdsgd.tune over the grid (refine=False); "
+          "loop = predict per point, scaled to the grid")
 
 
 if __name__ == "__main__":

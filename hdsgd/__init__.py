@@ -28,6 +28,7 @@ from .autotune import (
 )
 from .compare import Agreement, compare
 from .curve import Curve
+from .curve_grid import CurveGrid
 from .plot import plot_curves
 from .setups import (
     GrokkingTwoLayer,
@@ -48,6 +49,7 @@ from . import grokking, lstsq, momentum, proxlinear, spiked  # noqa: E402
 __all__ = [
     "Agreement",
     "Curve",
+    "CurveGrid",
     "GrokkingTwoLayer",
     "InnerProductMomentum",
     "LabelNoiseMomentum",

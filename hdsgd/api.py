@@ -27,6 +27,7 @@ import numpy as np
 from ._precision import scoped_x64
 from ._segments import progress_default
 from .curve import Curve
+from .curve_grid import CurveGrid
 from .setups._base import Setup
 from .setups._validate import MAX_SEEDS, MAX_STEPS, prng_key, real
 
@@ -361,17 +362,19 @@ def _predict_one(setup, *, horizon, options):
 
 @scoped_x64
 def predict_grid(setup, grid: Mapping[str, np.ndarray], horizon: float, *, executor=None,
-                 **options) -> list:
+                 **options) -> CurveGrid:
     """Predict every setting of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g.
 
     The default loops over `predict`, or maps it over ``executor`` (any
     ``concurrent.futures.Executor``: a process pool, or a Dask/Ray cluster's executor) when
-    one is given; a system registers a vectorised version where its theory allows. A setting
-    that fails validation gives ``None``.
+    one is given; a system registers a vectorised version where its theory allows (least
+    squares returns it stacked: each point's Curve is built when first read). Returns a
+    `CurveGrid`, read like a list of Curves; a setting that fails validation gives ``None``.
     """
     check_setup(setup, "predict_grid")
     horizon = check_horizon(horizon, setup)
-    return _predict_grid(setup, grid, horizon, executor=executor, **options)
+    curves = _predict_grid(setup, grid, horizon, executor=executor, **options)
+    return curves if isinstance(curves, CurveGrid) else CurveGrid(curves)
 
 
 predict_grid.register = _predict_grid.register  # type: ignore[attr-defined]

@@ -43,21 +43,11 @@ from .api import (LogRange, SetupObjective, check_horizon, check_setup, predict,
                   setup_objective, simulate)
 from .compare import Agreement, compare
 from .curve import Curve
+from .curve_grid import CurveGrid, PointValues, point_values
 from .setups._validate import MAX_STEPS
 
 
 # ----------------------------------------------------------------- objectives
-def _clean(curve: Curve, observable: str) -> np.ndarray:
-    c = curve.mean()
-    if observable not in c.observables:
-        raise ValueError(f"observable={observable!r} is not in the curve; it has {c.names}")
-    y = np.array(c.observables[observable], dtype=np.float64)
-    bad = c.diverged_mask | ~np.isfinite(y)
-    if bad.any():  # nothing after the first divergence counts
-        y[np.argmax(bad):] = np.inf
-    return y
-
-
 class Objective(eqx.Module):
     """A score of a curve, lower is better. Call it: ``objective(curve) -> float``.
 
@@ -83,44 +73,32 @@ class Objective(eqx.Module):
 
     def met(self, values) -> np.ndarray:
         """Where ``values`` meet the target (never where they are not finite)."""
-        values = np.asarray(values, dtype=np.float64)
-        with np.errstate(invalid="ignore"):
-            ok = values <= self.target if self.reach == "below" else values >= self.target
-        return ok & np.isfinite(values)
-
-    def _time_to_target(self, x, y) -> float:
-        below = self.reach == "below"  # a decay to a level: interpolate in log; a rise: linearly
-        if not self.settle:
-            return first_crossing(x, y, self.target, below=below, log=below)
-        met = self.met(y)
-        if not met[-1]:
-            return math.inf
-        failed = np.flatnonzero(~met)
-        if failed.size == 0:
-            return float(x[0])
-        i = int(failed[-1])
-        return first_crossing(x[i:], y[i:], self.target, below=below, log=below)
+        return _met(values, self.target, self.reach == "below")
 
     def __call__(self, curve: Curve) -> float:
-        y = _clean(curve, self.observable)
-        if self.kind == "samples_to_target":
-            return self._time_to_target(curve.samples, y)
-        if self.kind == "steps_to_target":
-            return self._time_to_target(_steps(curve), y)
-        # value_at_budget: linear interpolation in the budget's unit
-        x = curve.samples if self.budget_unit == "samples" else _steps(curve)
-        if x[-1] < self.budget * (1 - 1e-12):
-            return math.inf
-        i = int(np.searchsorted(x, self.budget, side="left"))
-        if i == 0:
-            return float(y[0])
-        i = min(i, len(x) - 1)
-        x0, x1 = x[i - 1], x[i]
-        frac = 0.0 if x1 == x0 else min(1.0, (self.budget - x0) / (x1 - x0))
-        y0, y1 = y[i - 1], y[i]
-        if not (np.isfinite(y0) and np.isfinite(y1)):
-            return math.inf
-        return float(y0 + frac * (y1 - y0))
+        return self.score(point_values(curve, self.observable))
+
+    def score(self, point: PointValues) -> float:
+        """The score of one point's ``observable`` (a Curve's, or a stacked grid row's:
+        `CurveGrid.values`), without building a Curve."""
+        return float(self.scores([point])[0])
+
+    def scores(self, points) -> np.ndarray:
+        """The scores of many `PointValues` (inf for None). One call for a whole grid: reading
+        this Module's fields costs microseconds each, so they are read once, not per point."""
+        kind, target, budget, settle = self.kind, self.target, self.budget, self.settle
+        below = self.reach == "below"
+        by_samples = kind == "samples_to_target" or (kind == "value_at_budget"
+                                                     and self.budget_unit == "samples")
+        out = []
+        for p in points:
+            if p is None:
+                out.append(math.inf)
+                continue
+            x = p.samples if by_samples else _steps(p)
+            out.append(_value_at(x, p.values, budget) if kind == "value_at_budget"
+                       else _time_to_target(x, p.values, target, below, settle))
+        return np.array(out, dtype=np.float64)
 
     @property
     def sample_budget(self) -> float | None:
@@ -137,13 +115,63 @@ class Objective(eqx.Module):
         return f"{unit} until {self.observable} {op} {self.target:g}{stays}"
 
 
-def _steps(curve: Curve) -> np.ndarray:
-    if curve.time_unit == "step":
-        return curve.time
-    dim = curve.meta.get("dim")
-    if dim is None:
+def _met(values, target: float, below: bool) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = values <= target if below else values >= target
+    return ok & np.isfinite(values)
+
+
+def _time_to_target(x, y, target: float, below: bool, settle: bool) -> float:
+    """The first x at which y meets the target (``settle``: from which it stays met),
+    interpolated in log y for a decay to a level, linearly for a rise; inf if never."""
+    if not settle:
+        return first_crossing(x, y, target, below=below, log=below)
+    met = _met(y, target, below)
+    if not met[-1]:
+        return math.inf
+    failed = np.flatnonzero(~met)
+    if failed.size == 0:
+        return float(x[0])
+    i = int(failed[-1])
+    return first_crossing(x[i:], y[i:], target, below=below, log=below)
+
+
+def _value_at(x, y, budget: float) -> float:
+    """y at x = budget, interpolated linearly; inf past the curve's end or a divergence."""
+    if x[-1] < budget * (1 - 1e-12):
+        return math.inf
+    i = int(np.searchsorted(x, budget, side="left"))
+    if i == 0:
+        return float(y[0])
+    i = min(i, len(x) - 1)
+    x0, x1 = x[i - 1], x[i]
+    frac = 0.0 if x1 == x0 else min(1.0, (budget - x0) / (x1 - x0))
+    y0, y1 = y[i - 1], y[i]
+    if not (np.isfinite(y0) and np.isfinite(y1)):
+        return math.inf
+    return float(y0 + frac * (y1 - y0))
+
+
+def _steps(point: PointValues) -> np.ndarray:
+    if point.steps is None:
         raise ValueError("steps_to_target needs the curve's meta['dim'] when time_unit is 't'")
-    return curve.time * float(dim)
+    return point.steps
+
+
+def _scores(objective, curves: CurveGrid) -> np.ndarray:
+    """The objective at every point of ``curves`` (inf where None): a built-in `Objective`
+    reads stacked rows without building their Curves; any other callable gets each Curve."""
+    if isinstance(objective, Objective):
+        return objective.scores(curves.values(g, objective.observable)
+                                for g in range(len(curves)))
+    return np.array([math.inf if c is None else float(objective(c)) for c in curves])
+
+
+def _cleaned(curves: CurveGrid, observable: str) -> list[np.ndarray]:
+    """``observable`` at every valid point, inf from a divergence on."""
+    points = (curves.values(g, observable) for g in range(len(curves)))
+    return [p.values for p in points if p is not None]
 
 
 def _check_level(name: str, value) -> float:
@@ -488,7 +516,7 @@ def _check_budget(budget: float, candidates) -> None:
 def _predict_candidates(setup, candidates, horizons, executor, options) -> list:
     """Predicted curves of candidate Setups (None stays None), one `predict_grid` call per
     distinct horizon over the fields that differ from ``setup``."""
-    curves: list = [None] * len(candidates)
+    points: list = [None] * len(candidates)
     groups: dict[float, list[int]] = {}
     for i, (c, h) in enumerate(zip(candidates, horizons)):
         if c is not None:
@@ -501,12 +529,13 @@ def _predict_candidates(setup, candidates, horizons, executor, options) -> list:
         if not changed:
             one = predict(setup, h, **options)
             for i in idx:
-                curves[i] = one
+                points[i] = one
             continue
         grid = {n: np.array([getattr(candidates[i], n) for i in idx]) for n in changed}
-        for i, c in zip(idx, predict_grid(setup, grid, h, executor=executor, **options)):
-            curves[i] = c
-    return curves
+        curves = predict_grid(setup, grid, h, executor=executor, **options)
+        for k, i in enumerate(idx):
+            points[i] = curves.point(k)
+    return CurveGrid(points)
 
 
 def lowest_reached(setup, space: Mapping[str, Sequence | LogRange], observable: str, *,
@@ -521,23 +550,22 @@ def lowest_reached(setup, space: Mapping[str, Sequence | LogRange], observable: 
     names, axes = _grid(space)
     candidates = _candidates(setup, names, itertools.product(*axes))
     horizons = [None if c is None else _candidate_horizon(c, horizon, budget) for c in candidates]
-    curves = [c for c in _predict_candidates(setup, candidates, horizons, None, predict_options)
-              if c is not None]
-    if not curves:
+    values = _cleaned(_predict_candidates(setup, candidates, horizons, None, predict_options),
+                      observable)
+    if not values:
         setup.replace(**dict(zip(names, next(itertools.product(*axes)))))  # names the bad value
-    values = [_clean(c, observable) for c in curves]
     return float(values[0][0]), float(min(np.min(v[np.isfinite(v)], initial=np.inf)
                                           for v in values))
 
 
 def _check_scores(objective, curves, scores) -> None:
     """Refuse a target already met at the start, or met by no candidate at all."""
-    valid = [c for c in curves if c is not None]
     kind = getattr(objective, "kind", None)
     if kind in ("samples_to_target", "steps_to_target"):
         below = objective.reach == "below"
-        starts = [float(_clean(c, objective.observable)[0]) for c in valid]
-        if any(objective.met(v) for v in starts):
+        valid = _cleaned(curves, objective.observable)
+        starts = [float(v[0]) for v in valid]
+        if objective.met(np.array(starts)).any():
             first = min(starts) if below else max(starts)
             raise ValueError(f"target={objective.target:g} is already met at the start "
                              f"({objective.observable} = {first:.6g} at time 0); allowed: a "
@@ -545,8 +573,7 @@ def _check_scores(objective, curves, scores) -> None:
     if np.all(~np.isfinite(scores)):
         if kind in ("samples_to_target", "steps_to_target"):
             below = objective.reach == "below"
-            ends = [_clean(c, objective.observable) for c in valid]
-            ends = [e[np.isfinite(e)] for e in ends]
+            ends = [e[np.isfinite(e)] for e in valid]
             best = (min if below else max)(float((np.min if below else np.max)(e))
                                            for e in ends if e.size)
             raise ValueError(f"target={objective.target:g} is met by no candidate: the "
@@ -812,7 +839,7 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         horizons = [None if c is None else _candidate_horizon(c, horizon, budget)
                     for c in candidates]
         curves = _predict_candidates(setup, candidates, horizons, executor, predict_options)
-        scores = np.array([math.inf if c is None else float(objective(c)) for c in curves])
+        scores = _scores(objective, curves)
         _check_scores(objective, curves, scores)
     table = [{**{n: float(p[i]) for i, n in enumerate(names)}, "score": float(s)}
              for p, s in zip(points, scores)]
@@ -1011,7 +1038,7 @@ def tune_schedule(setup, objective: Objective, *, steps: int, pieces: int = 8, b
         # the start does not depend on the schedule: one step of any valid one shows it
         first = predict(setup.replace(step_size=0.5 * float(np.min(pure.upper))),
                         1.0 / setup.steps_per_unit, times=[0.0])
-        _check_scores(objective, [first], np.zeros(1))
+        _check_scores(objective, CurveGrid([first]), np.zeros(1))
 
     upper = jnp.asarray(pure.upper)
 

@@ -297,6 +297,32 @@ def _json_default(x):
     return str(x)
 
 
+def finished_values(time, observables: Mapping[str, Any], shape: tuple[int, ...], blown=None,
+                    clocks: tuple[str, ...] = ()) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The divergence rule of `finish_curve` on values of any leading shape (a Monte Carlo's
+    seeds, a grid's settings): returns the observables broadcast to ``shape`` (float64 copies)
+    and the sticky ``diverged`` mask, with every observable but the ``clocks`` set to inf where
+    diverged. A point is diverged where ``blown`` or any non-clock observable is non-finite, and
+    stays diverged along the last (time) axis; a finite point at t = 0 never is."""
+    obs = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy()
+           for k, v in observables.items()}
+    bad = np.zeros(shape, dtype=bool) if blown is None else np.broadcast_to(
+        np.asarray(blown, dtype=bool), shape).copy()
+    state = {k: v for k, v in obs.items() if k not in clocks}
+    for v in state.values():
+        bad |= ~np.isfinite(v)
+    start = np.asarray(time) == 0
+    if start.any():
+        finite_start = np.ones(shape[:-1] + (int(start.sum()),), dtype=bool)
+        for v in state.values():
+            finite_start &= np.isfinite(v[..., start])
+        bad[..., start] &= ~finite_start
+    diverged = sticky(bad)
+    for k in state:
+        obs[k] = np.where(diverged, np.inf, obs[k])
+    return obs, diverged
+
+
 def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, samples,
                  seeds: int | None = None, blown=None, warnings=(), extra: Mapping | None = None,
                  free_fields: tuple[str, ...] = (), clocks: tuple[str, ...] = (),
@@ -331,22 +357,7 @@ def finish_curve(setup, time, observables: Mapping[str, Any], *, method: str, sa
     """
     time = np.asarray(time, dtype=np.float64)
     shape = time.shape if seeds is None else (int(seeds),) + time.shape
-    obs = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy()
-           for k, v in observables.items()}
-    bad = np.zeros(shape, dtype=bool) if blown is None else np.broadcast_to(
-        np.asarray(blown, dtype=bool), shape).copy()
-    state = {k: v for k, v in obs.items() if k not in clocks}
-    for v in state.values():
-        bad |= ~np.isfinite(v)
-    start = time == 0
-    if start.any():
-        finite_start = np.ones(shape[:-1] + (int(start.sum()),), dtype=bool)
-        for v in state.values():
-            finite_start &= np.isfinite(v[..., start])
-        bad[..., start] &= ~finite_start
-    diverged = sticky(bad)
-    for k in state:
-        obs[k] = np.where(diverged, np.inf, obs[k])
+    obs, diverged = finished_values(time, observables, shape, blown, clocks)
     notes = [w for w in warnings if w]
     if diverged.any():
         if seeds is None:

@@ -42,3 +42,58 @@ def test_lstsq_grid_chunks_are_powers_of_two_within_the_memory_budget():
     assert chunk(1000, 10**9, 10, False) == 1               # never below one setting
     assert chunk(3, 100, 10, False) == 4                    # never above the grid's power of two
     assert chunk(1000, 2000, 500, True, cap=8) == 8         # the CPU's cache-sized cap
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.6])
+def test_stacked_rows_are_what_the_built_curves_hold(momentum):
+    """A least-squares grid comes back stacked: every row read without a Curve
+    (`CurveGrid.values`, what `tune` scores) equals the Curve built from it, observables,
+    samples and divergence included, at a stable point, one past the stability edge, one at a
+    second batch size and noise level, and a setting that fails validation; each objective
+    scores both readings alike."""
+    setup = hdsgd.StreamingLeastSquares("power_law:48:1.0", noise_std=0.2, step_size=1.0,
+                                        momentum=momentum)
+    gamma_c = hdsgd.lstsq.critical_step_size(setup)
+    grid = {"step_size": np.array([0.3 * gamma_c, 1.2 * gamma_c, -1.0, 0.9 * gamma_c]),
+            "batch_size": np.array([1, 1, 1, 4]), "noise_std": np.array([0.2, 0.2, 0.2, 0.0])}
+    curves = hdsgd.predict_grid(setup, grid, 6.0)
+    assert isinstance(curves, hdsgd.CurveGrid) and len(curves) == 4 and curves[2] is None
+    assert curves.values(2, "risk") is None
+    # scoring reads rows: no Curve is built for it
+    target = 0.3 * (setup.initial_risk - 0.5 * setup.noise_var)  # reached by the stable rows
+    objectives = [hdsgd.samples_to_target(target), hdsgd.steps_to_target(target, settle=True),
+                  hdsgd.value_at_budget(samples=100), hdsgd.value_at_budget(steps=50,
+                                                                             observable="risk")]
+    scores = [[o.score(curves.values(g, o.observable)) for g in (0, 1, 3)] for o in objectives]
+    assert "0 built" in repr(curves)
+    for g in (0, 1, 3):
+        curve = curves[g]
+        assert curves[g] is curve  # built once
+        one = hdsgd.predict(setup.replace(**{k: v[g] for k, v in grid.items()}), 6.0,
+                            method="recursion")
+        np.testing.assert_array_equal(curve.samples, one.samples)
+        np.testing.assert_array_equal(curve.diverged, one.diverged)
+        for name in ("risk", "excess_risk"):
+            np.testing.assert_allclose(curve[name], one[name], rtol=1e-12)
+            row = curves.values(g, name)
+            np.testing.assert_array_equal(row.values, curve[name])
+            np.testing.assert_array_equal(row.samples, curve.samples)
+            np.testing.assert_array_equal(row.steps, curve.time * setup.dim)
+    assert curves[1].any_diverged and not curves[0].any_diverged
+    assert not np.isfinite(curves.values(1, "risk").values[1:]).any()
+    for o, row in zip(objectives, scores):
+        assert row == [o(curves[g]) for g in (0, 1, 3)]
+        assert np.isfinite(row[0]) and row[1] == np.inf
+
+
+def test_a_grid_predicted_point_by_point_reads_the_same_way():
+    """The loop fallback (a field the vmapped recursion does not take) returns a CurveGrid of
+    built Curves with the same `values` reading."""
+    setup = hdsgd.StreamingLeastSquares("power_law:32:1.0", noise_std=0.2, step_size=1.0)
+    curves = hdsgd.predict_grid(setup, {"initial_error": np.array([1.0, 2.0])}, 2.0)
+    assert isinstance(curves, hdsgd.CurveGrid) and "2 built" in repr(curves)
+    row = curves.values(1, "excess_risk")
+    np.testing.assert_array_equal(row.values, curves[1]["excess_risk"])
+    assert row.values[0] > curves.values(0, "excess_risk").values[0]
+    with pytest.raises(ValueError, match="observable='nope' is not in the curve"):
+        curves.values(0, "nope")

@@ -12,7 +12,8 @@ from ..._numerics import power_of_two_at_least
 from ..._segments import map_in_threads
 from ...api import (check_tolerance, grid_setups, predict, predict_grid, reject_options,
                    stability_warning as edge_warning)
-from ...curve import Curve, finish_curve
+from ...curve import Curve, finish_curve, finished_values
+from ...curve_grid import CurveGrid
 from ...setups import _validate as _v
 from ...setups.lstsq import StreamingLeastSquares
 from . import _ode, _recursion, _secular, _spectral, _spectral_momentum, _volterra
@@ -70,19 +71,30 @@ def risk_curve(setup: StreamingLeastSquares, steps, risk, method: str, extra: di
     `critical_step_size(setup)`, when already known (a grid shares it).
     """
     steps = np.asarray(steps)
-    t_out = steps / setup.dim
     risk = np.asarray(risk, dtype=np.float64)
     n = int(steps.max()) if steps.size else 0
     gamma_c = critical_step_size(setup) if gamma_c is None else gamma_c
     warning = stability_warning(setup, n, gamma_c)
     start = unstable_from(setup, n, gamma_c)
-    blown = (risk > BLOWUP) | ((start is not None) & (steps > (start or 0)))
     extra = {**extra, "critical_step_size": gamma_c}
     if setup.momentum != 0.0 and not setup.scheduled:
         extra["effective_step_size"] = effective_step_size(setup)
-    return finish_curve(setup, t_out, {"risk": risk, "excess_risk": risk - 0.5 * setup.noise_var},
-                        method=method, samples=np.round(steps) * setup.batch_size, blown=blown,
+    return finish_curve(setup, steps / setup.dim, risk_observables(risk, setup.noise_var),
+                        method=method, samples=np.round(steps) * setup.batch_size,
+                        blown=risk_blown(risk, steps, np.inf if start is None else start),
                         warnings=[warning, *warnings], extra=extra)
+
+
+def risk_observables(risk, noise_var) -> dict:
+    """The observables of a predicted risk: ``risk`` and ``excess_risk = risk - sigma^2 / 2``
+    (``noise_var`` broadcast against the leading axes of ``risk``)."""
+    return {"risk": risk, "excess_risk": risk - 0.5 * np.asarray(noise_var)}
+
+
+def risk_blown(risk, steps, unstable_start) -> np.ndarray:
+    """Where a predicted risk counts as blown up: past `BLOWUP`, or after ``unstable_start``
+    (`unstable_from`, inf when stable; broadcast against the leading axes of ``risk``)."""
+    return (risk > BLOWUP) | (np.asarray(steps) > np.asarray(unstable_start))
 
 
 RECURSION_WORK = 1 << 27  # mode-steps of the recursion below which it is the default
@@ -493,16 +505,23 @@ def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=N
     setups = grid_setups(setup, grid)
     valid = [s for s in setups if s is not None]
     if not valid:
-        return setups
-    risks = iter(0.5 * grid_psi(setup, valid, int(steps.max()), steps))
+        return CurveGrid(setups)
+    n = int(steps.max())
+    risk = 0.5 * grid_psi(setup, valid, n, steps)
     edges: dict = {}
-    curves = []
-    for s in setups:
-        if s is None:
-            curves.append(None)
-            continue
+    for s in valid:
         key = (s.batch_size, s.momentum)
         if key not in edges:
             edges[key] = critical_step_size(s)
-        curves.append(risk_curve(s, steps, next(risks), "recursion", {}, gamma_c=edges[key]))
-    return curves
+    gamma_c = [edges[(s.batch_size, s.momentum)] for s in valid]
+    start = np.array([np.inf if (u := unstable_from(s, n, g)) is None else u
+                      for s, g in zip(valid, gamma_c)])
+    time = steps / setup.dim
+    observables, diverged = finished_values(
+        time, risk_observables(risk, np.array([s.noise_var for s in valid])[:, None]),
+        risk.shape, risk_blown(risk, steps, start[:, None]))
+    return CurveGrid.stacked(
+        [s is not None for s in setups], time=time, steps=steps,
+        samples=np.round(steps) * np.array([float(s.batch_size) for s in valid])[:, None],
+        observables=observables, diverged=diverged,
+        build=lambda v: risk_curve(valid[v], steps, risk[v], "recursion", {}, gamma_c=gamma_c[v]))
