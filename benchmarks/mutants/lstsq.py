@@ -106,8 +106,10 @@ MUTANTS = [
          replace="psi = jnp.dot(eigenvalues, moments[0])\n"
                  "            return moment_step(moments, eigenvalues, psi, eta,",
          tests=[HB_BLOCKED]),
-    dict(name="HB block: Horner feed without M_i", file=REC,
-         find="zip(apply(fed), feed)", replace="zip(fed, feed)", tests=[HB_SMALL, HB_BLOCKED]),
+    dict(name="HB block: fed vectors without M_i", file=REC,
+         find="        fed = apply(fed)\n", replace="", tests=[HB_SMALL, HB_BLOCKED]),
+    dict(name="HB block: fed vectors in reverse order (M^m f for M^(k-1-m) f)", file=REC,
+         find="jnp.stack(powers[::-1])", replace="jnp.stack(powers)", tests=[HB_SMALL, HB_BLOCKED]),
     dict(name="HB block: carry M^k -> M^(k-1)", file=REC,
          find="for _ in range(k):\n        carry = [apply(col) for col in carry]",
          replace="for _ in range(k - 1):\n        carry = [apply(col) for col in carry]",

@@ -104,16 +104,17 @@ def default_method(setup: StreamingLeastSquares, n_steps: int) -> str:
     """The exact method that costs less: ``"spectral"`` once the recursion would take longer
     than it, else ``"recursion"``. Measured once compiled on a 2-core CPU: the spectral
     solution costs about as much as 160 min(d, 4096) steps of the plain recursion (k steps a
-    pass, ~0.15 ns a mode-step) or 16 min(d, 4096) steps of the heavy-ball moment recursion
-    (three d-vectors, one step a pass), plus the exact heavy-ball steps before its slow roots;
-    and below n_steps d = 2^27 mode-steps the recursion always wins. A step-size `Schedule` has
+    pass, ~0.15 ns a mode-step) or 24 min(d, 4096) steps of the heavy-ball moment recursion
+    (three d-vectors, 8 steps a pass; equal cost measured between 16 d and 32 d steps at d = 500
+    and 2000), plus the exact heavy-ball steps before its slow roots; and below n_steps d = 2^27
+    mode-steps the recursion always wins. A step-size `Schedule` has
     only the recursion."""
     if setup.scheduled:
         return "recursion"
     poles = min(setup.dim, _secular.DIRECT_MAX)
     if setup.momentum != 0.0:
         beta = setup.momentum
-        work = 16 * poles + _spectral_momentum.exact_steps(beta + 0.25 * (1.0 - beta))
+        work = 24 * poles + _spectral_momentum.exact_steps(beta + 0.25 * (1.0 - beta))
     else:
         work = 160 * poles
     cheaper = n_steps > work and n_steps * setup.dim * (3 if setup.momentum else 1) > RECURSION_WORK

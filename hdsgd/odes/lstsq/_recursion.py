@@ -152,9 +152,11 @@ def momentum_recursion_psi(eigenvalues, initial_error, noise_var, step_size, bat
     `moment_step`), so with K_l = sum_i lambda_i e_xx^T M_i^l f_i
 
         psi(k0+j) = sigma^2 + sum_i lambda_i e_xx^T M_i^j S_i(k0) + sum_{m<j} K_{j-1-m} psi(k0+m),
-        S_i(k0+k) = M_i^k S_i(k0) + sum_{m<k} M_i^(k-1-m) f_i psi(k0+m)   (Horner's rule),
+        S_i(k0+k) = M_i^k S_i(k0) + sum_{m<k} M_i^(k-1-m) f_i psi(k0+m),
 
-    equal to one step a pass to rounding (tested to 1e-12 relative).
+    the last sum one (k,) x (k, 3d) product with the vectors M_i^(k-1-m) f_i precomputed (not
+    Horner's rule, whose k dependent 3 x 3 applications a pass cost twice as much: 2.2 -> 1.0 ms
+    at d = 500, 2000 steps); equal to one step a pass to rounding (tested to 1e-12 relative).
     """
     dim = eigenvalues.shape[0]
     eta = step_size / dim
@@ -185,18 +187,21 @@ def momentum_recursion_psi(eigenvalues, initial_error, noise_var, step_size, bat
                     for c in range(3))
     reach = jnp.stack(rows)                   # (k, 3d)
     solve = _block_solve(reach @ jnp.concatenate(feed))
+    powers, fed = [], feed                    # M_i^j f_i, j = 0..k-1
+    for _ in range(k):
+        powers.append(jnp.concatenate(fed))
+        fed = apply(fed)
+    feeds = jnp.stack(powers[::-1])           # (k, 3d): row m is M_i^(k-1-m) f_i
     carry = basis                             # the columns of M_i^k
     for _ in range(k):
         carry = [apply(col) for col in carry]
 
     def block_step(s, _):
         psi = solve @ (noise_var + reach @ jnp.concatenate(s))
-        fed = tuple(f * psi[0] for f in feed)  # sum_m M_i^(k-1-m) f_i psi(k0+m), Horner's rule
-        for m in range(1, k):
-            fed = tuple(x + f * psi[m] for x, f in zip(apply(fed), feed))
+        fed = psi @ feeds                     # sum_m M_i^(k-1-m) f_i psi(k0+m)
         moved = tuple(carry[0][r] * s[0] + carry[1][r] * s[1] + carry[2][r] * s[2]
                       for r in range(3))
-        return tuple(x + y for x, y in zip(moved, fed)), psi
+        return tuple(x + fed[r * dim:(r + 1) * dim] for r, x in enumerate(moved)), psi
 
     _, psis = jax.lax.scan(block_step, (initial_error, zero, zero), None,
                            length=n_steps // k + 1)
