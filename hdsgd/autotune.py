@@ -513,7 +513,7 @@ def _check_budget(budget: float, candidates) -> None:
                          "of the smallest)")
 
 
-def _predict_candidates(setup, candidates, horizons, executor, options) -> list:
+def _predict_candidates(setup, candidates, horizons, executor, options) -> CurveGrid:
     """Predicted curves of candidate Setups (None stays None), one `predict_grid` call per
     distinct horizon over the fields that differ from ``setup``."""
     points: list = [None] * len(candidates)

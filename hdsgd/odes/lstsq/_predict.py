@@ -107,8 +107,7 @@ def default_method(setup: StreamingLeastSquares, n_steps: int) -> str:
     pass, ~0.15 ns a mode-step) or 24 min(d, 4096) steps of the heavy-ball moment recursion
     (three d-vectors, 8 steps a pass; equal cost measured between 16 d and 32 d steps at d = 500
     and 2000), plus the exact heavy-ball steps before its slow roots; and below n_steps d = 2^27
-    mode-steps the recursion always wins. A step-size `Schedule` has
-    only the recursion."""
+    mode-steps the recursion always wins. A step-size `Schedule` has only the recursion."""
     if setup.scheduled:
         return "recursion"
     poles = min(setup.dim, _secular.DIRECT_MAX)
