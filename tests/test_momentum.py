@@ -174,6 +174,34 @@ def test_sde_on_an_over_damped_run_warns_and_is_off(model):
     assert compare(sde, mc, "trace_hessian", t_min=30)["trace_hessian"].max_sem_gap > 10
 
 
+def test_sde_warns_where_runs_escape_the_manifold():
+    """At small damping the normal mode's energy reaches the normal barrier and some runs leave
+    the manifold and blow up; the reduced SDE's paths all stay, so it warns with the fraction of
+    its paths at twice the barrier energy, which tracks the Monte Carlo's diverged fraction
+    (eta = 0.01, delta = 0.3, 3000 steps, 512 paths and seeds: 1 - beta = 0.0042, ~11 % of each),
+    and stays silent where no run escapes (1 - beta = 0.0134, the recursion's tuned choice)."""
+    times = np.unique(np.geomspace(1, 3000, 120).round())
+    for omb, escapes in ((0.0042, True), (0.0134, False)):
+        setup = TwoParameterMomentum(step_size=0.01, momentum=1 - omb, label_noise=0.3)
+        sde = predict(setup, 3000, times=times, method="sde", paths=512)
+        mc = simulate(setup, 3000, key=jax.random.key(3), seeds=512, times=times, progress=False)
+        diverged = float(np.mean(mc.diverged_mask.any(axis=1)))
+        fraction = sde.meta["barrier_fraction"]
+        if escapes:
+            assert "barrier energy" in sde.meta["warning"]
+            assert 0.04 < diverged < 0.3 and diverged / 3 < fraction < 3 * diverged, \
+                (fraction, diverged)
+        else:
+            assert "barrier" not in sde.meta.get("warning", "") and fraction < th.ESCAPE_FRACTION
+            assert diverged == 0.0
+    # the criterion itself: lambda S >= 2 lambda^4 / 32 with lambda = 2 cosh 2s
+    lam = 2.0 * np.cosh(2.0 * 0.5)
+    level = lam**3 / 16.0
+    s = np.full((2, 3), 0.5)
+    assert th.barrier_fraction(s, np.array([[0.0, 0.999 * level, 0.0], [0.0, 0.0, 0.0]])) == 0.0
+    assert th.barrier_fraction(s, np.array([[0.0, 1.001 * level, 0.0], [0.0, 0.0, 0.0]])) == 0.5
+
+
 # ----------------------------------------------------------------- closed forms
 def test_closed_form_first_order_flow():
     """diffrax + retraction in the ambient coordinates reproduces sinh 2s_k = sinh 2s_0 e^{-rk}."""

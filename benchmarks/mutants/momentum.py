@@ -17,6 +17,7 @@ IP = "hdsgd/odes/momentum/_inner_product.py"
 SENS = "hdsgd/odes/momentum/_sensing.py"
 STAB = "hdsgd/odes/momentum/_stability.py"
 SCALES = "hdsgd/odes/momentum/_scales.py"
+PRED = "hdsgd/odes/momentum/_predict.py"
 
 T = "tests/test_momentum.py::"
 #: two-parameter model, eta = 1e-2: the uniform recursion at beta = 0.9 (gamma = 1/2) and the
@@ -26,6 +27,9 @@ FAST_SDE = T + "test_fast_critical_sde_matches_and_closure_does_not"
 #: the first-order flow's closed form against 1000 seeds (gamma = 1/2)
 FLOW_MC = T + "test_separated_regime_first_order_flow"
 STATIONARY = T + "test_stationary_loss"
+#: the reduced SDE's escape warning: its barrier fraction against the Monte Carlo's diverged
+#: fraction (512 seeds), and the criterion at a known level
+ESCAPE = T + "test_sde_warns_where_runs_escape_the_manifold"
 #: the stationary loss at eta lambda = 1 against the edge 2 (1 + beta) = 3 (2000 seeds)
 STATIONARY_LARGE = T + "test_stationary_loss_at_a_large_step"
 #: inner product, gamma = 2/3, eta = 1e-2: the reduced SDE in ambient coordinates
@@ -135,4 +139,14 @@ MUTANTS = [
          tests=[EDGE]),
     dict(name="stationary loss: lambda S / 2 -> lambda S", file=SCALES,
          find="return 0.5 * lam * float(", replace="return lam * float(", tests=[STATIONARY]),
+    # ------------------------------------------------------------ escape warning
+    dict(name="escape: barrier S >= lambda^3/16 -> lambda^3/32", file=PRED,
+         find="reached = np.asarray(var) >= lam**3 / 16.0",
+         replace="reached = np.asarray(var) >= lam**3 / 32.0", tests=[ESCAPE]),
+    dict(name="escape: lambda = 2 cosh 2s -> 2 cosh s", file=PRED,
+         find="lam = 2.0 * np.cosh(2.0 * np.asarray(s))",
+         replace="lam = 2.0 * np.cosh(np.asarray(s))", tests=[ESCAPE]),
+    dict(name="escape: barrier lambda^3 -> lambda^4", file=PRED,
+         find="reached = np.asarray(var) >= lam**3 / 16.0",
+         replace="reached = np.asarray(var) >= lam**4 / 16.0", tests=[ESCAPE]),
 ]

@@ -28,7 +28,7 @@ from ._inner_product import (expected_observables, fluctuation_average, fluctuat
                              tangent_projection)
 from ._observables import gaussian_observables, normal_offset
 from ._optimal import SCAN_POINTS, common_dt, constant_range, damping_range, time_objective
-from ._predict import METHODS, MODEL_METHODS
+from ._predict import ESCAPE_FRACTION, METHODS, MODEL_METHODS, barrier_fraction
 from ._recursion import recursion_path, recursion_step
 from ._scales import (CRITICAL_EXPONENT, SLOW_CURVATURE, flattest_curvature, regime,
                       stationary_train_loss, timescales)
@@ -40,8 +40,8 @@ from ._target import (default_target_horizon, product_time_to_target, sensing_ti
                       time_to_target)
 
 __all__ = [
-    "CRITICAL_EXPONENT", "GAUSS", "METHODS", "MODEL_METHODS", "PHASE", "SCAN_POINTS",
-    "SLOW_CURVATURE", "SensingClosure", "common_dt", "constant_range", "critical_step_size",
+    "CRITICAL_EXPONENT", "ESCAPE_FRACTION", "GAUSS", "METHODS", "MODEL_METHODS", "PHASE", "SCAN_POINTS",
+    "SLOW_CURVATURE", "SensingClosure", "barrier_fraction", "common_dt", "constant_range", "critical_step_size",
     "damping_range", "default_dt", "default_target_horizon",
     "expected_observables", "flattest_curvature", "flow_ambient", "flow_closed_form",
     "flow_observables", "flow_rate", "flow_time_to_target", "fluctuation_average",
