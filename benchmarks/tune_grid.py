@@ -3,7 +3,7 @@ prox-linear side by side in one run.
 
 Each system's `hdsgd.predict_grid` runs the whole grid as one vmapped theory (least squares: the
 exact recursion, plain or heavy ball, chunked to fit a memory budget; prox-linear: the map,
-in batches of 32). For
+in batches of 32 on a CPU). For
 each system the script prints, after compilation (best of ``--repeat`` calls):
 
 * one point: `predict_grid` on a one-point grid;

@@ -427,6 +427,15 @@ def test_repeated_calls_compile_nothing(count_compiles):
 
 
 # ------------------------------------------------------------------ grids and tuning
+def test_grid_batches_are_cache_sized_on_a_cpu_and_whole_grids_elsewhere(monkeypatch):
+    """The map's grid runs 32 settings a batch on a CPU (a wider vmap is slower there) and up
+    to 1024 on an accelerator, always a power of two of at least 8."""
+    from hdsgd.odes.proxlinear import _grid
+    assert [_grid.grid_batch(g) for g in (1, 9, 32, 1000)] == [8, 16, 32, 32]
+    monkeypatch.setattr(_grid.jax, "default_backend", lambda: "gpu")
+    assert [_grid.grid_batch(g) for g in (1, 9, 1000, 5000)] == [8, 16, 1024, 1024]
+
+
 def test_predict_grid_is_the_vmapped_map():
     setup = ProxLinearSensing(dim_left=100, dim_right=150, batch_size=40, step_size=1.0,
                               noise_std=0.1, initial_state=START)
