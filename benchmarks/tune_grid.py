@@ -9,8 +9,9 @@ each system the script prints, after compilation (best of ``--repeat`` calls):
 * one point: `predict_grid` on a one-point grid;
 * the grid: `predict_grid` on ``--points`` step sizes (least squares returns it stacked, a
   `CurveGrid` whose Curves are built when read; prox-linear builds one Curve per point);
-* of which theory: the vmapped theory alone (given the validated Setups);
-* of which setups: validating the grid's Setups (`hdsgd.api.grid_setups`, one per point);
+* of which theory: the vmapped theory alone (given the validated grid);
+* of which checks: validating the grid (least squares: `hdsgd.api.grid_columns`, each value
+  by its field's check; prox-linear: `hdsgd.api.grid_setups`, one Setup per point);
 * tune: `hdsgd.tune` over the grid (no refinement): the grid, its scores, the cliff guard;
 * the loop fallback: `predict` per point, timed on ``--loop-points`` points and scaled to the
   grid's size.
@@ -26,7 +27,7 @@ import jax
 import numpy as np
 
 import hdsgd
-from hdsgd.api import grid_setups
+from hdsgd.api import grid_columns, grid_setups
 from _timing import device_line, timed  # benchmarks/_timing.py (the script folder is on sys.path)
 from hdsgd.odes.lstsq import _predict as lstsq_theory
 from hdsgd.odes.proxlinear import _grid as prox_theory
@@ -38,14 +39,15 @@ def lstsq_case(momentum: float = 0.0):
     gamma_c = hdsgd.lstsq.critical_step_size(setup)
     horizon = 4.0  # 2000 steps
 
-    def theory(setups):
+    def theory(checked):
         steps = setup.output_steps(horizon)
+        settings = lstsq_theory.grid_settings(setup, *checked)
         with jax.enable_x64(True):
-            return lstsq_theory.grid_psi(setup, setups, int(steps.max()), steps)
+            return lstsq_theory.grid_psi(setup, settings, int(steps.max()), steps)
 
     name = "lstsq, d = 500, 2000 steps" + (f", heavy ball {momentum}" if momentum else "")
-    return (name, setup, horizon,
-            lambda n: np.geomspace(1e-3, 0.99, n) * gamma_c, theory, "excess_risk")
+    return (name, setup, horizon, lambda n: np.geomspace(1e-3, 0.99, n) * gamma_c,
+            lambda grid: grid_columns(setup, grid), theory, "excess_risk")
 
 
 def proxlinear_case():
@@ -61,18 +63,19 @@ def proxlinear_case():
             return prox_theory.grid_records(setup, params, steps)["status"]
 
     return ("proxlinear, d1 = d2 = 100, m = 50, 40 steps", setup, horizon,
-            lambda n: np.geomspace(0.1, 3.0, n), theory, "error_sq")
+            lambda n: np.geomspace(0.1, 3.0, n), lambda grid: grid_setups(setup, grid), theory,
+            "error_sq")
 
 
 def measure(case, points: int, repeat: int, loop_points: int) -> dict:
-    name, setup, horizon, values, theory, observable = case
+    name, setup, horizon, values, check, theory, observable = case
     grid = values(points)
     one = values(1)
     _, _, t_one = timed(lambda: hdsgd.predict_grid(setup, {"step_size": one}, horizon), 20)
     _, _, t_grid = timed(lambda: hdsgd.predict_grid(setup, {"step_size": grid}, horizon), repeat)
-    setups = grid_setups(setup, {"step_size": grid})
-    _, _, t_theory = timed(lambda: np.asarray(theory(setups)), repeat)
-    _, _, t_setups = timed(lambda: grid_setups(setup, {"step_size": grid}), repeat)
+    checked = check({"step_size": grid})
+    _, _, t_theory = timed(lambda: np.asarray(theory(checked)), repeat)
+    _, _, t_setups = timed(lambda: check({"step_size": grid}), repeat)
     curves = hdsgd.predict_grid(setup, {"step_size": grid}, horizon)
     first = curves.values(0, observable)
     target = float(np.sqrt(first.values[0] * first.values[-1]))  # met by the first point
@@ -99,13 +102,13 @@ def main(argv=None):
     rows = [measure(case, args.points, args.repeat, args.loop_points)
             for case in (lstsq_case(), lstsq_case(0.5), proxlinear_case())]
     print(f"{'system':<46} {'one point':>10} {f'{args.points} points':>12} {'ratio':>7} "
-          f"{'theory':>8} {'setups':>8} {'tune':>8} {'loop':>9} {'loop/grid':>9}")
+          f"{'theory':>8} {'checks':>8} {'tune':>8} {'loop':>9} {'loop/grid':>9}")
     for r in rows:
         print(f"{r['name']:<46} {r['one'] * 1e3:>8.1f}ms {r['grid']:>11.2f}s "
               f"{r['grid'] / r['one']:>6.0f}x {r['theory']:>7.2f}s {r['setups']:>7.2f}s "
               f"{r['tune']:>7.2f}s {r['loop']:>8.1f}s {r['loop'] / r['grid']:>8.1f}x")
-    print("ratio = time(grid) / time(one point); theory = the vmapped theory alone; setups = "
-          "validating one Setup per point; tune = hdsgd.tune over the grid (refine=False); "
+    print("ratio = time(grid) / time(one point); theory = the vmapped theory alone; checks = "
+          "validating the grid; tune = hdsgd.tune over the grid (refine=False); "
           "loop = predict per point, scaled to the grid")
 
 

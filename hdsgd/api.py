@@ -28,7 +28,7 @@ from ._precision import scoped_x64
 from ._segments import progress_default
 from .curve import Curve
 from .curve_grid import CurveGrid
-from .setups._base import Setup
+from .setups._base import Setup, cast_value
 from .setups._validate import MAX_SEEDS, MAX_STEPS, prng_key, real
 
 
@@ -321,9 +321,8 @@ simulate.register = _simulate.register  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------- grids of settings
-def grid_setups(setup: Setup, grid: Mapping[str, np.ndarray]) -> list:
-    """The Setups of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g (validated
-    again); None where a setting fails validation."""
+def _grid_size(setup: Setup, grid: Mapping[str, np.ndarray]) -> int:
+    """The number of points of a grid, after checking its shape and its field names."""
     if not isinstance(grid, Mapping) or not grid:
         raise ValueError(f"grid={grid!r} is invalid; allowed: a non-empty dict field -> values")
     for name, values in grid.items():
@@ -338,6 +337,13 @@ def grid_setups(setup: Setup, grid: Mapping[str, np.ndarray]) -> list:
     if unknown:
         raise ValueError(f"{', '.join(map(repr, unknown))} not a field of {type(setup).__name__}; "
                          f"allowed: {', '.join(setup.field_names())}")
+    return n
+
+
+def grid_setups(setup: Setup, grid: Mapping[str, np.ndarray]) -> list:
+    """The Setups of a grid: ``grid[field][g]`` replaces ``setup.field`` for point g (validated
+    again); None where a setting fails validation."""
+    n = _grid_size(setup, grid)
     setups = []
     for g in range(n):
         try:
@@ -345,6 +351,32 @@ def grid_setups(setup: Setup, grid: Mapping[str, np.ndarray]) -> list:
         except ValueError:
             setups.append(None)
     return setups
+
+
+def grid_columns(setup: Setup, grid: Mapping[str, np.ndarray]
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+    """A grid validated value by value with the Setup class's ``grid_checks`` (fields whose
+    check depends on no other field), as `grid_setups` would validate it but without a Setup per
+    point (~60 us each): ``(valid, columns)``, ``valid`` (G,) False where a value fails its
+    check, ``columns[field]`` (G,) the validated values (the Setup's own value where invalid).
+    None when a field of the grid has no such check (then use `grid_setups`)."""
+    n = _grid_size(setup, grid)
+    checks = type(setup).grid_checks
+    if not set(grid) <= set(checks):
+        return None
+    valid = np.ones(n, dtype=bool)
+    columns = {}
+    for name, values in grid.items():
+        check, own = checks[name], getattr(setup, name)
+        column = []
+        for g in range(n):
+            try:
+                column.append(check(cast_value(own, values[g])))
+            except ValueError:
+                valid[g] = False
+                column.append(own)
+        columns[name] = np.array(column)
+    return valid, columns
 
 
 @functools.singledispatch

@@ -97,3 +97,27 @@ def test_a_grid_predicted_point_by_point_reads_the_same_way():
     assert row.values[0] > curves.values(0, "excess_risk").values[0]
     with pytest.raises(ValueError, match="observable='nope' is not in the curve"):
         curves.values(0, "nope")
+
+
+def test_grid_columns_accept_and_cast_exactly_what_the_setups_do():
+    """`api.grid_columns` validates a least-squares grid value by value with the checks
+    `__init__` runs (`grid_checks`), without a Setup per point: on awkward values (integral
+    floats for the batch, 4.5, zero, negatives, nan, inf, past 1e30, text, momentum at 1) it
+    accepts, rejects and casts exactly as `grid_setups` (one Setup per point) does."""
+    from hdsgd.api import grid_columns, grid_setups
+    setup = hdsgd.StreamingLeastSquares("power_law:16:1.0", noise_std=0.2, step_size=1.0)
+    awkward = [1, 4.0, np.float32(2.0), 4.5, 0, -1, 0.3, np.nan, np.inf, 1e31, 2**40, "2", 1.0 - 1e-16]
+    for name in ("step_size", "batch_size", "noise_std", "momentum"):
+        grid = {name: np.array(awkward, dtype=object)}
+        valid, columns = grid_columns(setup, grid)
+        setups = grid_setups(setup, grid)
+        assert valid.tolist() == [s is not None for s in setups], name
+        assert 0 < valid.sum() < len(awkward), name
+        kind = "i" if isinstance(getattr(setup, name), int) else "f"
+        assert columns[name].dtype.kind == kind, (name, columns[name].dtype)
+        for g, s in enumerate(setups):
+            if s is not None:
+                assert columns[name][g] == getattr(s, name), (name, awkward[g], columns[name][g])
+    # a field with no independent check (the spectrum) is left to grid_setups
+    assert grid_columns(setup, {"initial_error": np.array([1.0, 2.0])}) is None
+    assert grid_columns(hdsgd.SpikedSingleIndex(), {"step_size": np.array([0.1])}) is None

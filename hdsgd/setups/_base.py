@@ -35,6 +35,25 @@ def _plain(value):
     return value
 
 
+def cast_value(old, value):
+    """``value`` cast to the kind of a field now holding ``old`` (what `Setup.replace` passes to
+    the constructor): a grid's float 4.0 becomes 4 for an integer field, an integer becomes a
+    float for a real one; anything else (4.5, nan, inf, 1j, text) goes through as given, for the
+    constructor's check to name."""
+    if (isinstance(old, bool) or isinstance(value, (str, np.ndarray, list, tuple, eqx.Module))
+            or value is None):
+        return value
+    if isinstance(old, (int, np.integer)) and not isinstance(value, (int, np.integer)):
+        try:
+            integral = float(value).is_integer()
+        except (TypeError, ValueError, OverflowError):
+            integral = False
+        return int(float(value)) if integral else value
+    if isinstance(old, float) and isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    return value
+
+
 class Setup(eqx.Module):
     """Base class of the five systems' Setups (see the module docstring).
 
@@ -50,6 +69,11 @@ class Setup(eqx.Module):
     #: property ``<name>`` and set by a method ``_set_<name>(value) -> dict of field changes``
     #: (e.g. prox-linear's eta_bar, momentum's damping 1 - beta).
     coordinates: ClassVar[tuple[str, ...]] = ()
+    #: scalar fields whose check does not depend on any other field: name -> the check
+    #: ``__init__`` itself runs on it (value -> validated value, or ValueError naming the
+    #: field). `api.grid_columns` validates a grid over such fields value by value, without a
+    #: Setup per point.
+    grid_checks: ClassVar[dict] = {}
 
     # ------------------------------------------------------------ plain data
     def fields(self) -> dict:
@@ -98,26 +122,8 @@ class Setup(eqx.Module):
             raise ValueError(f"{', '.join(map(repr, unknown))} "
                              f"{'is not a field' if len(unknown) == 1 else 'are not fields'} "
                              f"of {type(self).__name__}; allowed: {allowed}")
-        cast = {}
-        for name, value in changes.items():
-            if name in self.coordinates:
-                continue
-            old = getattr(self, name)
-            if (isinstance(old, bool) or isinstance(value, (str, np.ndarray, list, tuple, eqx.Module))
-                    or value is None):
-                cast[name] = value
-            elif isinstance(old, (int, np.integer)) and not isinstance(value, (int, np.integer)):
-                # a grid's float 4.0 becomes 4; anything else (4.5, nan, inf, 1j, text) goes to
-                # the constructor, whose check names the field
-                try:
-                    integral = float(value).is_integer()
-                except (TypeError, ValueError, OverflowError):
-                    integral = False
-                cast[name] = int(float(value)) if integral else value
-            elif isinstance(old, float) and isinstance(value, (int, float, np.integer, np.floating)):
-                cast[name] = float(value)
-            else:
-                cast[name] = value
+        cast = {name: cast_value(getattr(self, name), value) for name, value in changes.items()
+                if name not in self.coordinates}
         out = dataclasses.replace(self, **cast) if cast else self
         for name in self.coordinates:
             if name in changes:

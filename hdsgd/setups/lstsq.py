@@ -5,6 +5,7 @@ The mathematics is in ``docs/lstsq.md``.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import numpy as np
@@ -53,6 +54,12 @@ class StreamingLeastSquares(Setup):
     """
 
     system: ClassVar[str] = "lstsq"
+    grid_checks: ClassVar[dict] = {
+        "noise_std": functools.partial(v.nonnegative, "noise_std"),
+        "step_size": functools.partial(v.positive, "step_size"),  # a number (a Schedule: below)
+        "batch_size": functools.partial(v.integer, "batch_size", low=1),
+        "momentum": functools.partial(v.real, "momentum", low=0.0, high=1.0, high_open=True),
+    }
     time_unit: ClassVar[str] = "t"
     time_label: ClassVar[str] = "t = steps / d"
 
@@ -82,11 +89,12 @@ class StreamingLeastSquares(Setup):
                 )
         self.eigenvalues = lam
         self.initial_error = rho0
-        self.noise_std = v.nonnegative("noise_std", noise_std)
+        check = self.grid_checks
+        self.noise_std = check["noise_std"](noise_std)
         self.step_size = (step_size if isinstance(step_size, Schedule)
-                          else v.positive("step_size", step_size))
-        self.batch_size = v.integer("batch_size", batch_size, low=1)
-        self.momentum = v.real("momentum", momentum, low=0.0, high=1.0, high_open=True)
+                          else check["step_size"](step_size))
+        self.batch_size = check["batch_size"](batch_size)
+        self.momentum = check["momentum"](momentum)
 
     @property
     def dim(self) -> int:

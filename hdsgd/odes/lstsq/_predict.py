@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from ..._numerics import power_of_two_at_least
 from ..._segments import map_in_threads
-from ...api import (check_tolerance, grid_setups, predict, predict_grid, reject_options,
+from ...api import (check_tolerance, grid_columns, predict, predict_grid, reject_options,
                    stability_warning as edge_warning)
 from ...curve import Curve, finish_curve, finished_values
 from ...curve_grid import CurveGrid
@@ -456,19 +456,36 @@ def grid_chunk(n_points: int, n_steps: int, dim: int, heavy: bool,
     return max(1, min(chunk, power_of_two_at_least(n_points)))
 
 
-def grid_psi(setup: StreamingLeastSquares, setups: list, n_steps: int, steps: np.ndarray
+def grid_settings(setup: StreamingLeastSquares, valid: np.ndarray, columns: dict) -> dict:
+    """The G valid settings of a grid (`api.grid_columns`) as arrays: ``noise_var``,
+    ``step_size``, ``batch_size``, ``momentum``, each (G,) (a field the grid leaves alone: the
+    Setup's own value). sigma^2 is squared as `StreamingLeastSquares.noise_var` squares it."""
+    g = int(valid.sum())
+
+    def column(name):
+        if name in columns:
+            return np.asarray(columns[name])[valid]
+        return np.full(g, getattr(setup, name))
+
+    return {"noise_var": np.array([float(x) ** 2 for x in column("noise_std")]),
+            "step_size": column("step_size").astype(np.float64),
+            "batch_size": column("batch_size").astype(np.int64),
+            "momentum": column("momentum").astype(np.float64)}
+
+
+def grid_psi(setup: StreamingLeastSquares, settings: dict, n_steps: int, steps: np.ndarray
              ) -> np.ndarray:
-    """psi(k) at ``steps`` (G, T) for G Setups differing from ``setup`` in step size, batch
-    size, label noise or momentum: the exact recursion vmapped over the settings, in chunks of
-    `grid_chunk` (the last one padded with its final setting; on a CPU at most
+    """psi(k) at ``steps`` (G, T) for G settings (`grid_settings`) differing from ``setup`` in
+    step size, batch size, label noise or momentum: the exact recursion vmapped over them, in
+    chunks of `grid_chunk` (the last one padded with its final setting; on a CPU at most
     `CPU_GRID_CHUNK` settings, whose states stay in cache: a wider vmap is memory-bound there)."""
-    heavy = any(s.momentum != 0.0 for s in setups)
+    heavy = bool(np.any(settings["momentum"] != 0.0))
     lam, rho0 = jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error)
-    columns = [np.array([s.noise_var for s in setups]), np.array([s.step_size for s in setups]),
-               np.array([float(s.batch_size) for s in setups])]
+    columns = [settings["noise_var"], settings["step_size"],
+               settings["batch_size"].astype(np.float64)]
     if heavy:
-        columns.append(np.array([s.momentum for s in setups]))
-    g = len(setups)
+        columns.append(settings["momentum"])
+    g = columns[0].size
     cap = CPU_GRID_CHUNK if jax.default_backend() == "cpu" else None
     chunk = grid_chunk(g, n_steps, setup.dim, heavy, cap)
     run = _recursion.momentum_recursion_psi_grid if heavy else _recursion.recursion_psi_grid
@@ -502,26 +519,30 @@ def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=N
         return predict_grid.dispatch(object)(setup, grid, horizon, times=times, method=method,
                                              executor=executor, **options)
     steps = setup.output_steps(horizon, times)
-    setups = grid_setups(setup, grid)
-    valid = [s for s in setups if s is not None]
-    if not valid:
-        return CurveGrid(setups)
+    valid, columns = grid_columns(setup, grid)  # every grid field has an independent check
+    if not valid.any():
+        return CurveGrid([None] * valid.size)
     n = int(steps.max())
-    risk = 0.5 * grid_psi(setup, valid, n, steps)
-    edges: dict = {}
-    for s in valid:
-        key = (s.batch_size, s.momentum)
-        if key not in edges:
-            edges[key] = critical_step_size(s)
-    gamma_c = [edges[(s.batch_size, s.momentum)] for s in valid]
-    start = np.array([np.inf if (u := unstable_from(s, n, g)) is None else u
-                      for s, g in zip(valid, gamma_c)])
+    settings = grid_settings(setup, valid, columns)
+    risk = 0.5 * grid_psi(setup, settings, n, steps)
+    # gamma_c depends on (B, beta) only: once per distinct pair
+    pairs = list(zip(settings["batch_size"].tolist(), settings["momentum"].tolist()))
+    edges = {pair: critical_step_size(setup.replace(batch_size=pair[0], momentum=pair[1]))
+             for pair in dict.fromkeys(pairs)}
+    gamma_c = np.array([edges[pair] for pair in pairs])
+    # a constant step at or past gamma_c is unstable from step 0 (`unstable_from`)
+    start = np.where(settings["step_size"] >= gamma_c, 0.0, np.inf)
     time = steps / setup.dim
     observables, diverged = finished_values(
-        time, risk_observables(risk, np.array([s.noise_var for s in valid])[:, None]),
-        risk.shape, risk_blown(risk, steps, start[:, None]))
-    return CurveGrid.stacked(
-        [s is not None for s in setups], time=time, steps=steps,
-        samples=np.round(steps) * np.array([float(s.batch_size) for s in valid])[:, None],
-        observables=observables, diverged=diverged,
-        build=lambda v: risk_curve(valid[v], steps, risk[v], "recursion", {}, gamma_c=gamma_c[v]))
+        time, risk_observables(risk, settings["noise_var"][:, None]), risk.shape,
+        risk_blown(risk, steps, start[:, None]))
+    points = np.flatnonzero(valid)
+
+    def build(v: int) -> Curve:
+        point = setup.replace(**{name: columns[name][points[v]] for name in columns})
+        return risk_curve(point, steps, risk[v], "recursion", {}, gamma_c=float(gamma_c[v]))
+
+    return CurveGrid.stacked(valid, time=time, steps=steps,
+                             samples=np.round(steps) * settings["batch_size"][:, None].astype(
+                                 np.float64),
+                             observables=observables, diverged=diverged, build=build)
