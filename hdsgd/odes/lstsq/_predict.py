@@ -527,7 +527,9 @@ def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=N
     risk = 0.5 * grid_psi(setup, settings, n, steps)
     # gamma_c depends on (B, beta) only: once per distinct pair
     pairs = list(zip(settings["batch_size"].tolist(), settings["momentum"].tolist()))
-    edges = {pair: critical_step_size(setup.replace(batch_size=pair[0], momentum=pair[1]))
+    own = (setup.batch_size, setup.momentum)
+    edges = {pair: critical_step_size(setup if pair == own else
+                                      setup.replace(batch_size=pair[0], momentum=pair[1]))
              for pair in dict.fromkeys(pairs)}
     gamma_c = np.array([edges[pair] for pair in pairs])
     # a constant step at or past gamma_c is unstable from step 0 (`unstable_from`)
