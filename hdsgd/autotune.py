@@ -233,6 +233,9 @@ def _grid(space: Mapping[str, Any]) -> tuple[list[str], list[np.ndarray]]:
         vals = cand.values() if isinstance(cand, LogRange) else np.asarray(list(cand))
         if vals.size == 0:
             raise ValueError(f"space[{name!r}] has no candidate values")
+        if vals.dtype.kind == "O":
+            raise ValueError(f"space[{name!r}] holds {type(vals[0]).__name__} values; allowed: "
+                             "numbers (a step-size Schedule is tuned by hdsgd.tune_schedule)")
         names.append(name)
         axes.append(vals)
     return names, axes
@@ -825,9 +828,10 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
     names, axes = _grid(space)
     points = list(itertools.product(*axes))
     checked_grid = None
-    if horizon is not None and not scores_setups and set(names) <= set(type(setup).grid_checks):
-        # one horizon, fields checked value by value: the grid goes to predict_grid as it is,
-        # with no Setup built per point (~60 us each, as much as the vmapped recursion)
+    if (horizon is not None and not scores_setups and set(names) <= set(type(setup).grid_checks)
+            and all(np.asarray(a).dtype.kind in "biuf" for a in axes)):
+        # one horizon, numbers in fields checked value by value: the grid goes to predict_grid
+        # as it is, with no Setup built per point (~60 us each, as much as the vmapped recursion)
         checked_grid = {n: np.array([p[k] for p in points], dtype=object)
                         for k, n in enumerate(names)}
         valid, _ = grid_columns(setup, checked_grid)

@@ -471,6 +471,9 @@ def test_cli_seed_and_seeds_are_checked_before_anything_runs(capsys):
 @pytest.mark.parametrize("name, call", [
     ("space", lambda: hdsgd.tune(_LS, {"step_size": 2.0}, hdsgd.samples_to_target(0.01),
                                  horizon=5.0)),
+    # Schedules as candidates: refused by name (a TypeError from the result table before)
+    ("space", lambda: hdsgd.tune(_LS, {"step_size": [hdsgd.Schedule([1.0, 0.5], [10])]},
+                                 hdsgd.value_at_budget(steps=20), horizon=1.0)),
     ("refine_evals", lambda: hdsgd.tune(_LS, {"step_size": [1.0, 2.0]},
                                         hdsgd.samples_to_target(0.01), horizon=5.0,
                                         refine_evals=-1)),
