@@ -15,6 +15,10 @@ STAB = "hdsgd/odes/lstsq/_stability.py"
 SPEC = "hdsgd/odes/lstsq/_spectral.py"
 
 T = "tests/test_lstsq.py::"
+PREDICT = "hdsgd/odes/lstsq/_predict.py"
+#: the vmapped grid against one prediction per point, and its stacked rows against its Curves
+GRID_PER_POINT = "tests/test_grid.py::test_lstsq_grid_is_the_per_point_recursion"
+GRID_ROWS = "tests/test_grid.py::test_stacked_rows_are_what_the_built_curves_hold"
 M = "tests/test_lstsq_momentum.py::"
 S = "tests/test_lstsq_spectral.py::"
 #: the plain recursion against a 6000-seed Monte Carlo at d = 6 (every O(eta^2) term is O(1)),
@@ -199,4 +203,15 @@ MUTANTS = [
     dict(name="spectral: 1 - a_i without its (1+1/B) x^2", file=SPEC,
          find="one_minus = x * (2.0 - c * x)", replace="one_minus = x * (2.0 - x)",
          tests=[SPEC_NOISY]),
+    # ------------------------------------------------------------ the vmapped grid
+    dict(name="grid: sigma in place of sigma^2", file=PREDICT,
+         find='"noise_var": np.array([float(x) ** 2 for x in column("noise_std")])',
+         replace='"noise_var": np.array([float(x) for x in column("noise_std")])',
+         tests=[GRID_PER_POINT]),
+    dict(name="grid: a step past gamma_c never flagged unstable", file=PREDICT,
+         find='start = np.where(settings["step_size"] >= gamma_c, 0.0, np.inf)',
+         replace='start = np.full(gamma_c.shape, np.inf)', tests=[GRID_ROWS]),
+    dict(name="grid: excess risk of the rows without sigma^2 / 2", file=PREDICT,
+         find='risk_observables(risk, settings["noise_var"][:, None])',
+         replace='risk_observables(risk, 0.0 * settings["noise_var"][:, None])', tests=[GRID_ROWS]),
 ]
