@@ -7,11 +7,11 @@ in batches of 32 on a CPU). For
 each system the script prints, after compilation (best of ``--repeat`` calls):
 
 * one point: `predict_grid` on a one-point grid;
-* the grid: `predict_grid` on ``--points`` step sizes (least squares returns it stacked, a
-  `CurveGrid` whose Curves are built when read; prox-linear builds one Curve per point);
+* the grid: `predict_grid` on ``--points`` step sizes (returned stacked, a `CurveGrid` whose
+  Curves are built when read);
 * of which theory: the vmapped theory alone (given the validated grid);
-* of which checks: validating the grid (least squares: `hdsgd.api.grid_columns`, each value
-  by its field's check; prox-linear: `hdsgd.api.grid_setups`, one Setup per point);
+* of which checks: validating the grid (`hdsgd.api.grid_columns`: each value by its field's
+  check, no Setup per point);
 * tune: `hdsgd.tune` over the grid (no refinement): the grid, its scores, the cliff guard;
 * the loop fallback: `predict` per point, timed on ``--loop-points`` points and scaled to the
   grid's size.
@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 import hdsgd
-from hdsgd.api import grid_columns, grid_setups
+from hdsgd.api import grid_columns
 from _timing import device_line, timed  # benchmarks/_timing.py (the script folder is on sys.path)
 from hdsgd.odes.lstsq import _predict as lstsq_theory
 from hdsgd.odes.proxlinear import _grid as prox_theory
@@ -54,16 +54,17 @@ def proxlinear_case():
     setup = hdsgd.ProxLinearSensing(dim_left=100, dim_right=100, batch_size=50, noise_std=0.1)
     horizon = 40.0  # 40 steps
 
-    def theory(setups):
+    def theory(checked):
+        valid, columns = checked
         steps = setup.output_steps(horizon)
-        n = len(setups)
+        n = int(valid.sum())
         params = prox_theory.grid_params(setup, np.full(n, setup.batch_size),
-                                         [s.step_size for s in setups], np.full(n, setup.noise_std))
+                                         columns["step_size"][valid], np.full(n, setup.noise_std))
         with jax.enable_x64(True):
             return prox_theory.grid_records(setup, params, steps)["status"]
 
     return ("proxlinear, d1 = d2 = 100, m = 50, 40 steps", setup, horizon,
-            lambda n: np.geomspace(0.1, 3.0, n), lambda grid: grid_setups(setup, grid), theory,
+            lambda n: np.geomspace(0.1, 3.0, n), lambda grid: grid_columns(setup, grid), theory,
             "error_sq")
 
 

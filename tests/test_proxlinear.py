@@ -299,6 +299,37 @@ def _check_diverged(curve, reason):
     assert reason in curve.meta["warning"], curve.meta["warning"]
 
 
+def test_grid_rows_are_what_the_built_curves_hold():
+    """The map's grid comes back stacked: each row read without a Curve (what `tune` scores)
+    equals the Curve built from it, divergence included, at a stable point, one past the
+    blow-up bound (the interpolation peak m = d1 + d2 at eta = 1e8), one whose map fails (a
+    quadrature with a NaN weight), and a setting that fails validation."""
+    grid = {"step_size": np.array([1.0, 1e8, -1.0]), "noise_std": np.array([0.5, 0.5, 0.1])}
+    g1, g2, w = P.polar_rule()
+    w = w.copy()
+    w[5] = np.nan
+    for rule, broken in ((None, (1,)), ((g1, g2, w), (0, 1))):
+        curves = hdsgd.predict_grid(HUGE_STEP_KERNEL, grid, 10, rule=rule)
+        assert curves[2] is None and curves.values(2, "error_sq") is None
+        names = ("error_sq", "alpha_left", "beta_left", "alpha_right", "beta_right")
+        rows = {name: [curves.values(g, name) for g in (0, 1)] for name in names}
+        assert "0 built" in repr(curves)
+        for g in (0, 1):
+            c = curves[g]
+            assert c.any_diverged == (g in broken)
+            np.testing.assert_array_equal(rows["error_sq"][g].samples, c.samples)
+            for name in names:
+                np.testing.assert_array_equal(rows[name][g].values,
+                                              np.where(c.diverged_mask, np.inf, c[name]))
+            one = predict(HUGE_STEP_KERNEL.replace(step_size=grid["step_size"][g],
+                                                   noise_std=grid["noise_std"][g]), 10,
+                          method="map", rule=rule if rule is not None
+                          else P.polar_rule(**P.GRID_RULE))
+            np.testing.assert_array_equal(c.diverged, one.diverged)
+            np.testing.assert_allclose(c["error_sq"], one["error_sq"], rtol=1e-10)
+        assert ("the map failed" in curves[0].meta.get("warning", "")) == (rule is not None)
+
+
 def test_failures_of_the_map_are_flagged_for_every_method():
     # map: at m = d1 + d2 with eta = 1e8 the noise is amplified past the blow-up bound
     # (the interpolation peak), at step 1

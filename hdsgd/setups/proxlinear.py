@@ -5,6 +5,7 @@ The mathematics is in ``docs/proxlinear.md``.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import ClassVar
 
@@ -118,6 +119,11 @@ class ProxLinearSensing(Setup):
     """
 
     system: ClassVar[str] = "proxlinear"
+    grid_checks: ClassVar[dict] = {
+        "batch_size": functools.partial(v.integer, "batch_size", low=1),
+        "step_size": functools.partial(v.positive, "step_size"),
+        "noise_std": functools.partial(v.nonnegative, "noise_std"),
+    }
     time_unit: ClassVar[str] = "step"
     time_label: ClassVar[str] = "steps"
     #: eta_bar = eta sqrt(d1 d2) / m, the small-batch step (see `_set_eta_bar`).
@@ -135,9 +141,10 @@ class ProxLinearSensing(Setup):
                  initial_state: tuple[float, float, float, float] = (0.7, 0.6, 0.8, 0.5)):
         self.dim_left = v.integer("dim_left", dim_left, low=3)
         self.dim_right = v.integer("dim_right", dim_right, low=3)
-        self.batch_size = v.integer("batch_size", batch_size, low=1)
-        self.step_size = v.positive("step_size", step_size)
-        self.noise_std = v.nonnegative("noise_std", noise_std)
+        check = self.grid_checks
+        self.batch_size = check["batch_size"](batch_size)
+        self.step_size = check["step_size"](step_size)
+        self.noise_std = check["noise_std"](noise_std)
         self.initial_state = _check_state(initial_state)
 
     @classmethod

@@ -15,10 +15,12 @@ import numpy as np
 from ..._numerics import power_of_two_at_least
 from ..._precision import scoped_x64
 from ..._segments import map_in_threads
-from ...api import grid_setups, predict_grid
+from ...api import grid_columns, predict_grid
+from ...curve import Curve, finished_values
+from ...curve_grid import CurveGrid
 from ...setups.proxlinear import ProxLinearSensing
 from ._map import run_map, states_of
-from ._predict import METHODS, map_curve
+from ._predict import METHODS, map_curve, state_observables
 from ._quadrature import grid_rule_arrays
 
 GRID_FIELDS = ("batch_size", "step_size", "noise_std")
@@ -90,15 +92,26 @@ def _predict_grid(setup: ProxLinearSensing, grid, horizon: float, *, executor=No
                                              times=times, method=method, rule=rule, **options)
     if method not in (None, "auto", "map"):
         raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
-    setups = grid_setups(setup, grid)
-    valid = [s for s in setups if s is not None]
-    if not valid:
-        return setups
+    valid, columns = grid_columns(setup, grid)  # each grid field has an independent check
+    if not valid.any():
+        return CurveGrid([None] * valid.size)
     steps = setup.output_steps(horizon, times)
-    params = grid_params(setup, [s.batch_size for s in valid], [s.step_size for s in valid],
-                         [s.noise_std for s in valid])
+    own = {name: getattr(setup, name) for name in GRID_FIELDS}
+    settings = {name: columns[name][valid] if name in columns else
+                np.full(int(valid.sum()), own[name]) for name in GRID_FIELDS}
+    params = grid_params(setup, settings["batch_size"], settings["step_size"],
+                         settings["noise_std"])
     records = grid_records(setup, params, steps, rule)
     label = "grid" if rule is None else "given"
-    curves = iter(map_curve(s, steps, {k: v[g] for k, v in records.items()}, {"rule": label})
-                  for g, s in enumerate(valid))
-    return [None if s is None else next(curves) for s in setups]
+    obs, blown, failed = state_observables(setup, steps, states_of(records), records["status"])
+    observables, diverged = finished_values(steps.astype(np.float64), obs, blown.shape,
+                                            blown | failed)
+    points = np.flatnonzero(valid)
+
+    def build(v: int) -> Curve:
+        point = setup.replace(**{name: columns[name][points[v]] for name in columns})
+        return map_curve(point, steps, {k: r[v] for k, r in records.items()}, {"rule": label})
+
+    return CurveGrid.stacked(valid, time=steps.astype(np.float64), steps=steps,
+                             samples=steps * settings["batch_size"][:, None].astype(np.float64),
+                             observables=observables, diverged=diverged, build=build)

@@ -31,11 +31,8 @@ def state_curve(setup: ProxLinearSensing, steps, states, method: str, *, status=
     early.
     """
     steps = np.asarray(steps)
-    states = np.asarray(states, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        e2 = error_sq_of_state(states.T)
-    blown = exceeds(e2, 1.0 + setup.initial_error_sq, DIVERGENCE_FACTOR)
-    failed = np.zeros(steps.shape, bool) if status is None else np.asarray(status) != 0
+    obs, blown, failed = state_observables(setup, steps, states, status)
+    e2 = obs["error_sq"]
     warnings = []
     if failed.any() or blown.any():
         i_fail = int(np.argmax(failed)) if failed.any() else steps.size
@@ -49,10 +46,23 @@ def state_curve(setup: ProxLinearSensing, steps, states, method: str, *, status=
                             f"{setup.blow_up_bound:.4g} by step {int(steps[i_blow])}")
     if failure is not None:
         warnings.append(failure)
-    obs = {"error_sq": e2, **{name: states[:, i] for i, name in enumerate(OBSERVABLES[1:])}}
     return finish_curve(setup, steps.astype(np.float64), obs, method=method,
                         samples=steps * setup.batch_size, blown=blown | failed,
                         warnings=warnings, extra=extra)
+
+
+def state_observables(setup: ProxLinearSensing, steps, states, status=None
+                      ) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The observables of predicted states (..., T, 4) (E^2 and the four overlaps), where E^2
+    passes ``setup.blow_up_bound``, and where the map failed (``status`` != 0); any leading
+    axes (a grid's settings) are kept."""
+    states = np.asarray(states, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        e2 = error_sq_of_state(np.moveaxis(states, -1, 0))
+    blown = exceeds(e2, 1.0 + setup.initial_error_sq, DIVERGENCE_FACTOR)
+    failed = (np.zeros(e2.shape, bool) if status is None else np.asarray(status) != 0)
+    obs = {"error_sq": e2, **{name: states[..., i] for i, name in enumerate(OBSERVABLES[1:])}}
+    return obs, blown, failed
 
 
 def map_curve(setup: ProxLinearSensing, steps, records, extra: dict | None = None) -> Curve:
