@@ -379,6 +379,19 @@ def grid_columns(setup: Setup, grid: Mapping[str, np.ndarray]
     return valid, columns
 
 
+def valid_settings(setup: Setup, valid: np.ndarray, columns: dict, names) -> dict:
+    """The valid points of a checked grid (`grid_columns`) as one (V,) array per field of
+    ``names``: the grid's values, or the Setup's own where the grid leaves the field alone."""
+    count = int(valid.sum())
+    return {name: np.asarray(columns[name])[valid] if name in columns
+            else np.full(count, getattr(setup, name)) for name in names}
+
+
+def point_setup(setup: Setup, columns: dict, g: int) -> Setup:
+    """The Setup of point g of a checked grid (`grid_columns`), built when a Curve needs it."""
+    return setup.replace(**{name: columns[name][g] for name in columns})
+
+
 @functools.singledispatch
 def _predict_grid(setup, grid, horizon, *, executor=None, **options) -> list:
     setups = grid_setups(setup, grid)

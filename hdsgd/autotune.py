@@ -39,8 +39,8 @@ import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from ._numerics import first_crossing
 from ._precision import scoped_x64
-from .api import (LogRange, SetupObjective, check_horizon, check_setup, grid_columns, predict,
-                  predict_grid, setup_objective, simulate)
+from .api import (LogRange, SetupObjective, check_horizon, check_setup, predict, predict_grid,
+                  setup_objective, simulate)
 from .compare import Agreement, compare
 from .curve import Curve
 from .curve_grid import CurveGrid, PointValues, point_values
@@ -827,15 +827,15 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
         raise ValueError(f"budget={budget!r} is invalid; allowed: a positive number of samples")
     names, axes = _grid(space)
     points = list(itertools.product(*axes))
-    checked_grid = None
+    curves = None
     if (horizon is not None and not scores_setups and set(names) <= set(type(setup).grid_checks)
             and all(np.asarray(a).dtype.kind in "biuf" for a in axes)):
         # one horizon, numbers in fields checked value by value: the grid goes to predict_grid
-        # as it is, with no Setup built per point (~60 us each, as much as the vmapped recursion)
-        checked_grid = {n: np.array([p[k] for p in points], dtype=object)
-                        for k, n in enumerate(names)}
-        valid, _ = grid_columns(setup, checked_grid)
-        candidates = [True if ok else None for ok in valid]  # valid or not; no Setup
+        # as it is, which checks it once, with no Setup built per point (~60 us each, as much
+        # as the vmapped recursion); a point it leaves None failed validation
+        grid = {n: np.array([p[k] for p in points], dtype=object) for k, n in enumerate(names)}
+        curves = predict_grid(setup, grid, horizon, executor=executor, **predict_options)
+        candidates = [None if curves.point(g) is None else True for g in range(len(curves))]
     else:
         candidates = _candidates(setup, names, points)
     if all(c is None for c in candidates):
@@ -852,10 +852,7 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
             raise ValueError(f"no candidate has a finite score for {_describe(objective)}; "
                              "allowed: other candidates, or a target the system can reach")
     else:
-        if checked_grid is not None:
-            curves = predict_grid(setup, checked_grid, horizon, executor=executor,
-                                  **predict_options)
-        else:
+        if curves is None:
             horizons = [None if c is None else _candidate_horizon(c, horizon, budget)
                         for c in candidates]
             curves = _predict_candidates(setup, candidates, horizons, executor,

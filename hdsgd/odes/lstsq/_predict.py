@@ -10,8 +10,8 @@ import jax.numpy as jnp
 
 from ..._numerics import power_of_two_at_least
 from ..._segments import map_in_threads
-from ...api import (check_tolerance, grid_columns, predict, predict_grid, reject_options,
-                   stability_warning as edge_warning)
+from ...api import (check_tolerance, grid_columns, point_setup, predict, predict_grid,
+                    reject_options, stability_warning as edge_warning, valid_settings)
 from ...curve import Curve, finish_curve, finished_values
 from ...curve_grid import CurveGrid
 from ...setups import _validate as _v
@@ -463,17 +463,11 @@ def grid_settings(setup: StreamingLeastSquares, valid: np.ndarray, columns: dict
     """The G valid settings of a grid (`api.grid_columns`) as arrays: ``noise_var``,
     ``step_size``, ``batch_size``, ``momentum``, each (G,) (a field the grid leaves alone: the
     Setup's own value). sigma^2 is squared as `StreamingLeastSquares.noise_var` squares it."""
-    g = int(valid.sum())
-
-    def column(name):
-        if name in columns:
-            return np.asarray(columns[name])[valid]
-        return np.full(g, getattr(setup, name))
-
-    return {"noise_var": np.array([float(x) ** 2 for x in column("noise_std")]),
-            "step_size": column("step_size").astype(np.float64),
-            "batch_size": column("batch_size").astype(np.int64),
-            "momentum": column("momentum").astype(np.float64)}
+    column = valid_settings(setup, valid, columns, _GRID_FIELDS)
+    return {"noise_var": np.array([float(x) ** 2 for x in column["noise_std"]]),
+            "step_size": column["step_size"].astype(np.float64),
+            "batch_size": column["batch_size"].astype(np.int64),
+            "momentum": column["momentum"].astype(np.float64)}
 
 
 def grid_psi(setup: StreamingLeastSquares, settings: dict, n_steps: int, steps: np.ndarray
@@ -546,8 +540,7 @@ def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=N
     points = np.flatnonzero(valid)
 
     def build(v: int) -> Curve:
-        point = setup.replace(**{name: columns[name][points[v]] for name in columns})
-        return risk_curve(point, steps, risk[v], "recursion", {}, gamma_c=float(gamma_c[v]))
+        return risk_curve(point_setup(setup, columns, points[v]), steps, risk[v], "recursion", {}, gamma_c=float(gamma_c[v]))
 
     return CurveGrid.stacked(valid, time=time, steps=steps,
                              samples=np.round(steps) * settings["batch_size"][:, None].astype(

@@ -15,7 +15,7 @@ import numpy as np
 from ..._numerics import power_of_two_at_least
 from ..._precision import scoped_x64
 from ..._segments import map_in_threads
-from ...api import grid_columns, predict_grid
+from ...api import grid_columns, point_setup, predict_grid, valid_settings
 from ...curve import Curve, finished_values
 from ...curve_grid import CurveGrid
 from ...setups.proxlinear import ProxLinearSensing
@@ -96,9 +96,7 @@ def _predict_grid(setup: ProxLinearSensing, grid, horizon: float, *, executor=No
     if not valid.any():
         return CurveGrid([None] * valid.size)
     steps = setup.output_steps(horizon, times)
-    own = {name: getattr(setup, name) for name in GRID_FIELDS}
-    settings = {name: columns[name][valid] if name in columns else
-                np.full(int(valid.sum()), own[name]) for name in GRID_FIELDS}
+    settings = valid_settings(setup, valid, columns, GRID_FIELDS)
     params = grid_params(setup, settings["batch_size"], settings["step_size"],
                          settings["noise_std"])
     records = grid_records(setup, params, steps, rule)
@@ -109,8 +107,7 @@ def _predict_grid(setup: ProxLinearSensing, grid, horizon: float, *, executor=No
     points = np.flatnonzero(valid)
 
     def build(v: int) -> Curve:
-        point = setup.replace(**{name: columns[name][points[v]] for name in columns})
-        return map_curve(point, steps, {k: r[v] for k, r in records.items()}, {"rule": label})
+        return map_curve(point_setup(setup, columns, points[v]), steps, {k: r[v] for k, r in records.items()}, {"rule": label})
 
     return CurveGrid.stacked(valid, time=steps.astype(np.float64), steps=steps,
                              samples=steps * settings["batch_size"][:, None].astype(np.float64),
