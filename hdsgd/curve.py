@@ -47,6 +47,23 @@ class Metadata(dict):
     """
 
 
+class UnknownObservable(KeyError, ValueError):
+    """An observable name a Curve does not have: a KeyError for ``curve[name]`` (mapping
+    style) and a ValueError for the library's bad-input convention, so the CLI reports it as
+    an error message, not a traceback."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def check_observable(name: str, names) -> None:
+    """Raise `UnknownObservable` naming ``name`` and the observables there are, unless
+    ``name`` is one of ``names``."""
+    if name not in names:
+        raise UnknownObservable(f"observable={name!r} is not in the curve; it has "
+                                f"{tuple(names)}")
+
+
 class Curve(eqx.Module):
     """Observables of one system on a time grid, from theory or from Monte Carlo.
 
@@ -92,6 +109,7 @@ class Curve(eqx.Module):
 
     # ------------------------------------------------------------------ access
     def __getitem__(self, name: str) -> np.ndarray:
+        check_observable(name, self.observables)
         return self.observables[name]
 
     @property

@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 from jaxtyping import Bool, Float
 
-from .curve import Curve
+from .curve import Curve, check_observable
 
 
 class PointValues(NamedTuple):
@@ -57,8 +57,7 @@ def curve_steps(curve: Curve) -> np.ndarray | None:
 def point_values(curve: Curve, observable: str) -> PointValues:
     """`PointValues` of a built Curve (Monte Carlo: its seed mean)."""
     c = curve.mean()
-    if observable not in c.observables:
-        raise ValueError(f"observable={observable!r} is not in the curve; it has {c.names}")
+    check_observable(observable, c.observables)
     return PointValues(c.samples, curve_steps(c), cleaned(c.observables[observable],
                                                           c.diverged_mask))
 
@@ -80,9 +79,7 @@ class _Stack:
         return self.built[row]
 
     def values(self, row: int, observable: str) -> PointValues:
-        if observable not in self.observables:
-            raise ValueError(f"observable={observable!r} is not in the curve; it has "
-                             f"{tuple(self.observables)}")
+        check_observable(observable, self.observables)
         return PointValues(self.samples[row], self.steps,
                            cleaned(self.observables[observable][row], self.diverged[row]))
 

@@ -217,6 +217,24 @@ def test_cli_tune_honours_every_flag(tmp_path, capsys):
         main(["lstsq", "tune", "--t-min", "1"])
 
 
+@pytest.mark.parametrize("system", ["lstsq", "proxlinear", "grokking", "momentum"])
+def test_cli_tune_names_an_unknown_observable(system, capsys):
+    # checked from a t = 0 prediction before any grid is predicted (prox-linear's grid took
+    # 30 s to reach the same error) and before a default target reads it (a KeyError
+    # traceback from momentum's and grokking's)
+    assert main([system, "tune", "--observable", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "observable='nope' is not in the curve" in err and "Traceback" not in err
+
+
+def test_reading_a_missing_observable_names_what_there_is():
+    curve = hdsgd.predict(hdsgd.StreamingLeastSquares("ramp:10", step_size=0.5), 1.0)
+    for error in (KeyError, ValueError):  # mapping-style access and the bad-input convention
+        with pytest.raises(error, match=r"observable='nope' is not in the curve; it has "
+                                        r"\('risk', 'excess_risk'\)"):
+            curve["nope"]
+
+
 # ----------------------------------------------------------------- edges of the generic API
 def _lstsq(**kw):
     return hdsgd.StreamingLeastSquares("ramp:30:0.5:1.5", **{"noise_std": 0.2, **kw})

@@ -409,12 +409,17 @@ def _run_system(args, system: CliSystem) -> int:
 def _run_tune(args, system: CliSystem, setup, horizon) -> int:
     import jax
 
+    from ..api import predict
     from ..autotune import samples_to_target, steps_to_target, tune, value_at_budget
+    from ..curve import check_observable
     from ._space import parse_space
 
     space = parse_space(args.space) if args.space else system.tune_space(setup)
     observable = args.observable or system.observable
     options = {"method": args.method} if args.method else {}
+    if args.observable is not None:
+        # a misspelt name fails here, from one point, not after the whole grid is predicted
+        check_observable(observable, predict(setup, horizon, times=[0.0], **options).observables)
     if args.objective == "value_at_budget":
         if (args.budget is None) == (args.budget_steps is None):
             raise CliError("--objective value_at_budget needs exactly one of --budget (samples) "
