@@ -306,3 +306,28 @@ def test_the_command_line_states_the_defaults_the_library_uses():
     assert "(default: no)" in _help_text(parser, "grokking", "predict")
     # a shared field the models describe differently: each model's text
     assert "inner_product: d >= 1" in momentum and "matrix_sensing: d in [2, 64]" in momentum
+
+
+def test_every_planted_mutant_still_matches_the_source_and_names_real_tests():
+    # benchmarks/mutants.py plants each wrong term by exact text: a refactor that rewords the
+    # line leaves the mutant "stale" and unplanted (one was, for a session). Each piece must
+    # occur exactly once, and each test meant to catch it must exist.
+    lists = ROOT / "benchmarks" / "mutants"
+    namespace: dict = {}
+    count = 0
+    for path in sorted(lists.glob("*.py")):
+        namespace.clear()
+        exec(compile(path.read_text(), str(path), "exec"), namespace)
+        for mutant in namespace["MUTANTS"]:
+            count += 1
+            where = f"{path.name}: {mutant['name']!r}"
+            occurs = (ROOT / mutant["file"]).read_text().count(mutant["find"])
+            assert occurs == 1, f"{where}: its piece occurs {occurs} times in {mutant['file']}"
+            assert mutant["replace"] != mutant["find"], where
+            assert mutant["tests"], f"{where} names no test"
+            for test in mutant["tests"]:
+                file, _, node = test.partition("::")
+                source = (ROOT / file).read_text()
+                function = node.split("[")[0]
+                assert not function or f"def {function}(" in source, f"{where}: no {test}"
+    assert count >= 200  # all five systems' lists were read

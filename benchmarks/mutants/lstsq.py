@@ -205,8 +205,8 @@ MUTANTS = [
          tests=[SPEC_NOISY]),
     # ------------------------------------------------------------ the vmapped grid
     dict(name="grid: sigma in place of sigma^2", file=PREDICT,
-         find='"noise_var": np.array([float(x) ** 2 for x in column("noise_std")])',
-         replace='"noise_var": np.array([float(x) for x in column("noise_std")])',
+         find='"noise_var": np.array([float(x) ** 2 for x in column["noise_std"]])',
+         replace='"noise_var": np.array([float(x) for x in column["noise_std"]])',
          tests=[GRID_PER_POINT]),
     dict(name="grid: a step past gamma_c never flagged unstable", file=PREDICT,
          find='start = np.where(settings["step_size"] >= gamma_c, 0.0, np.inf)',
