@@ -252,6 +252,14 @@ def test_bad_seeds(seeds):
         hdsgd.simulate(_lstsq(), 1.0, key=jax.random.key(0), seeds=seeds)
 
 
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, True, "four", 2**31])
+def test_a_bad_integer_field_names_one_range_whatever_is_wrong(batch_size):
+    # 0 and 2.5 used to name different ranges ("[1, 2147483647]" and ">= 1")
+    with pytest.raises(ValueError, match=r"batch_size=.* is invalid; allowed: an integer in "
+                                         r"\[1, 2147483647\]$"):
+        _lstsq(step_size=0.1, batch_size=batch_size)
+
+
 @pytest.mark.parametrize("dtype", [jnp.int32, np.int64, "int8", jnp.float16, "banana"])
 def test_only_float_dtypes(dtype):
     with pytest.raises(ValueError, match="dtype="):

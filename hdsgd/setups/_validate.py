@@ -64,9 +64,10 @@ def nonnegative(name: str, value) -> float:
 
 def integer(name: str, value, *, low: int = 1, high: int | None = MAX_INDEX) -> int:
     """An integer in [low, high] (default high: `MAX_INDEX`, an array extent); floats equal to
-    an integer are accepted."""
+    an integer are accepted. Every failure names the same range."""
+    allowed = f"an integer in [{low}, {high if high is not None else 'inf'}]"
     if isinstance(value, bool):
-        _fail(name, value, f"an integer >= {low}")
+        _fail(name, value, allowed)
     if isinstance(value, (int, np.integer)):
         ok = True  # exact: a float comparison misjudges integers past 2^53
     else:
@@ -75,10 +76,10 @@ def integer(name: str, value, *, low: int = 1, high: int | None = MAX_INDEX) -> 
         except (TypeError, ValueError, OverflowError):
             ok = False
     if not ok:
-        _fail(name, value, f"an integer >= {low}")
+        _fail(name, value, allowed)
     n = int(value)
     if n < low or (high is not None and n > high):
-        _fail(name, value, f"an integer in [{low}, {high if high is not None else 'inf'}]")
+        _fail(name, value, allowed)
     return n
 
 
