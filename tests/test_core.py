@@ -260,6 +260,42 @@ def test_a_bad_integer_field_names_one_range_whatever_is_wrong(batch_size):
         _lstsq(step_size=0.1, batch_size=batch_size)
 
 
+def _option_call(system, option, value):
+    from hdsgd.odes.momentum import time_to_target
+    if system == "momentum sde":
+        setup = hdsgd.TwoParameterMomentum(step_size=0.01, momentum=0.99)
+        return lambda: hdsgd.predict(setup, 10.0, method="sde", **{option: value})
+    if system == "momentum target":
+        setup = hdsgd.TwoParameterMomentum(step_size=0.01, momentum=0.99)
+        return lambda: time_to_target(setup, 0.1, method="sde", **{option: value})
+    if system == "sensing target":
+        return lambda: time_to_target(hdsgd.MatrixSensingMomentum(), 0.1, **{option: value})
+    setup = hdsgd.GrokkingTwoLayer(width=64)
+    if system == "grokking dmft":
+        return lambda: hdsgd.predict(setup, 1.0, method="dmft", **{option: value})
+    return lambda: hdsgd.simulate(setup, 1.0, key=jax.random.key(0), seeds=2, **{option: value})
+
+
+@pytest.mark.parametrize("system, option, value, allowed", [
+    ("momentum sde", "paths", "abc", "an integer in"),  # was int()'s own message
+    ("momentum sde", "paths", float("nan"), "an integer in"),
+    ("momentum sde", "paths", 2**40, "an integer in"),  # was an out-of-memory JaxRuntimeError
+    ("momentum sde", "dt", "abc", "a real number"),  # was a TypeError from np.isfinite
+    ("momentum target", "paths", 2**40, "an integer in"),
+    ("momentum target", "points", 0, "an integer in"),  # was accepted
+    ("sensing target", "points", 2.5, "an integer in"),  # was accepted
+    ("grokking simulate", "n_test", 2**40, "an integer in"),
+    ("grokking simulate", "n_test", float("nan"), "an integer in"),
+    ("grokking dmft", "dt", "abc", "a real number"),
+    ("grokking dmft", "damping", 1.0, r"\[0.0, 1.0\)"),
+    ("grokking dmft", "paths", 1, r"an integer in \[2, "),
+    ("grokking dmft", "z_nodes", 2.5, "an integer in"),
+])
+def test_a_method_option_is_checked_before_jax_and_named(system, option, value, allowed):
+    with pytest.raises(ValueError, match=rf"^{option}=.* is invalid; allowed: {allowed}"):
+        _option_call(system, option, value)()
+
+
 @pytest.mark.parametrize("dtype", [jnp.int32, np.int64, "int8", jnp.float16, "banana"])
 def test_only_float_dtypes(dtype):
     with pytest.raises(ValueError, match="dtype="):

@@ -32,6 +32,7 @@ from .._numerics import exceeds
 from .._segments import Dynamics, run_segments
 from ..api import reject_options, simulate
 from ..curve import Curve, finish_curve
+from ..setups._validate import integer
 from ..setups.grokking import (WEIGHT_STATISTICS, GrokkingTwoLayer, draw_training_set, draw_weights,
                                kernel_alignment, loss_decomposition)
 
@@ -164,8 +165,7 @@ def _simulate(setup: GrokkingTwoLayer, horizon: float, *, key, seeds: int = 16, 
         raise ValueError(f"method={method!r} is invalid; allowed: {METHODS}")
     if setup.width is None:
         raise ValueError("width=None is invalid for simulate; allowed: a finite integer >= 1")
-    if int(n_test) != n_test or n_test < 1:
-        raise ValueError(f"n_test={n_test!r} is invalid; allowed: an integer >= 1")
+    n_test = integer("n_test", n_test)
     steps = setup.output_steps(horizon, times)
     dtype = jnp.dtype(jnp.float32 if dtype is None else dtype)
     alpha, eps, eta0 = (jnp.asarray(v, dtype) for v in (

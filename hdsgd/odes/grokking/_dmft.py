@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._numerics import gauss_hermite
+from ...setups._validate import integer as v_integer, positive as v_positive, real as v_real
 from ...setups.grokking import GrokkingTwoLayer, loss_decomposition
 
 
@@ -258,14 +259,12 @@ def dmft_curves(setup: GrokkingTwoLayer, taus, *, dt: float = 0.05, paths: int =
     if setup.width is None:
         raise ValueError("method='dmft' is the finite-width DMFT; got width=None (allowed: an "
                          "integer >= 1; the infinite-width proportional closure is not derived)")
-    if not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt={dt!r} is invalid; allowed: a number > 0")
-    if not 0.0 <= damping < 1.0:
-        raise ValueError(f"damping={damping!r} is invalid; allowed: [0, 1)")
-    for name, value, low in (("paths", paths, 2), ("response_paths", response_paths, 1),
-                             ("z_nodes", z_nodes, 1), ("iterations", iterations, 1)):
-        if int(value) != value or value < low:
-            raise ValueError(f"{name}={value!r} is invalid; allowed: an integer >= {low}")
+    dt = v_positive("dt", dt)
+    damping = v_real("damping", damping, low=0.0, high=1.0, high_open=True)
+    paths, response_paths, z_nodes, iterations = (
+        v_integer(name, value, low=low) for name, value, low in (
+            ("paths", paths, 2), ("response_paths", response_paths, 1), ("z_nodes", z_nodes, 1),
+            ("iterations", iterations, 1)))
     n = setup.width
     taus = np.asarray(taus, dtype=np.float64)
     n_steps = max(1, int(np.ceil(taus[-1] / dt - 1e-9)))

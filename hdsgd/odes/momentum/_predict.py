@@ -10,6 +10,7 @@ import numpy as np
 from ...api import (check_key, predict, reject_options,
                    stability_warning as edge_warning)
 from ...curve import Curve, finish_curve
+from ...setups._validate import integer as v_integer, positive as v_positive
 from ...setups.momentum import (InnerProductMomentum, LabelNoiseMomentum,
                                 MatrixSensingMomentum, TwoParameterMomentum)
 from . import _inner_product as _inner
@@ -81,10 +82,10 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
         raise ValueError(f"option(s) {', '.join(sorted(given - valid))} are invalid for "
                          f"method={method!r} on {type(setup).__name__}; allowed: "
                          f"{', '.join(sorted(valid)) or 'none'}")
-    if paths is not None and (isinstance(paths, bool) or int(paths) != paths or paths < 1):
-        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer >= 1")
-    if dt is not None and not (np.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt={dt!r} is invalid; allowed: a positive number of steps")
+    if paths is not None:
+        paths = v_integer("paths", paths)
+    if dt is not None:
+        dt = v_positive("dt", dt)  # in steps
     steps = setup.output_steps(horizon, times)
     options = dict(key=jax.random.PRNGKey(0) if key is None else check_key(key),
                    paths=1000 if paths is None else int(paths),

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from ..._precision import scoped_x64
-from ...setups._validate import positive as v_positive
+from ...setups._validate import integer as v_integer, positive as v_positive
 from ...setups.momentum import (InnerProductMomentum, LabelNoiseMomentum,
                                 MatrixSensingMomentum, TwoParameterMomentum, settling_time)
 from . import _inner_product as _inner
@@ -108,9 +108,12 @@ def product_time_to_target(setup, target: float, *, method: str = "sde",
     if set(given) - set(valid):
         raise ValueError(f"option(s) {', '.join(sorted(set(given) - set(valid)))} are invalid "
                          f"for method={method!r}; allowed: {', '.join(valid) or 'none'}")
-    if paths is not None and (isinstance(paths, bool) or int(paths) != paths or paths < 1):
-        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer >= 1")
-    paths = 1000 if paths is None else int(paths)
+    if paths is not None:
+        paths = v_integer("paths", paths)
+    if dt is not None:
+        dt = v_positive("dt", dt)  # in steps
+    points = v_integer("points", points)
+    paths = 1000 if paths is None else paths
     if horizon is None:
         horizon = default_target_horizon(setup, target)
         found = product_time_to_target(setup, target, method=method, horizon=horizon, key=key,
@@ -159,6 +162,7 @@ def sensing_time_to_target(setup: MatrixSensingMomentum, target: float, *,
     if method != "closure":
         raise ValueError(f"method={method!r} is invalid for MatrixSensingMomentum; "
                          "allowed: ('closure',)")
+    points = v_integer("points", points)
     omb = setup.one_minus_beta
     tries = 1 if horizon is not None else 6
     if horizon is None:
