@@ -121,3 +121,40 @@ def test_grid_columns_accept_and_cast_exactly_what_the_setups_do():
     # a field with no independent check (the spectrum) is left to grid_setups
     assert grid_columns(setup, {"initial_error": np.array([1.0, 2.0])}) is None
     assert grid_columns(hdsgd.SpikedSingleIndex(), {"step_size": np.array([0.1])}) is None
+
+
+def test_a_long_horizon_grid_takes_the_closed_form_as_predict_does(monkeypatch):
+    # 3e6 steps at d = 50: past RECURSION_WORK mode-steps and 160 d steps, so `predict` takes
+    # the spectral solution. The grid ran the recursion anyway (109 s for three settings at
+    # 2e8 steps), and past ~2^31 steps its psi at every step aborted the process inside XLA.
+    setup = hdsgd.StreamingLeastSquares("power_law:50:1.0", noise_std=0.1, step_size=1.0)
+    grid = {"step_size": np.array([0.1, 1.0])}
+
+    def no_recursion(*args, **kwargs):
+        raise AssertionError("the grid ran the recursion")
+
+    monkeypatch.setattr(lstsq_predict, "grid_psi", no_recursion)
+    got = hdsgd.predict_grid(setup, grid, 6e4)
+    for g, gamma in zip(got, grid["step_size"]):
+        expected = hdsgd.predict(setup.replace(step_size=gamma), 6e4)
+        assert g.meta["method"] == expected.meta["method"] == "spectral"
+        np.testing.assert_allclose(g["risk"], expected["risk"], rtol=1e-12)
+
+
+@pytest.mark.parametrize("how", ["recursion", "schedule", "exact_steps", "grid"])
+def test_the_recursion_refuses_more_steps_than_it_can_hold(how):
+    setup = hdsgd.StreamingLeastSquares("power_law:50:1.0", noise_std=0.1, step_size=1.0)
+    horizon = 2.0 * lstsq_predict.RECURSION_MAX_STEPS / setup.dim
+    limit = rf"allowed: at most {lstsq_predict.RECURSION_MAX_STEPS} steps"
+    with pytest.raises(ValueError, match=rf"^horizon=.* is invalid for .*{limit}"
+                       if how != "exact_steps" else r"^exact_steps=.* is invalid"):
+        if how == "recursion":
+            hdsgd.predict(setup, horizon, method="recursion")
+        elif how == "schedule":
+            hdsgd.predict(setup.replace(step_size=hdsgd.Schedule([1.0, 0.5], [100])), horizon)
+        elif how == "exact_steps":
+            hdsgd.predict(setup, horizon, method="ode",
+                          exact_steps=lstsq_predict.RECURSION_MAX_STEPS + 1)
+        else:
+            hdsgd.predict_grid(setup, {"step_size": np.array([0.5, 1.0])}, horizon,
+                               method="recursion")

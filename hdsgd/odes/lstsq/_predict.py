@@ -99,6 +99,20 @@ def risk_blown(risk, steps, unstable_start) -> np.ndarray:
 
 RECURSION_WORK = 1 << 27  # mode-steps of the recursion below which it is the default
 
+#: the most steps the recursion takes: it keeps psi at every step (8 bytes each: 2^28 steps
+#: are 2 GiB). Past ~2^31 the allocation failed inside XLA and aborted the process.
+RECURSION_MAX_STEPS = 1 << 28
+
+
+def check_recursion_steps(setup: StreamingLeastSquares, n_steps: int, method: str) -> None:
+    """Refuse a recursion of more than `RECURSION_MAX_STEPS` steps, naming the horizon."""
+    if n_steps > RECURSION_MAX_STEPS:
+        raise ValueError(
+            f"horizon={n_steps / setup.dim:.6g} is invalid for {method}: it is {n_steps} steps, "
+            f"and the exact recursion keeps psi at every step; allowed: at most "
+            f"{RECURSION_MAX_STEPS} steps (horizon <= {RECURSION_MAX_STEPS / setup.dim:.6g}); "
+            "method='spectral' (the default for long horizons) has no such limit")
+
 
 def default_method(setup: StreamingLeastSquares, n_steps: int) -> str:
     """The exact method that costs less: ``"spectral"`` once the recursion would take longer
@@ -227,6 +241,7 @@ def _spectral_or_recursion(setup, steps: np.ndarray) -> tuple[np.ndarray, dict]:
 
 def _recursion_psi(setup, steps: np.ndarray) -> np.ndarray:
     n = int(steps.max())
+    check_recursion_steps(setup, n, "method='recursion'")
     if setup.momentum == 0.0:
         return np.asarray(_recursion.recursion_psi_jit(*_args(setup), n))[steps]
     return np.asarray(_recursion.momentum_recursion_psi_jit(*_args(setup), setup.momentum, n))[steps]
@@ -340,6 +355,7 @@ def _predict_scheduled(setup, horizon, times, method, **given) -> Curve:
                          "allowed: none")
     steps = setup.output_steps(horizon, times)
     n = int(steps.max())
+    check_recursion_steps(setup, n, "a step-size Schedule (only the recursion takes one)")
     gammas = setup.step_sizes(power_of_two_at_least(max(n, 1), 8))
     psi = _recursion.scheduled_recursion_psi_jit(
         jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error), setup.noise_var,
@@ -365,7 +381,8 @@ def _exact_start(setup, t_out, k0):
 
 
 def _exact_steps_option(exact_steps, default: int, n_steps: int, t_out, d) -> int:
-    k0 = default if exact_steps is None else _v.integer("exact_steps", exact_steps, low=0)
+    k0 = default if exact_steps is None else _v.integer("exact_steps", exact_steps, low=0,
+                                                        high=RECURSION_MAX_STEPS)
     return int(min(k0, n_steps, np.floor(t_out.max() * d)))
 
 
@@ -478,6 +495,7 @@ def grid_psi(setup: StreamingLeastSquares, settings: dict, n_steps: int, steps: 
     `CPU_GRID_CHUNK` settings, `CPU_HEAVY_GRID_CHUNK` for heavy ball, whose states stay in
     cache: a wider vmap is memory-bound there)."""
     heavy = bool(np.any(settings["momentum"] != 0.0))
+    check_recursion_steps(setup, n_steps, "a grid's recursion")
     lam, rho0 = jnp.asarray(setup.eigenvalues), jnp.asarray(setup.initial_error)
     columns = [settings["noise_var"], settings["step_size"],
                settings["batch_size"].astype(np.float64)]
@@ -500,6 +518,18 @@ def grid_psi(setup: StreamingLeastSquares, settings: dict, n_steps: int, steps: 
     return np.concatenate(map_in_threads(chunk_psi, list(range(0, g, chunk))))
 
 
+def _spectral_cheaper(setup: StreamingLeastSquares, grid, n_steps: int) -> bool:
+    """Whether `default_method` picks the spectral solution for some momentum of the grid."""
+    try:
+        momenta = {float(m) for m in np.asarray(grid.get("momentum", [setup.momentum]),
+                                                dtype=object).ravel()}
+    except (TypeError, ValueError):
+        return False  # invalid values: the grid's own checks mark those points
+    return any(default_method(setup.replace(momentum=m) if m != setup.momentum else setup,
+                              n_steps) == "spectral"
+               for m in momenta if 0.0 <= m < 1.0)
+
+
 @predict_grid.register
 def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=None,
                   method: str | None = None, executor=None, **options) -> list:
@@ -509,7 +539,8 @@ def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=N
     (batch size, momentum).
 
     Other fields, other methods, step-size schedules or options fall back to a loop over
-    `predict` (or ``executor``).
+    `predict` (or ``executor``), and so does a horizon at which `default_method` takes the
+    spectral solution (long horizons, where the recursion costs more than the closed form).
     """
     if (not set(grid) <= set(_GRID_FIELDS) or method not in (None, "recursion") or options
             or setup.scheduled
@@ -518,10 +549,15 @@ def _predict_grid(setup: StreamingLeastSquares, grid, horizon: float, *, times=N
         return predict_grid.dispatch(object)(setup, grid, horizon, times=times, method=method,
                                              executor=executor, **options)
     steps = setup.output_steps(horizon, times)
+    n = int(steps.max())
+    if method is None and _spectral_cheaper(setup, grid, n):
+        # long horizons: per point, the closed form costs less than the recursion (and does
+        # not keep psi at every step), as `predict` chooses
+        return predict_grid.dispatch(object)(setup, grid, horizon, times=times,
+                                             executor=executor)
     valid, columns = grid_columns(setup, grid)  # every grid field has an independent check
     if not valid.any():
         return CurveGrid([None] * valid.size)
-    n = int(steps.max())
     settings = grid_settings(setup, valid, columns)
     risk = 0.5 * grid_psi(setup, settings, n, steps)
     # gamma_c depends on (B, beta) only: once per distinct pair
