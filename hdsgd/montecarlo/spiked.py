@@ -31,7 +31,6 @@ cast (half the generator's cost, which dominates a step); its arithmetic is in `
 from __future__ import annotations
 
 import functools
-import math
 
 import equinox as eqx
 import jax
@@ -45,8 +44,9 @@ from ..api import check_dtype, check_key, check_seeds, reject_options, simulate
 from ..curve import Curve, finish_curve
 from ..setups._validate import MAX_STEPS, integer
 from ..setups.spiked import (
-    ESCAPE_OBSERVABLES,
     SpikedSingleIndex,
+    check_escape,
+    check_setup,
     gradient_factor,
     hermite_e_eval,
     observables_from_overlaps,
@@ -416,14 +416,18 @@ def escape_samples(setup: SpikedSingleIndex, *, key, seeds: int = 64, threshold:
     have been taken. ``observable`` is one of "overlap", "covariance_overlap", "cosine",
     "correlation". Compiled once per (link, student, loss, normalisation, observable, dtype):
     d, step size, spike, label noise, threshold and ``max_samples`` are traced, so a sweep over
-    them does not recompile. Returns a float array (seeds,), ``inf`` for runs that never hit.
+    them does not recompile. ``dtype``: the chain's float dtype (None: float64). Returns a float
+    array (seeds,), ``inf`` for runs that never hit.
+
+    Raises:
+        ValueError: ``threshold`` outside (0, top], top the largest value |observable| takes
+            (1 for "cosine" and "correlation"; see `hdsgd.setups.spiked.check_escape`);
+            ``max_samples`` not an integer in [1, 2^53]; a bad key, seed count or dtype.
     """
-    if observable not in ESCAPE_OBSERVABLES:
-        raise ValueError(f"observable={observable!r} is invalid; allowed: {ESCAPE_OBSERVABLES}")
+    check_setup(setup)
+    threshold = check_escape(setup, observable, threshold)
     check_key(key)
     seeds = check_seeds(seeds)
-    if not (isinstance(threshold, (int, float, np.floating)) and 0.0 < float(threshold) < math.inf):
-        raise ValueError(f"threshold={threshold!r} is invalid; allowed: a number in (0, inf)")
     max_samples = integer("max_samples", max_samples, low=1, high=MAX_STEPS)
     dtype = check_dtype(dtype) or jnp.dtype(jnp.float64)
     chain = _chain(setup, dtype)

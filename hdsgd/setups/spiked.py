@@ -27,10 +27,31 @@ OBSERVABLES = ("overlap", "covariance_overlap", "orthogonal_norm_sq", "cosine", 
                "risk")
 #: the observables whose first passage `escape_time` and `escape_samples` measure
 ESCAPE_OBSERVABLES = ("overlap", "covariance_overlap", "cosine", "correlation")
+#: the largest Hermite degree of a series: past it j! overflows int64 in `to_hermite_e`
+MAX_DEGREE = 20
 _NAME = re.compile(r"^he(\d+)$")
 
 
 # ----------------------------------------------------------------- Hermite series
+def _is_bool(value) -> bool:
+    """Whether ``value`` is a boolean or an array of booleans (True would read as 1.0)."""
+    try:
+        return np.asarray(value).dtype == np.bool_
+    except (TypeError, ValueError):  # ragged or not array-like: the caller's check names it
+        return False
+
+
+def _series(name: str, value, max_degree: int | None = MAX_DEGREE) -> np.ndarray:
+    """Hermite coefficients: a non-empty 1-d finite real array, of degree <= ``max_degree``."""
+    if _is_bool(value):
+        v._fail(name, v._short(value), "an array of real numbers of rank 1")
+    coeffs = v.real_array(name, value)
+    if max_degree is not None and coeffs.size > max_degree + 1:
+        v._fail(name, v._short(value),
+                f"at most {max_degree + 1} coefficients (degree <= {max_degree})")
+    return coeffs
+
+
 def parse_link(name: str, value) -> np.ndarray:
     """Orthonormal Hermite coefficients c_j of sigma(u) = sum_j c_j He_j(u) / sqrt(j!).
 
@@ -38,13 +59,19 @@ def parse_link(name: str, value) -> np.ndarray:
     (He_2/sqrt(2!) + He_4/sqrt(4!))/sqrt(2), of unit variance) or a sequence of coefficients
     c_0, c_1, ... in that orthonormal basis (E[sigma(g)^2] = sum_j c_j^2 for g ~ N(0,1)).
     ``name`` is the field the value is for (named in the ValueError of a bad value).
+
+    Raises:
+        ValueError: an unknown name, a repeated degree, a degree > 20, a constant series, or
+            coefficients that are not a non-empty 1-d array of finite numbers.
     """
+    if not (isinstance(name, str) and name):
+        v._fail("name", name, "the name of the field the value is for (a non-empty string)")
     if isinstance(value, str):
         parts = [p.strip().lower() for p in value.split("+")]
         degrees = []
         for p in parts:
             match = _NAME.match(p)
-            if match is None or int(match.group(1)) > 20:
+            if match is None or int(match.group(1)) > MAX_DEGREE:
                 v._fail(name, value, "a name like 'he2', 'he3', 'he2+he4' (degrees 0..20) "
                         "or a sequence of orthonormal Hermite coefficients")
             degrees.append(int(match.group(1)))
@@ -55,9 +82,7 @@ def parse_link(name: str, value) -> np.ndarray:
         if max(degrees) == 0:
             v._fail(name, value, "a non-constant Hermite series (some c_j != 0 with j >= 1)")
         return coeffs
-    coeffs = v.real_array(name, value)
-    if coeffs.size > 21:
-        v._fail(name, v._short(value), "at most 21 coefficients (degree <= 20)")
+    coeffs = _series(name, value)
     nz = np.flatnonzero(coeffs)
     if nz.size == 0 or nz.max() == 0:
         v._fail(name, v._short(value), "a non-constant Hermite series (some c_j != 0 with j >= 1)")
@@ -75,19 +100,38 @@ def series_name(coeffs) -> str | None:
 
 
 def information_exponent(coeffs) -> int:
-    """k = min{j >= 1 : c_j != 0}."""
-    c = np.asarray(coeffs)
-    return int(np.flatnonzero(c[1:])[0] + 1)
+    """k = min{j >= 1 : c_j != 0}.
+
+    Raises:
+        ValueError: ``coeffs`` not a non-empty 1-d array of finite numbers, or constant
+            (no c_j != 0 with j >= 1).
+    """
+    nz = np.flatnonzero(_series("coeffs", coeffs, max_degree=None)[1:])
+    if nz.size == 0:
+        v._fail("coeffs", v._short(coeffs),
+                "a non-constant Hermite series (some c_j != 0 with j >= 1)")
+    return int(nz[0] + 1)
 
 
 def series_degree(coeffs) -> int:
-    """p = max{j : c_j != 0}."""
-    return int(np.flatnonzero(np.asarray(coeffs))[-1])
+    """p = max{j : c_j != 0}.
+
+    Raises:
+        ValueError: ``coeffs`` not a non-empty 1-d array of finite numbers, or all zero.
+    """
+    nz = np.flatnonzero(_series("coeffs", coeffs, max_degree=None))
+    if nz.size == 0:
+        v._fail("coeffs", v._short(coeffs), "a non-zero Hermite series (some c_j != 0)")
+    return int(nz[-1])
 
 
 def to_hermite_e(coeffs) -> np.ndarray:
-    """Orthonormal coefficients c_j -> probabilists' Hermite coefficients e_j = c_j / sqrt(j!)."""
-    c = np.asarray(coeffs, dtype=np.float64)
+    """Orthonormal coefficients c_j -> probabilists' Hermite coefficients e_j = c_j / sqrt(j!).
+
+    Raises:
+        ValueError: ``coeffs`` not a non-empty 1-d array of finite numbers, or of degree > 20.
+    """
+    c = _series("coeffs", coeffs)
     return c / np.sqrt([math.factorial(j) for j in range(c.size)])
 
 
@@ -109,9 +153,15 @@ def hermite_e_eval(e, x):
     """sum_j e_j He_j(x) by the three-term recurrence He_{j+1} = x He_j - j He_{j-1}.
 
     ``e`` is a static sequence of numbers (probabilists' coefficients); ``x`` a numpy or JAX
-    array (the result is of the same kind).
+    array (the result is of the same kind). Pure JAX in ``x``: a traced ``x`` is not checked.
+
+    Raises:
+        ValueError: ``e`` not a non-empty 1-d sequence of finite numbers; a concrete ``x``
+            that is not real (strings, None, booleans, complex) or not finite.
     """
-    e = [float(c) for c in np.asarray(e)]
+    e = _coefficient_list(e)
+    if not isinstance(x, jax.core.Tracer):
+        _check_points(x)
     xp = _namespace(x)
     x = xp.asarray(x)
     h_prev = xp.ones_like(x)
@@ -124,6 +174,35 @@ def hermite_e_eval(e, x):
         h_prev, h = h, x * h - j * h_prev
         out = out + e[j + 1] * h
     return out
+
+
+def _coefficient_list(e) -> list[float]:
+    """`hermite_e_eval`'s static coefficients as floats (no magnitude cap: a derivative's
+    coefficients j e_j may exceed a field's)."""
+    try:
+        arr = np.asarray(e, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or _is_bool(e) or arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+        v._fail("e", v._short(e) if arr is not None else e,
+                "a non-empty 1-d sequence of finite real numbers")
+    return arr.tolist()
+
+
+def _check_points(x) -> None:
+    """A concrete ``x`` of `hermite_e_eval`: real (integer or float) and finite (vectorised,
+    once: the Curve builders pass (times, nodes, nodes) arrays through here)."""
+    try:
+        arr = x if isinstance(x, jax.Array) else np.asarray(x)  # a JAX array stays on its device
+    except (TypeError, ValueError):
+        arr = None
+    real = arr is not None and (jnp.issubdtype(arr.dtype, jnp.integer)
+                                or jnp.issubdtype(arr.dtype, jnp.floating))
+    if not real:
+        v._fail("x", v._short(x) if arr is not None else x, "an array of real numbers")
+    xp = _namespace(arr)
+    if jnp.issubdtype(arr.dtype, jnp.floating) and not bool(xp.all(xp.isfinite(arr))):
+        v._fail("x", v._short(x), "finite entries (no NaN or inf)")
 
 
 def gradient_factor(student_e, square: bool, y, h):
@@ -297,6 +376,37 @@ def overlap_statistic(observable: str, m, q, theta):
     if observable == "correlation":
         return a / xp.sqrt(a * a + q)
     raise ValueError(f"observable={observable!r} is invalid; allowed: {ESCAPE_OBSERVABLES}")
+
+
+def check_setup(setup, name: str = "setup") -> SpikedSingleIndex:
+    """``setup`` if it is a `SpikedSingleIndex`, else a ValueError naming it."""
+    if not isinstance(setup, SpikedSingleIndex):
+        shown = repr(setup) if len(repr(setup)) < 60 else f"<{type(setup).__name__}>"
+        raise ValueError(f"{name}={shown} is invalid; allowed: a SpikedSingleIndex")
+    return setup
+
+
+def check_escape(setup: SpikedSingleIndex, observable, threshold) -> float:
+    """The ``threshold`` of a first passage |observable| >= threshold, for ``observable`` in
+    `ESCAPE_OBSERVABLES`: a number in (0, top], top the largest value |observable| takes
+    under the Setup's normalisation (cosine, correlation: 1; overlap: 1 ("sphere"),
+    1/sqrt(1+theta) ("covariance"); covariance_overlap: sqrt(1+theta), 1; "none": unbounded).
+    A threshold of 0 is passed at t = 0 and one past the top never: both are errors."""
+    v.choice("observable", observable, ESCAPE_OBSERVABLES)
+    sq = math.sqrt(1.0 + setup.spike)
+    top = {("overlap", "sphere"): 1.0, ("overlap", "covariance"): 1.0 / sq,
+           ("covariance_overlap", "sphere"): sq, ("covariance_overlap", "covariance"): 1.0,
+           }.get((observable, setup.normalization))
+    if observable in ("cosine", "correlation"):
+        top = 1.0
+    try:
+        return v.real("threshold", threshold, low=0.0, low_open=True, high=top)
+    except ValueError as err:  # say where the range comes from
+        where = (f"|{observable}| lies in [0, 1]" if observable in ("cosine", "correlation")
+                 else f"|{observable}| lies in [0, {top:.6g}] for normalization="
+                 f"{setup.normalization!r}, spike={setup.spike:g}" if top is not None
+                 else f"|{observable}| is unbounded for normalization='none'")
+        raise ValueError(f"{err} ({where})") from None
 
 
 def observables_from_overlaps(setup: SpikedSingleIndex, m, q) -> dict:

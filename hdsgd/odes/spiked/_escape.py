@@ -9,10 +9,10 @@ import math
 # diffrax is imported inside the functions that solve: `import hdsgd` skips its ~0.4 s
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ..._precision import scoped_x64
-from ...setups.spiked import ESCAPE_OBSERVABLES, SpikedSingleIndex, overlap_statistic
+from ...setups import _validate as v
+from ...setups.spiked import SpikedSingleIndex, check_escape, check_setup, overlap_statistic
 from ._moments import functionals, static_key
 from ._ode import blown_event, drift, state0, to_overlaps, traced_args
 
@@ -74,13 +74,15 @@ def escape_time(setup: SpikedSingleIndex, threshold: float = 0.5,
     ``initial_overlap="random"`` this uses m0 = 1/sqrt(d) and ignores the stochastic search
     phase: compare `escape_samples` of the chain with it only from a macroscopic start.
     Compiled once per (link, student, loss, normalisation, observable).
+
+    Raises:
+        ValueError: ``threshold`` outside (0, top], top the largest value |observable| takes
+            (1 for "cosine" and "correlation"; see `hdsgd.setups.spiked.check_escape`);
+            ``horizon`` not > 0.
     """
-    if observable not in ESCAPE_OBSERVABLES:
-        raise ValueError(f"observable={observable!r} is invalid; allowed: {ESCAPE_OBSERVABLES}")
-    if not (isinstance(threshold, (int, float, np.floating)) and 0.0 < float(threshold) < math.inf):
-        raise ValueError(f"threshold={threshold!r} is invalid; allowed: a number in (0, inf)")
-    if not (isinstance(horizon, (int, float, np.floating)) and 0.0 < float(horizon) < math.inf):
-        raise ValueError(f"horizon={horizon!r} is invalid; allowed: a number in (0, inf)")
+    check_setup(setup)
+    threshold = check_escape(setup, observable, threshold)
+    horizon = v.positive("horizon", horizon)
     y0 = state0(setup)
     m0, q0 = to_overlaps(setup.normalization, setup.spike, y0[None, :])
     if float(overlap_statistic(observable, m0[0], q0[0], setup.spike)) >= threshold:

@@ -17,8 +17,10 @@ import numpy as np
 
 from ..._numerics import gauss_hermite, gauss_hermite_2d
 from ..._precision import scoped_x64
+from ...setups import _validate as v
 from ...setups.spiked import (
     SpikedSingleIndex,
+    check_setup,
     derivative_e,
     gradient_factor,
     hermite_e_eval,
@@ -61,6 +63,23 @@ def functionals(link: tuple, student: tuple, square: bool, n_nodes: int = 40) ->
     return Functionals(link, student, square, n_nodes)
 
 
+#: the most quadrature nodes per axis `gaussian_moments` takes (n^2 nodes per (a, b) pair; numpy's
+#: Gauss-Hermite rule itself turns to NaN past n = 370)
+MAX_NODES = 200
+
+
+def _real_values(name: str, value, low=None) -> np.ndarray:
+    """A finite float64 array of any shape (a scalar too), entries >= low; no booleans."""
+    try:
+        kind = np.asarray(value).dtype.kind
+    except (TypeError, ValueError):  # ragged nested sequences
+        kind = None
+    if kind not in ("i", "u", "f"):
+        v._fail(name, value if kind is None else v._short(value),
+                "real numbers (a scalar or an array)")
+    return v.real_array(name, value, low=low, ndim=np.ndim(value), nonempty=False)
+
+
 @functools.lru_cache(maxsize=64)
 def _moments_fn(link: tuple, student: tuple, square: bool, n_nodes: int):
     fun = functionals(link, student, square, n_nodes)
@@ -73,13 +92,33 @@ def gaussian_moments(setup: SpikedSingleIndex, a, b, n_nodes: int = 40):
     quadrature with ``n_nodes``^2 nodes, exact for polynomial integrands of degree
     <= 2 n_nodes - 1 in each variable (docs/spiked.md, "The limit ODEs").
 
-    ``a`` and ``b`` broadcast against each other; returns three float64 numpy arrays of their
-    broadcast shape (0-d for scalars).
+    ``a`` (= sqrt(1+theta) m, any real) and ``b`` (= sqrt(q) >= 0) broadcast against each
+    other; returns three float64 numpy arrays of their broadcast shape (0-d for scalars).
+    ``n_nodes`` is at most 200 (40000 nodes for each (a, b)).
+
+    Raises:
+        ValueError: ``a`` or ``b`` not finite, ``b < 0``, shapes that do not broadcast, (a, b)
+            so large that the moments overflow float64, or ``n_nodes`` not in [1, 200].
     """
-    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
-    run = _moments_fn(*static_key(setup)[:3], int(n_nodes))
-    out = run(a.reshape(-1), b.reshape(-1), jnp.float64(setup.label_noise_var))
-    return tuple(np.asarray(x).reshape(a.shape) for x in out)
+    check_setup(setup)
+    a_in, b_in = a, b
+    a, b = _real_values("a", a), _real_values("b", b, low=0.0)
+    n_nodes = v.integer("n_nodes", n_nodes, low=1, high=MAX_NODES)
+    try:
+        a, b = np.broadcast_arrays(a, b)
+    except ValueError:
+        v._fail("b", v._short(b_in), f"an array that broadcasts against a's shape {a.shape}, "
+                f"got shape {b.shape}")
+    run = _moments_fn(*static_key(setup)[:3], n_nodes)
+    out = tuple(np.asarray(x).reshape(a.shape)
+                for x in run(a.reshape(-1), b.reshape(-1), jnp.float64(setup.label_noise_var)))
+    bad = ~(np.isfinite(out[0]) & np.isfinite(out[1]) & np.isfinite(out[2]))
+    if np.any(bad):  # finite inputs, but a high-degree polynomial of them overflowed
+        i = np.argmax(bad)
+        name, value = ("a", a_in) if abs(a.flat[i]) >= b.flat[i] else ("b", b_in)
+        v._fail(name, v._short(value), f"values small enough that (A1, A2, A3) fit in float64 "
+                f"(they overflow at a={float(a.flat[i])!r}, b={float(b.flat[i])!r})")
+    return out
 
 
 def correlation_potential(setup: SpikedSingleIndex, a, b, n_nodes: int = 40):

@@ -26,11 +26,15 @@ import numpy as np
 import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from ..._precision import scoped_x64
-from ...setups.spiked import SpikedSingleIndex, series_degree
+from ...setups import _validate as v
+from ...setups.spiked import SpikedSingleIndex, check_setup, series_degree
 from ._moments import functionals, static_key
 from ._ode import drift
 
 N_GRID = 4000
+#: the most grid points: each costs a 40 x 40 quadrature, ~60 kB at once (10^5 points took
+#: 6 GB and a minute)
+MAX_GRID = 20_000
 _NO_EDGE = ("the plain variant (P) has a critical step size only with the square loss and a "
             "linear student: docs/spiked.md, \"The critical step size\"")
 
@@ -71,6 +75,10 @@ def _split_drift(setup: SpikedSingleIndex, x):
     g, xa3 = fn(jnp.asarray(x, dtype=jnp.float64), jnp.float64(setup.spike),
                 jnp.float64(setup.label_noise_var))
     return np.asarray(g), np.asarray(xa3)
+
+
+def _check_grid(n_grid) -> int:
+    return v.integer("n_grid", n_grid, low=2, high=MAX_GRID)
 
 
 @functools.lru_cache(maxsize=256)
@@ -115,7 +123,12 @@ def critical_step_size(setup: SpikedSingleIndex, n_grid: int = N_GRID) -> float:
     ||P_perp w||^2 grows exponentially. Any other (P) has no step-size edge: ValueError.
 
     The edge does not depend on ``step_size``, ``dim`` or ``initial_overlap``.
+
+    Raises:
+        ValueError: ``n_grid`` not an integer in [2, 20000]; a (P) Setup with no edge.
     """
+    check_setup(setup)
+    n_grid = _check_grid(n_grid)
     if setup.normalization == "none":
         edge = _plain_linear_edge(setup)
         if edge is None:
@@ -124,8 +137,7 @@ def critical_step_size(setup: SpikedSingleIndex, n_grid: int = N_GRID) -> float:
                              f"({_NO_EDGE})")
         return edge
     _scalar_variable(setup)
-    return _critical(static_key(setup), float(setup.spike), float(setup.label_noise),
-                     int(n_grid))
+    return _critical(static_key(setup), float(setup.spike), float(setup.label_noise), n_grid)
 
 
 def has_edge(setup: SpikedSingleIndex) -> bool:
@@ -158,8 +170,13 @@ def fixed_points(setup: SpikedSingleIndex, n_grid: int = N_GRID) -> list[dict]:
     method.
 
     Returns a list of dicts ``{"overlap": m*, "covariance_overlap": a*, "stable": bool}``
-    (x = 0 is always a fixed point and is not listed). Raises ValueError for "none" (P).
+    (x = 0 is always a fixed point and is not listed).
+
+    Raises:
+        ValueError: for "none" (P); ``n_grid`` not an integer in [2, 20000].
     """
+    check_setup(setup)
+    n_grid = _check_grid(n_grid)
     name = _scalar_variable(setup)
     c = setup.step_size
     x = np.linspace(1e-9, 1.0 - 1e-12, n_grid)
