@@ -17,6 +17,10 @@ from ._base import Setup
 #: a prediction or a Monte Carlo run is diverged once E^2 passes this multiple of (1 + E_0^2).
 DIVERGENCE_FACTOR = 1e6
 
+#: the largest dimension `random_initial_state` draws a start in: it draws u and w in full
+#: (12 bytes an entry), and at 10^9 that ran out of memory
+MAX_START_DIM = 10**8
+
 
 def error_sq_of_state(state):
     """E^2 = ||mu nu^T - mu* nu*^T||_F^2 of a state (alpha1, beta1, alpha2, beta2).
@@ -25,9 +29,71 @@ def error_sq_of_state(state):
     (a1^2 + b1^2)(a2^2 + b2^2) - 2 a1 a2 + 1 without its cancellation near the truth
     (docs/proxlinear.md, "The system"). ``state`` unpacks into the four components (numbers,
     numpy or JAX arrays of one shape; a (4, ...) array), and the result has their type.
+    Non-finite components (a diverged state) give a non-finite E^2. Traceable (jit, grad).
+
+    Raises:
+        ValueError: unless ``state`` is four real numbers or real arrays of one shape.
     """
-    a1, b1, a2, b2 = state
+    a1, b1, a2, b2 = _state_parts(state)
     return (a1 * a2 - 1.0) ** 2 + a1**2 * b2**2 + b1**2 * a2**2 + b1**2 * b2**2
+
+
+_STATE = ("four components (alpha1, beta1, alpha2, beta2): real numbers or real arrays of "
+          "one shape, or a (4, ...) array")
+
+
+def _state_parts(state) -> tuple:
+    """The four components of a state for `error_sq_of_state` (lists become numpy arrays).
+
+    Python numbers must be real, of magnitude <= 1e30 unless not finite (their fourth powers
+    then stay finite: a Python float overflowed with an OverflowError). Arrays (numpy, JAX,
+    tracers) are checked for their dtype and shapes only: a tracer has no values, and a
+    diverged state is inf.
+    """
+    try:
+        parts = None if isinstance(state, (str, bytes)) else tuple(state)
+    except TypeError:
+        parts = None
+    if parts is None or len(parts) != 4:
+        v._fail("state", _Shown(state), _STATE)
+    out = []
+    for c in parts:
+        if type(c) in (int, float):
+            if abs(c) > v.MAX_MAGNITUDE and not (isinstance(c, float) and math.isinf(c)):
+                v._fail("state", _Shown(state), f"{_STATE}, of magnitude <= "
+                                                f"{v.MAX_MAGNITUDE:g}")
+            out.append(c)
+            continue
+        if isinstance(c, (list, tuple)):
+            try:
+                c = np.asarray(c, dtype=np.float64)
+            except (TypeError, ValueError):
+                v._fail("state", _Shown(state), _STATE)
+        try:
+            real = np.dtype(c.dtype).kind in "iuf"
+        except (AttributeError, TypeError):  # not an array, or a JAX key
+            real = False
+        if not real:
+            v._fail("state", _Shown(state), _STATE)
+        out.append(c)
+    try:
+        np.broadcast_shapes(*(np.shape(c) for c in out))
+    except ValueError:
+        v._fail("state", _Shown(state), f"{_STATE} (got shapes {[np.shape(c) for c in out]})")
+    return tuple(out)
+
+
+class _Shown:
+    """A value in an error message on one line (an array by its type and shape)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        shown = repr(self.value)
+        if len(shown) <= 80 and "\n" not in shown:
+            return shown
+        return f"<{type(self.value).__name__} of shape {getattr(self.value, 'shape', '?')}>"
 
 
 def _check_state(state) -> tuple[float, float, float, float]:
@@ -52,14 +118,18 @@ def random_initial_state(dim_left: int, dim_right: int, error_sq: float, key
     u and w are uniform on the unit spheres of R^{d1} and R^{d2} (drawn with the
     ``jax.random`` key ``key``) and tau > 0 is chosen so that ||mu0 nu0^T - mu* nu*^T||_F^2
     equals ``error_sq`` exactly. Returns (alpha1, beta1, alpha2, beta2).
+
+    Raises:
+        ValueError: unless 3 <= d1, d2 <= `MAX_START_DIM` (10^8: u and w are drawn in full),
+            0 < error_sq < 1 and ``key`` is one JAX PRNG key.
     """
     import jax
     import scipy.optimize
 
-    d1 = v.integer("dim_left", dim_left, low=3)
-    d2 = v.integer("dim_right", dim_right, low=3)
+    d1 = v.integer("dim_left", dim_left, low=3, high=MAX_START_DIM)
+    d2 = v.integer("dim_right", dim_right, low=3, high=MAX_START_DIM)
     e2 = v.real("error_sq", error_sq, low=0.0, low_open=True, high=1.0, high_open=True)
-    k1, k2 = jax.random.split(key)
+    k1, k2 = jax.random.split(v.prng_key("key", key))
     u = np.asarray(jax.random.normal(k1, (d1,)), dtype=np.float64)
     w = np.asarray(jax.random.normal(k2, (d2,)), dtype=np.float64)
     c1, c2 = u[0] / np.linalg.norm(u), w[0] / np.linalg.norm(w)

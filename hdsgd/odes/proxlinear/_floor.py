@@ -13,12 +13,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._precision import scoped_x64
+from ...setups._validate import real
 from ...setups.proxlinear import ProxLinearSensing, error_sq_of_state
-from ._grid import grid_params, map_grid
-from ._map import initial_kappa, map_params, one_step, run_map
+from ._checks import check_burn_in, check_grid, check_setup, check_starts
+from ._grid import grid_params, grid_records
+from ._map import initial_kappa, map_params, one_step, run_map, states_of
 from ._quadrature import grid_rule_arrays, rule_arrays
 
 _FLOOR_BATCH = 16
+
+#: the range of ``eps`` of `local_rate`, the squared size of its finite-difference steps:
+#: sqrt(eps) must stand out next to 1 in float64 (below ~1e-16 the rate was -inf or wrong),
+#: and be small enough for a linearisation (at 1e-2 the rate is off by ~1%)
+EPS_RANGE = (1e-16, 1e-2)
 
 
 @scoped_x64
@@ -30,10 +37,22 @@ def local_rate(setup: ProxLinearSensing, *, rule=None, eps: float = 1e-8) -> flo
     the error contracts per step by q = max(spectral radius of M, q_par^2). Returns
     -log q, so that E_t^2 - floor ~ exp(-rate t). Multiply by d/m for the rate per d samples
     rho(eta_bar) of docs/proxlinear.md, "Floor and rate". Positive at every step size.
+
+    ``eps``: the squared size of the finite-difference steps (the perturbed betas are
+    sqrt(eps)), in `EPS_RANGE` [1e-16, 1e-2].
+
+    Raises:
+        ValueError: for an ``eps`` out of that range, or a ``rule`` that is not a rule of
+            finite nodes and weights (`rule_arrays`).
     """
+    check_setup(setup)
+    rule = rule_arrays(rule, finite=True)
+    if isinstance(eps, str):  # a number, not text that parses as one
+        raise ValueError(f"eps={eps!r} is invalid; allowed: a number in {list(EPS_RANGE)}")
+    eps = real("eps", eps, low=EPS_RANGE[0], high=EPS_RANGE[1])
     params = map_params(setup, noise_std=0.0)
     return float(_local_rate_jit(jnp.asarray(np.asarray(params, dtype=np.float64)),
-                                 rule_arrays(rule), jnp.asarray(np.float64(eps))))
+                                 rule, jnp.asarray(np.float64(eps))))
 
 
 def _local_rate(params, rule, eps):
@@ -131,18 +150,27 @@ def noise_floor(setup: ProxLinearSensing, *, rule=None, burn_in: int | None = No
     ||mu||^2 - ||nu||^2; this is the one the trajectory reaches. Zero without noise; inf when
     no fixed point was found. In the small-batch limit it is
     sigma^2 eta_bar E[u/(1+u)^2] / rho (docs/proxlinear.md, "Floor and rate").
+
+    Raises:
+        ValueError: unless ``burn_in`` is None or an integer in [0, 2^31 - 2]
+            (`MAX_MAP_STEP`) and ``rule`` and ``polish_rule`` are rules of finite nodes and
+            weights (`rule_arrays`).
     """
+    check_setup(setup)
+    rule_arr = rule_arrays(rule, finite=True)
+    polish = grid_rule_arrays(polish_rule, name="polish_rule", finite=True)
+    if burn_in is not None:
+        burn_in = check_burn_in(burn_in)
     if setup.noise_std == 0.0:
         return 0.0
-    rule_arr = rule_arrays(rule)
     if burn_in is None:
         rate = local_rate(setup, rule=rule)
         burn_in = int(min(5000, max(50, math.ceil(5.0 / max(rate, 1e-9)))))
-    records, state = run_map(setup.initial_state, map_params(setup), [int(burn_in)], rule_arr)
+    records, state = run_map(setup.initial_state, map_params(setup), [burn_in], rule_arr)
     if records["status"][-1] != 0:
         return math.inf
     return float(floor_grid(setup, [setup.batch_size], [setup.step_size], [setup.noise_std],
-                            starts=np.asarray(state[0])[None], rule=polish_rule)[0])
+                            starts=np.asarray(state[0])[None], rule=polish)[0])
 
 
 @scoped_x64
@@ -151,14 +179,23 @@ def floor_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, *,
     """`noise_floor` for G settings at once: vmapped Newton on the map's fixed point, from
     ``starts`` (G, 4) (e.g. the ends of predicted trajectories) or from ``burn_in`` map steps
     (vmapped, `map_grid`) from the Setup's start. Quadrature: ``rule`` (default `GRID_RULE`).
-    Returns numpy (G,): 0 without noise, inf where no fixed point was found."""
+    Returns numpy (G,): 0 without noise, inf where no fixed point was found (a start that is
+    not finite, as after a failed map, gives inf).
+
+    Raises:
+        ValueError: unless the settings pass `map_grid`'s checks, ``burn_in`` is an integer in
+            [0, 2^31 - 2] (`MAX_MAP_STEP`), ``starts`` is None or of shape (G, 4) and
+            ``rule`` is a rule (`rule_arrays`).
+    """
+    check_setup(setup)
+    m, eta, sig = check_grid(batch_sizes, step_sizes, noise_stds)
+    burn_in = check_burn_in(burn_in)
+    if starts is not None:
+        starts = check_starts(starts, m.size)
     rule_arr = grid_rule_arrays(rule)
-    sig = np.asarray(noise_stds, dtype=np.float64)
-    if starts is None:
-        states, _ = map_grid(setup, batch_sizes, step_sizes, noise_stds, [burn_in], rule=rule)
-        starts = states[:, -1]
-    params = grid_params(setup, batch_sizes, step_sizes, noise_stds)
-    starts = np.asarray(starts, dtype=np.float64).reshape(-1, 4)
+    params = grid_params(setup, m, eta, sig)
+    if starts is None:  # the vmapped map of `map_grid`, its arguments checked here
+        starts = states_of(grid_records(setup, params, np.array([burn_in]), rule_arr))[:, -1]
     G = params.shape[0]
     pad = (-G) % _FLOOR_BATCH  # one compilation for every grid
     params = np.concatenate([params, np.repeat(params[-1:], pad, axis=0)])

@@ -19,6 +19,7 @@ from ...api import grid_columns, point_setup, predict_grid, valid_settings
 from ...curve import Curve, finished_values
 from ...curve_grid import CurveGrid
 from ...setups.proxlinear import ProxLinearSensing
+from ._checks import check_grid, check_setup, check_steps
 from ._map import run_map, states_of
 from ._predict import METHODS, map_curve, state_observables
 from ._quadrature import grid_rule_arrays
@@ -71,10 +72,17 @@ def map_grid(setup: ProxLinearSensing, batch_sizes, step_sizes, noise_stds, step
     ``steps``: an integer n (every step 0..n) or the whole output steps. Returns numpy states
     (G, T, 4) and a per-point good flag (G, T) (False from a failed step of the map on).
     Quadrature: ``rule`` (default `GRID_RULE`).
+
+    Raises:
+        ValueError: unless batch_sizes (whole, >= 1), step_sizes (> 0) and noise_stds (>= 0)
+            are 1-d arrays of one length G, ``steps`` is an integer >= 0 or non-decreasing
+            whole steps >= 0 up to `MAX_MAP_STEP` (2^31 - 2), G x T <= `MAX_RECORDS` (10^7
+            recorded points), and ``rule`` is a rule (`rule_arrays`).
     """
-    steps = np.arange(int(steps) + 1) if np.ndim(steps) == 0 else np.asarray(steps)
-    records = grid_records(setup, grid_params(setup, batch_sizes, step_sizes, noise_stds),
-                           steps, rule)
+    check_setup(setup)
+    m, eta, sig = check_grid(batch_sizes, step_sizes, noise_stds)
+    steps = check_steps(steps, m.size)
+    records = grid_records(setup, grid_params(setup, m, eta, sig), steps, rule)  # checks rule
     return states_of(records), records["status"] == 0
 
 
