@@ -34,7 +34,7 @@ from ..api import reject_options, simulate
 from ..curve import Curve, finish_curve
 from ..setups._validate import integer
 from ..setups.grokking import (WEIGHT_STATISTICS, GrokkingTwoLayer, draw_training_set, draw_weights,
-                               kernel_alignment, loss_decomposition)
+                               kernel_alignment, loss_terms)
 
 METHODS = ("fixed_data", "fresh_data")
 #: a run whose train loss exceeds this factor times its initial value has diverged
@@ -78,8 +78,8 @@ def observe_network(w, w0, x, beta, y, f0, xt, yt, alpha, eps, centered: bool) -
     else:
         w_eff, tr_eff, s_eff, f_eff = w_bar, tr_m, s_raw, f_raw
         ft0 = 0.0
-    terms = loss_decomposition(alpha, eps, beta @ beta / d, tr_eff / d, s_eff / d**2,
-                               f_eff / d**2, w_eff @ w_eff / d)
+    terms = loss_terms(alpha, eps, beta @ beta / d, tr_eff / d, s_eff / d**2,
+                       f_eff / d**2, w_eff @ w_eff / d)
     ft, _ = network(w, xt, alpha, eps)
     # NTK on the training set up to alpha^2/N: (x.x') (1/N) sum_i phi'(h_i) phi'(h_i)'
     dphi = 1.0 + eps * h

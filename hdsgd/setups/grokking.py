@@ -7,6 +7,7 @@ The mathematics is in ``docs/grokking.md``.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import jax
@@ -139,10 +140,47 @@ def draw_weights(key, width: int, dim: int, dtype=jnp.float64):
     return jax.random.normal(key, (width, dim), dtype=jnp.float64).astype(dtype)
 
 
+# ----------------------------------------------------------------- argument checks
+def check_setup(setup, *, square: str | None = None) -> GrokkingTwoLayer:
+    """``setup`` is a `GrokkingTwoLayer` whose training set, one P x D array, fits a 32-bit
+    index (`_validate.MAX_INDEX` entries); with ``square`` (the caller's name) its D x D and
+    P x P matrices must fit too."""
+    if not isinstance(setup, GrokkingTwoLayer):
+        shown = repr(setup) if len(repr(setup)) < 80 else f"<{type(setup).__name__}>"
+        raise ValueError(f"setup={shown} is invalid; allowed: a GrokkingTwoLayer")
+    d, p = setup.dim, setup.n_samples
+    if p * d > v.MAX_INDEX:
+        raise ValueError(f"n_samples={p!r} is invalid; allowed: n_samples * dim <= {v.MAX_INDEX} "
+                         f"(dim={d}; the training set is one n_samples x dim array)")
+    if square is not None:
+        for name, n in (("dim", d), ("n_samples", p)):
+            if n * n > v.MAX_INDEX:
+                raise ValueError(f"{name}={n!r} is invalid; allowed: {name} <= "
+                                 f"{math.isqrt(v.MAX_INDEX)} for {square} (its {name} x {name} "
+                                 "matrices must fit a 32-bit index)")
+    return setup
+
+
+def check_finite_width(setup: GrokkingTwoLayer) -> GrokkingTwoLayer:
+    """A finite network, whose W(0) (width x dim) fits a 32-bit index: for `initial_weights`."""
+    if setup.width is None:
+        raise ValueError("width=None is invalid; allowed: an integer >= 1 (infinite width has no "
+                         "finite weight matrix)")
+    if setup.width * setup.dim > v.MAX_INDEX:
+        raise ValueError(f"width={setup.width!r} is invalid; allowed: width * dim <= "
+                         f"{v.MAX_INDEX} (dim={setup.dim}; W(0) is one width x dim array)")
+    return setup
+
+
 @scoped_x64
 def training_set(setup: GrokkingTwoLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The setup's training set and teacher (x (P, D), beta (D,), y (P,)), float64 numpy, from
-    ``data_seed``: the same for theory and Monte Carlo."""
+    ``data_seed``: the same for theory and Monte Carlo.
+
+    Raises:
+        ValueError: ``setup`` is not a `GrokkingTwoLayer`, or n_samples * dim > 2^31 - 1.
+    """
+    check_setup(setup)
     x, beta, y = draw_training_set(jax.random.key(setup.data_seed), setup.dim, setup.n_samples)
     return np.asarray(x), np.asarray(beta), np.asarray(y)
 
@@ -154,10 +192,13 @@ def initial_weights(setup: GrokkingTwoLayer, key) -> np.ndarray:
     ``simulate(setup, ..., key=k, seeds=S)`` initialises seed s with
     ``initial_weights(setup, jax.random.split(k, S)[s])``, so ``predict(..., init_key=...)`` with
     the same key follows that very network.
+
+    Raises:
+        ValueError: ``setup`` is not a `GrokkingTwoLayer` of finite ``width`` with
+            width * dim <= 2^31 - 1, or ``key`` is not a single JAX PRNG key.
     """
-    if setup.width is None:
-        raise ValueError("width=None (infinite width) has no finite weight matrix; allowed: an "
-                         "integer >= 1 for a finite network")
+    check_finite_width(check_setup(setup))
+    v.prng_key("key", key)
     return np.asarray(draw_weights(key, setup.width, setup.dim))
 
 
@@ -173,9 +214,56 @@ def loss_decomposition(alpha, eps, teacher_norm, trace, overlap, frobenius, line
 
     with ``teacher_norm`` = |beta|^2/D, ``trace`` T~ = Tr M~/D, ``overlap`` S~ = beta^T M~ beta/D^2,
     ``frobenius`` F~ = ||M~||_F^2/D^2 and ``linear`` ell~ = |w_bar~|^2/D. Plain arithmetic: numpy
-    and JAX arrays alike. Every method (reduced D- and P-space, DMFT, kernel flow) and the Monte
-    Carlo call this one function.
+    and JAX arrays alike (broadcast together), jit- and grad-able. Every method (reduced D- and
+    P-space, DMFT, kernel flow) and the Monte Carlo use this arithmetic (`loss_terms`, unchecked).
+
+    Raises:
+        ValueError: an argument is not real, or its shape does not broadcast with the others;
+            or, where concrete (a traced value is not checked), not finite, or out of range:
+            alpha, eps > 0; teacher_norm, frobenius, linear >= 0.
     """
+    args, shapes = [], []
+    for name, value in (("alpha", alpha), ("eps", eps), ("teacher_norm", teacher_norm),
+                        ("trace", trace), ("overlap", overlap), ("frobenius", frobenius),
+                        ("linear", linear)):
+        value = _check_loss_argument(name, value)
+        args.append(value)
+        shapes.append(np.shape(value))
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise ValueError(f"{name}={v._short(value)!r} is invalid; allowed: a shape that "
+                             f"broadcasts with the arguments before it, {shapes[:-1]}") from None
+    return loss_terms(*args)
+
+
+#: the lower end of each `loss_decomposition` argument: (low, open); None: any real number
+_LOSS_RANGES = {"alpha": (0.0, True), "eps": (0.0, True), "teacher_norm": (0.0, False),
+                "trace": None, "overlap": None, "frobenius": (0.0, False), "linear": (0.0, False)}
+
+
+def _check_loss_argument(name: str, value):
+    """One `loss_decomposition` argument, its values checked unless traced; a list becomes a
+    numpy array, any other value is passed on as it is."""
+    dtype = getattr(value, "dtype", None)
+    if isinstance(value, jax.core.Tracer):  # under jit/grad/vmap: only its kind is known
+        if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+            v._fail(name, value, "a real number or an array of real numbers")
+        return value
+    if (dtype is not None and np.dtype(dtype).kind not in "fiu") or np.iscomplexobj(value):
+        v._fail(name, v._short(value), "a real number or an array of real numbers")
+    low, low_open = _LOSS_RANGES[name] or (None, False)
+    if np.ndim(value) == 0:
+        v.real(name, value, low=low, low_open=low_open)
+        return value
+    checked = v.real_array(name, value, low=low, low_open=low_open, ndim=np.ndim(value),
+                           nonempty=False)
+    return value if dtype is not None else checked
+
+
+def loss_terms(alpha, eps, teacher_norm, trace, overlap, frobenius, linear) -> dict:
+    """`loss_decomposition` without its checks: the methods' and the Monte Carlo's own call
+    (traced, or on curves that may have diverged to NaN)."""
     variance = 0.25 * (teacher_norm - alpha * eps * trace) ** 2
     misalignment = 0.5 * (alpha**2 * eps**2 * frobenius - 2.0 * alpha * eps * overlap
                           + teacher_norm**2)

@@ -51,7 +51,7 @@ import numpy as np
 
 from ..._numerics import gauss_hermite
 from ...setups._validate import integer as v_integer, positive as v_positive, real as v_real
-from ...setups.grokking import GrokkingTwoLayer, loss_decomposition
+from ...setups.grokking import GrokkingTwoLayer, loss_terms
 
 
 class DmftConfig(NamedTuple):
@@ -238,7 +238,7 @@ def observables(cfg: DmftConfig, prm: DmftParams, c, m, train) -> dict:
                  - jnp.einsum("i,nij,j->n", ones, c_n0 + c_n0.transpose(0, 2, 1), ones) / n**2)
     else:
         tr_e, s_e, f_e, ell_e = tr, s, f, ell
-    terms = loss_decomposition(prm.alpha, prm.eps, 1.0, tr_e, s_e, f_e, ell_e)
+    terms = loss_terms(prm.alpha, prm.eps, 1.0, tr_e, s_e, f_e, ell_e)
     return {"train_loss": train, **terms, "T": tr, "S": s, "F": f, "ell": ell}
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..._precision import scoped_x64
-from ...setups.grokking import GrokkingTwoLayer, loss_decomposition, training_set
+from ...setups.grokking import GrokkingTwoLayer, check_setup, loss_terms, training_set
+from ._lazy import check_taus
 
 
 @scoped_x64
@@ -26,7 +27,18 @@ def kernel_flow(setup: GrokkingTwoLayer, taus, *, average_teacher: bool = False)
     E[y] = a/2, E[y y^T] = (a a^T + 2 A o A)/4, E[|beta|^2 y] = (D + 2) a/2 and
     E|beta|^4 = D^2 + 2D enter (a_mu = |x_mu|^2, A = X X^T). This removes the heavy-tailed
     label noise (y = z^2/2), which otherwise dominates the finite-D scatter of the test loss.
+
+    ``taus``: a non-empty 1-d grid of finite times tau >= 0 (any order; a scalar is refused).
+
+    Raises:
+        ValueError: ``setup`` is not a `GrokkingTwoLayer` with dim, n_samples <= 46340 (its
+            P x P and D x D matrices), ``taus`` is not such a grid, or ``average_teacher`` is not
+            a bool.
     """
+    check_setup(setup, square="kernel_flow")
+    taus = check_taus(taus)
+    if not isinstance(average_teacher, (bool, np.bool_)):
+        raise ValueError(f"average_teacher={average_teacher!r} is invalid; allowed: True or False")
     if average_teacher:
         return _kernel_flow_teacher_average(setup, taus)
     x, beta, y = (np.asarray(a) for a in training_set(setup))
@@ -54,8 +66,8 @@ def _kernel_flow_arrays(x, beta, y, kappa, eps, taus) -> dict:
         v = x.T @ coef                      # linear coefficient
         q = 2.0 * eps**2 * (x.T * coef) @ x  # quadratic matrix: f = v.x + x^T q x / 2
         # the network with alpha w_bar = v and alpha eps M = q
-        terms = loss_decomposition(1.0, 1.0, beta2 / d, np.trace(q) / d, beta @ q @ beta / d**2,
-                                   np.sum(q * q) / d**2, v @ v / d)
+        terms = loss_terms(1.0, 1.0, beta2 / d, np.trace(q) / d, beta @ q @ beta / d**2,
+                           np.sum(q * q) / d**2, v @ v / d)
         for name, value in terms.items():
             out[name][i] = value
     return out

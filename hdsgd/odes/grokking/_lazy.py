@@ -14,6 +14,57 @@ from typing import NamedTuple
 import numpy as np
 import scipy  # its submodules load on first use (scipy.optimize, ...)
 
+from ...setups import _validate as v
+
+#: the most Gauss-Legendre nodes: numpy builds them from an n x n eigenproblem, O(n^3) (4096
+#: nodes take ~half a minute; 10^5 were a MemoryError); the fewest: 16, as ``predict`` allows
+MIN_QUAD, MAX_QUAD = 16, 4096
+
+#: where the quadrature is accurate (measured: the train loss at tau = 0 within 1e-4 of its
+#: exact 3/4): kappa in `KAPPA_RANGE`, eps^2 max(kappa, 1) <= LAZY_SCALE[1] and, for kappa > 1,
+#: eps^2 kappa >= LAZY_SCALE[0]. Outside, the outlier atom's finite-difference derivative loses
+#: its digits: the measure nu loses mass (L_train(0) = 0.5 at kappa = 1, eps = 10^4; 0.625 from
+#: kappa ~ 3e8 on), or gains it (5e8 at kappa = 2.5, eps = 10^-6, the outlier next to the null
+#: atom), then inf and NaN.
+KAPPA_RANGE = (1e-12, 1e8)
+LAZY_SCALE = (1e-4, 1e3)
+
+
+def check_lazy(kappa, eps, n_quad) -> tuple[float, float, int]:
+    """(kappa, eps, n_quad), checked: kappa in `KAPPA_RANGE`, eps > 0 within `LAZY_SCALE`,
+    n_quad in [`MIN_QUAD`, `MAX_QUAD`]."""
+    kappa = v.real("kappa", kappa, low=KAPPA_RANGE[0], high=KAPPA_RANGE[1])
+    eps = v.positive("eps", eps)
+    _check_scale(kappa, eps, "eps", f"kappa = {kappa:.6g}")
+    return kappa, eps, v.integer("n_quad", n_quad, low=MIN_QUAD, high=MAX_QUAD)
+
+
+def check_lazy_setup(setup, n_quad) -> int:
+    """`check_lazy` for a setup's kappa = n_samples / dim and eps = quadratic_strength, its
+    errors naming those fields; returns n_quad."""
+    kappa, (low, high) = setup.ratio, KAPPA_RANGE
+    if not low <= kappa <= high:
+        raise ValueError(f"n_samples={setup.n_samples!r} is invalid; allowed: n_samples / dim in "
+                         f"[{low:g}, {high:g}] (dim={setup.dim}), where the lazy quadrature is "
+                         "accurate")
+    _check_scale(kappa, setup.quadratic_strength, "quadratic_strength",
+                 f"kappa = n_samples / dim = {kappa:.6g}")
+    return v.integer("n_quad", n_quad, low=MIN_QUAD, high=MAX_QUAD)
+
+
+def _check_scale(kappa: float, eps: float, name: str, shown: str):
+    low, high = LAZY_SCALE
+    if eps * eps * max(kappa, 1.0) > high or (kappa > 1.0 and eps * eps * kappa < low):
+        raise ValueError(
+            f"{name}={eps!r} is invalid; allowed: {name} > 0 with {name}^2 * max(kappa, 1) <= "
+            f"{high:g} and, when kappa > 1, {name}^2 * kappa >= {low:g} ({shown}; outside, the "
+            "lazy quadrature loses its accuracy)")
+
+
+def check_taus(taus) -> np.ndarray:
+    """A non-empty rank-1 grid of finite times tau >= 0 (any order), float64."""
+    return v.real_array("taus", taus, low=0.0)
+
 
 class LazySpectrum(NamedTuple):
     """The kernel's spectral data in the proportional limit (docs/grokking.md, "The lazy limit").
@@ -64,7 +115,18 @@ def lazy_spectrum(kappa: float, eps: float, n_quad: int = 400) -> LazySpectrum:
     nu has Stieltjes transform G_nu = m_B / (1 - eps^2 kappa m_B) (Sherman-Morrison; u is a
     generic direction for A): a bulk density -Im G_nu(lam + i0)/pi on B's support and atoms at
     the roots lam* of 1 = eps^2 kappa m_B(lam) outside it, of weight -1/(c^2 m_B'(lam*)).
+
+    Args:
+        kappa: P/D, in [1e-12, 1e8].
+        eps: the quadratic strength > 0, with eps^2 max(kappa, 1) <= 1e3 and, when kappa > 1,
+            eps^2 kappa >= 1e-4 (outside these ranges the quadrature loses its accuracy:
+            `LAZY_SCALE`).
+        n_quad: Gauss-Legendre nodes on the bulk, in [16, 4096] (the nodes cost O(n_quad^3)).
+
+    Raises:
+        ValueError: an argument outside these ranges.
     """
+    kappa, eps, n_quad = check_lazy(kappa, eps, n_quad)
     lo, hi = _mp_edges(kappa)
     c = eps**2 * kappa
     null = max(0.0, 1.0 - 1.0 / kappa)
@@ -123,7 +185,17 @@ def lazy_curves(taus, kappa: float, eps: float, n_quad: int = 400) -> dict:
 
     (``mu_A`` is the law of A's eigenvalues in P-space, i.e. (1/P) Tr; on the nonzero part
     kappa mu_A = mu_D, the law of the eigenvalues of X X^T.) Returns a dict of arrays over ``taus``.
+
+    Args:
+        taus: a non-empty 1-d grid of finite times tau >= 0 (any order; a scalar is refused).
+        kappa, eps, n_quad: as in `lazy_spectrum` (within its accurate range; n_quad in
+            [16, 4096]).
+
+    Raises:
+        ValueError: an argument outside these ranges.
     """
+    kappa, eps, n_quad = check_lazy(kappa, eps, n_quad)
+    taus = check_taus(taus)
     sp = lazy_spectrum(kappa, eps, n_quad)
     t = np.asarray(taus, dtype=np.float64)[:, None]
     lam_nu = np.concatenate([sp.nu_bulk_lam, sp.nu_atoms])

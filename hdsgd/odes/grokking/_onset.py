@@ -11,8 +11,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy  # its submodules load on first use (scipy.optimize, ...)
 
-from ...setups.grokking import GrokkingTwoLayer
-from ._lazy import lazy_spectrum
+from ...setups.grokking import GrokkingTwoLayer, check_setup
+from ._lazy import check_lazy_setup, lazy_spectrum
 
 
 class GrokkingTime(NamedTuple):
@@ -22,7 +22,8 @@ class GrokkingTime(NamedTuple):
     Attributes:
         tau_onset: Lambda(tau_g) = ln(D/(alpha eps)); inf when the net is too lazy.
         steps_onset: the same in GD steps.
-        tau_onset_small_alpha: alpha ln(D/(alpha eps)) / (2 eps (1 - 1/kappa)).
+        tau_onset_small_alpha: alpha ln(D/(alpha eps)) / (2 eps (1 - 1/kappa)); inf when
+            kappa <= 1.
         lambda_inf: Lambda(inf), the total log-growth of the teacher overlap S.
         log_target: ln(D/(alpha eps)).
         too_lazy: lambda_inf < log_target (no generalisation predicted), or alpha eps >= D
@@ -57,7 +58,15 @@ def grokking_time(setup: GrokkingTwoLayer, n_quad: int = 400) -> GrokkingTime:
     the constant f_0 = alpha eps/2 at N = inf). Onset: Lambda(tau_g) = ln(D/(alpha eps)).
     Measured onsets are 1.3-3x later than tau_g, the ratio growing with D (docs/grokking.md,
     "Measured agreement").
+
+    Raises:
+        ValueError: ``setup`` is not a `GrokkingTwoLayer`, or is outside the lazy quadrature's
+            accurate range (`lazy_spectrum`: kappa = n_samples / dim in [1e-12, 1e8], and with
+            eps = quadratic_strength, eps^2 max(kappa, 1) <= 1e3 and, when kappa > 1,
+            eps^2 kappa >= 1e-4); or ``n_quad`` is not an integer in [16, 4096].
     """
+    check_setup(setup)
+    check_lazy_setup(setup, n_quad)
     d, kappa = setup.dim, setup.ratio
     eps, alpha = setup.quadratic_strength, setup.output_scale
     sp, lam_nu, w_nu = _rho_pieces(kappa, eps, n_quad)

@@ -7,7 +7,6 @@ import jax.numpy as jnp
 
 from ..._numerics import exceeds, power_of_two_at_least
 from ..._segments import run_segments
-from ...setups import _validate as _v
 from ...api import (check_key, check_tolerance, predict, reject_options,
                    stability_warning as edge_warning)
 from ...curve import Curve, finish_curve
@@ -97,7 +96,10 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
             ``initial_weights(setup, init_key)`` (exactly the network `simulate` runs for that
             key); default: the N = inf law w_bar = 0, M = I.
         rtol: ``solver="ode"`` relative tolerance.
-        n_quad: ``"lazy"`` quadrature nodes on the Marchenko-Pastur bulk.
+        n_quad: ``"lazy"`` quadrature nodes on the Marchenko-Pastur bulk, in [16, 4096]
+            (``"lazy"`` also needs kappa = n_samples / dim in [1e-12, 1e8], eps^2 max(kappa, 1)
+            <= 1e3 and, when kappa > 1, eps^2 kappa >= 1e-4, where its quadrature is accurate:
+            `lazy_spectrum`).
         dt, paths, response_paths, z_nodes, iterations, damping, dmft_key: ``"dmft"`` (finite
             width, proportional limit): Euler step in tau, chi sample paths (antithetic),
             paths used for the response R_F, Gauss-Hermite nodes in z, fixed-point
@@ -140,7 +142,7 @@ def _predict(setup: GrokkingTwoLayer, horizon: float, *, times=None, method: str
         if not setup.centered:
             raise ValueError("method='lazy' is the alpha -> inf limit of the centred network; "
                              "got centered=False (allowed: centered=True)")
-        n_quad = _v.integer("n_quad", n_quad, low=16)
+        n_quad = _lazy.check_lazy_setup(setup, n_quad)
         obs = _lazy.lazy_curves(setup.tau(steps), setup.ratio, setup.quadratic_strength, n_quad)
         extra = {"limit": "alpha -> inf, D, P -> inf at kappa = P/D"}
     loss = obs["train_loss"]

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from ..._segments import Dynamics
 from ...setups.grokking import (GrokkingTwoLayer, initial_weights, kernel_alignment,
-                                loss_decomposition, training_set)
+                                loss_terms, training_set)
 
 
 class Params(NamedTuple):
@@ -103,9 +103,8 @@ def observables(state: State, state0: State, problem: Problem, params: Params,
     d = x.shape[1]
     eps = params.eps
     w_eff, m_eff = (state.w_bar - state0.w_bar, state.m - state0.m) if centered else state
-    terms = loss_decomposition(params.alpha, eps, beta @ beta / d, jnp.trace(m_eff) / d,
-                               beta @ m_eff @ beta / d**2, jnp.sum(m_eff * m_eff) / d**2,
-                               w_eff @ w_eff / d)
+    terms = loss_terms(params.alpha, eps, beta @ beta / d, jnp.trace(m_eff) / d,
+                       beta @ m_eff @ beta / d**2, jnp.sum(m_eff * m_eff) / d**2, w_eff @ w_eff / d)
     delta = residuals(state, problem, params)
     a = x @ state.w_bar
     k = (x @ x.T) * (1.0 + eps * (a[:, None] + a[None, :]) + eps**2 * (x @ state.m @ x.T))

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from ..._segments import Dynamics
 from ...setups.grokking import (GrokkingTwoLayer, initial_weights, kernel_alignment,
-                                loss_decomposition, training_set)
+                                loss_terms, training_set)
 from ._reduced import Params, Problem, solve_flow
 
 
@@ -146,7 +146,7 @@ def sample_observables(state: SampleState, init: InitMoments, problem: Problem, 
     wsq = init.wsq0 + 2.0 * init.a0 @ e + d_w
     tr_e, s_e, f_e, w_e = (d_tr, d_s, d_f, d_w) if centered else (tr_m, s_m, f_m, wsq)
     beta2 = problem.beta @ problem.beta
-    terms = loss_decomposition(alpha, eps, beta2 / d, tr_e / d, s_e / d**2, f_e / d**2, w_e / d)
+    terms = loss_terms(alpha, eps, beta2 / d, tr_e / d, s_e / d**2, f_e / d**2, w_e / d)
     a, q = sample_moments(state, init)
     f = alpha * a + 0.5 * alpha * eps * jnp.diagonal(q)
     ntk = k * (1.0 + eps * (a[:, None] + a[None, :]) + eps**2 * q)

@@ -32,7 +32,9 @@ import numpy as np
 import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from ..._precision import scoped_x64
-from ...setups.grokking import GrokkingTwoLayer, initial_weights, training_set
+from ...setups._validate import prng_key
+from ...setups.grokking import (GrokkingTwoLayer, check_finite_width, check_setup,
+                                initial_weights, training_set)
 
 
 def _top(matrix) -> tuple[float, np.ndarray]:
@@ -62,7 +64,9 @@ def hessian_top_eigenvalue(x, delta, w_bar, m, alpha: float, eps: float) -> floa
     if lam <= floor:
         lam = floor
     value, vec = mu(lam)
-    if value < 1.0:                                # no root above lambda_max(R)
+    # no root above lambda_max(R); at R -> 0 (eps -> 0) the start is the root itself, where
+    # round-off puts mu a few ulps below 1 (eps = 1e-30 returned lambda_max(R) ~ -1e-33: edge inf)
+    if value < 1.0 - 1e-10:
         return top_r
     for _ in range(100):                           # Newton from the left: monotone, quadratic
         slope = -float(vec @ ((((xv / (lam - r_vals) ** 2) @ xv.T / p) * k) @ vec))
@@ -111,13 +115,24 @@ def critical_step_size(setup: GrokkingTwoLayer, init_key=None) -> float:
             setup's training set; or the initialisation key of one finite network
             (`initial_weights`), whose exact edge differs by O(1/sqrt(N)).
 
+    inf when lambda* <= 0: the Hessian has no positive eigenvalue at the start (a small
+    ``output_scale`` with large residuals), so no step size makes GD oscillate out.
+
     Above it GD leaves its initial point along the top Hessian mode (the loss grows
     geometrically at first). Whether it then diverges depends on the regime (measured,
     docs/grokking.md, "Stability"): lazy networks catapult back up to ~1.05x (D = 100) to
     ~1.25x (D = 20) the edge; in the rich regime the sharpness grows during training, so GD
     diverges from ~0.9-0.95x the edge on.
+
+    Raises:
+        ValueError: ``setup`` is not a `GrokkingTwoLayer` with dim, n_samples <= 46340 (its
+            D x D and P x P matrices), or ``init_key`` is neither None nor a single JAX PRNG key
+            (for a setup of finite ``width``).
     """
+    check_setup(setup, square="critical_step_size")
     if init_key is not None:
+        check_finite_width(setup)
+        prng_key("init_key", init_key)
         lam = hessian_top_eigenvalue(*_initial_population(setup, init_key), setup.output_scale,
                                      setup.quadratic_strength)
         return 1.0 / lam if lam > 0 else math.inf
