@@ -83,10 +83,9 @@ class StreamingLeastSquares(Setup):
         else:
             rho0 = v.real_array("initial_error", initial_error, low=0.0)
             if rho0.shape != lam.shape:
-                raise ValueError(
-                    f"initial_error has shape {rho0.shape}; allowed: a scalar or shape {lam.shape} "
-                    "(one value per eigenvalue)"
-                )
+                v._fail("initial_error", v._short(initial_error),
+                        f"a scalar or shape {lam.shape} (one value per eigenvalue), got "
+                        f"{rho0.shape}")
         self.eigenvalues = lam
         self.initial_error = rho0
         check = self.grid_checks

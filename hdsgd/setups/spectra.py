@@ -1,6 +1,8 @@
 """Eigenvalue spectra for data covariances H (helpers for `StreamingLeastSquares`).
 
-All return a float64 array of length ``dim``, sorted in decreasing order.
+All return a float64 array of length ``dim``, sorted in decreasing order; ``dim`` is an integer
+in [1, `MAX_DIM` = 2^26]: 67 M eigenvalues (512 MiB) is beyond any d a prediction runs at, and
+2^31 - 1 would allocate 16 GiB.
 """
 
 from __future__ import annotations
@@ -9,10 +11,13 @@ import numpy as np
 
 from . import _validate as v
 
+#: the most eigenvalues a helper makes
+MAX_DIM = 1 << 26
+
 
 def isotropic(dim: int, value: float = 1.0) -> np.ndarray:
     """H = value * I: every eigenvalue equals ``value``."""
-    dim = v.integer("dim", dim)
+    dim = v.integer("dim", dim, high=MAX_DIM)
     value = v.positive("value", value)
     return np.full(dim, value)
 
@@ -23,7 +28,7 @@ def power_law(dim: int, exponent: float = 1.0, scale: float = 1.0) -> np.ndarray
     Its spectral measure is not dimension-free; for a family with a limit as dim grows use
     `ramp` or `from_density_quantiles`.
     """
-    dim = v.integer("dim", dim)
+    dim = v.integer("dim", dim, high=MAX_DIM)
     exponent = v.nonnegative("exponent", exponent)
     scale = v.positive("scale", scale)
     return scale * np.arange(1, dim + 1, dtype=np.float64) ** (-exponent)
@@ -34,7 +39,7 @@ def ramp(dim: int, low: float = 0.5, high: float = 1.5) -> np.ndarray:
 
     Its spectral measure converges as dim grows, so curves have a dimension-free limit.
     """
-    dim = v.integer("dim", dim)
+    dim = v.integer("dim", dim, high=MAX_DIM)
     low = v.positive("low", low)
     high = v.real("high", high, low=low)
     return np.linspace(high, low, dim)
@@ -42,7 +47,10 @@ def ramp(dim: int, low: float = 0.5, high: float = 1.5) -> np.ndarray:
 
 def from_density_quantiles(dim: int, quantile_function) -> np.ndarray:
     """lambda_i = Q((i - 1/2) / dim) for a quantile function Q of the spectral law."""
-    dim = v.integer("dim", dim)
+    dim = v.integer("dim", dim, high=MAX_DIM)
+    if not callable(quantile_function):
+        v._fail("quantile_function", quantile_function, "a function of an array of levels in "
+                "(0, 1)")
     u = (np.arange(dim, dtype=np.float64) + 0.5) / dim
     lam = np.asarray(quantile_function(u), dtype=np.float64)
     return np.sort(v.real_array("eigenvalues", lam, low=0.0, low_open=True))[::-1]

@@ -29,6 +29,9 @@ import numpy as np
 from ..._numerics import power_of_two_at_least
 
 N_GRID = 2048
+#: the most points of the grid: the fine grid (twice as many, padded to a power of two) and the
+#: outputs stay below ~64 MiB (the default 2^31 - 1 was a 16 GiB allocation)
+MAX_N_GRID = 1 << 20
 
 
 def _phis(z):

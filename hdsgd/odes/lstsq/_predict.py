@@ -302,8 +302,9 @@ def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method
         exact_steps: ``"ode"`` / ``"volterra"``, plain SGD: steps taken with the exact recursion
             before the equivalent takes over (default max(1000, 4d) for ``"ode"``, 0 for
             ``"volterra"``; capped by the horizon).
-        n_grid: ``"ode"``: points of its log-spaced grid (default 2048; each step is also taken
-            as two half steps, for the curve and the step-doubling error estimate).
+        n_grid: ``"ode"``: points of its log-spaced grid, in [4, 2^20] (default 2048; each step
+            is also taken as two half steps, for the curve and the step-doubling error
+            estimate).
         tolerance: ``"ode"`` / ``"volterra"``: the largest relative gap to the exact solution
             (and own numerical error) accepted without ``meta["warning"]`` (default 1e-2).
     """
@@ -315,8 +316,8 @@ def _predict(setup: StreamingLeastSquares, horizon: float, *, times=None, method
     method = default_method(setup, n_steps) if method is None else method
     allowed = METHODS if setup.momentum == 0.0 else MOMENTUM_METHODS
     if method not in allowed:
-        raise ValueError(f"method={method!r} is invalid for momentum={setup.momentum}; "
-                         f"allowed: {allowed}")
+        raise ValueError(f"method={method!r} is invalid; allowed: {allowed} (at "
+                         f"momentum={setup.momentum})")
     given = {k for k, val in (("exact_steps", exact_steps), ("n_grid", n_grid),
                               ("tolerance", tolerance)) if val is not None}
     plain = setup.momentum == 0.0
@@ -392,7 +393,8 @@ def _predict_ode(setup, horizon, t_out, exact_steps, n_grid, tol) -> Curve:
     n_steps = max(1, int(round(horizon * d)))
     k0 = _exact_steps_option(exact_steps, _ode.default_exact_steps(setup, n_steps), n_steps,
                              t_out, d)
-    grid_points = _ode.N_GRID if n_grid is None else _v.integer("n_grid", n_grid, low=4)
+    grid_points = (_ode.N_GRID if n_grid is None
+                   else _v.integer("n_grid", n_grid, low=4, high=_ode.MAX_N_GRID))
     early, risk, rho_start = _exact_start(setup, t_out, k0)
     late = ~early
     error = 0.0
@@ -445,9 +447,10 @@ def _predict_momentum_volterra(setup, horizon, steps, tol) -> Curve:
     """The heavy ball's discrete Volterra equation (explicit scan, <= 200000 steps)."""
     n = int(steps.max())
     if n > _volterra.MAX_VOLTERRA_STEPS:
-        raise ValueError(f"horizon={horizon} is {n} steps; method='volterra' is O(steps^2) and "
-                         f"allows at most {_volterra.MAX_VOLTERRA_STEPS} steps "
-                         "(use method='spectral')")
+        most = _volterra.MAX_VOLTERRA_STEPS
+        raise ValueError(f"horizon={horizon!r} is invalid; allowed: <= {most / setup.dim:.6g} "
+                         f"({most} steps; it is {n}): method='volterra' with momentum is "
+                         "O(steps^2) (method='spectral' has no such limit)")
     risk = np.asarray(_volterra.momentum_volterra_jit(*_args(setup), setup.momentum, n))[steps]
     gap, warnings = _gap_to_exact(setup, steps / setup.dim, 2.0 * risk, tol, "volterra")
     return risk_curve(setup, steps, risk, "volterra", gap, warnings)

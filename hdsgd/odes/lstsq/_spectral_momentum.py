@@ -38,11 +38,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..._precision import scoped_x64
+from ..._precision import scoped_x64, theory_dtype
+from ...setups import _validate as v
 from . import _secular
 from ._recursion import momentum_recursion_psi
 from ._secular import Background, bracketed_root, chebyshev_points, group_poles
-from ._spectral import Modes, roots_and_residues
+from ._spectral import (Modes, evaluate_modes, plain_poles, roots_and_residues, solve_modes,
+                        sums_method)
 
 DECAY = 46.0        # exp(-46) ~ 1e-20: what the dropped roots keep after the exact steps
 CHEB_NODES = 64     # Chebyshev points of the background
@@ -310,26 +312,87 @@ def default_exact_steps(momentum: float) -> int:
     return exact_steps(momentum + 0.3 * (1.0 - momentum))
 
 
-@scoped_x64
-def spectral_risk(eigenvalues, initial_error, noise_var, step_size, batch_size, momentum, steps,
-                  *, exact_steps: int | None = None, sums: str | None = None):
-    """R(k) = psi(k)/2 of the exact expected recursion at integer ``steps``, in closed form.
+#: the most exact steps `spectral_risk` takes with heavy ball (its moment recursion keeps psi at
+#: each of them, twice: 16.8 M steps hold 270 MB); the default K0 reaches it at beta ~ 0.999996
+MAX_EXACT_STEPS = 1 << 24
+#: the largest beta whose default K0 (`default_exact_steps`) is at most MAX_EXACT_STEPS
+MAX_DEFAULT_MOMENTUM = (np.exp(-DECAY / MAX_EXACT_STEPS) - 0.3) / 0.7
 
-    Pure JAX (jit- and grad-compatible; float64 inside, like every hdsgd entry point):
-    differentiable in ``step_size``, ``batch_size`` (a float), ``noise_var``, ``eigenvalues`` and
-    ``initial_error``; the roots enter through the implicit function theorem. ``momentum`` is a Python float (0: plain SGD). With momentum the
-    first ``exact_steps`` (default `default_exact_steps`) come from the moment recursion.
-    ``sums``: ``"direct"`` or ``"fast"`` (default by size, see `_secular`).
-    """
-    from ._spectral import evaluate_modes, plain_poles, solve_modes, sums_method
 
-    momentum = float(momentum)
-    method = sums or sums_method(eigenvalues.shape[0])
-    steps = jnp.asarray(steps)
+def _traced(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def _check_spectral_args(eigenvalues, initial_error, noise_var, step_size, batch_size, momentum,
+                         steps, exact_steps, sums):
+    """The arguments of `spectral_risk`, checked (values only where concrete: a traced value
+    keeps its shape and dtype checks) and converted: (arrays and scalars, steps, beta, K0,
+    sums, traced)."""
+    if _traced(eigenvalues):
+        if eigenvalues.ndim != 1:
+            v._fail("eigenvalues", eigenvalues, f"an array of rank 1, got shape {eigenvalues.shape}")
+    else:
+        eigenvalues = v.real_array("eigenvalues", eigenvalues, low=0.0, low_open=True)
+    if not _traced(initial_error):
+        initial_error = v.real_array("initial_error", initial_error, low=0.0, nonempty=False)
+    if initial_error.shape != eigenvalues.shape:
+        shown = initial_error if _traced(initial_error) else v._short(initial_error)
+        v._fail("initial_error", shown,
+                f"shape {eigenvalues.shape} (one value per eigenvalue), got {initial_error.shape}")
+    scalars = []
+    for name, value, check in (("noise_var", noise_var, v.nonnegative),
+                               ("step_size", step_size, v.positive),
+                               ("batch_size", batch_size, lambda n, x: v.real(n, x, low=1.0))):
+        if _traced(value) and value.shape != ():
+            v._fail(name, value, f"a scalar, got shape {value.shape}")
+        scalars.append(value if _traced(value) else check(name, value))
+    if _traced(momentum):
+        v._fail("momentum", momentum, "a Python float in [0, 1), not traced (it sets the form of "
+                "the solution and the exact steps)")
+    momentum = v.real("momentum", momentum, low=0.0, high=1.0, high_open=True)
+    if _traced(steps):
+        if steps.ndim != 1 or not jnp.issubdtype(steps.dtype, jnp.integer):
+            v._fail("steps", steps, "a one-dimensional array of integers")
+    else:
+        steps = _steps(steps)
+    if exact_steps is None:
+        if momentum > MAX_DEFAULT_MOMENTUM:  # the default K0 ~ 66 / (1 - beta) is too long
+            v._fail("momentum", momentum, f"[0, {MAX_DEFAULT_MOMENTUM:.9g}] with the default "
+                    f"exact_steps (~66 / (1 - momentum) steps of the moment recursion, at most "
+                    f"{MAX_EXACT_STEPS}), or any beta < 1 with exact_steps given")
+        k0 = min(default_exact_steps(momentum), MAX_EXACT_STEPS) if momentum != 0.0 else 0
+    else:
+        k0 = v.integer("exact_steps", exact_steps, low=0, high=MAX_EXACT_STEPS)
+    if sums is not None and not (isinstance(sums, str) and sums in ("direct", "fast")):
+        v._fail("sums", sums, "one of (None, 'direct', 'fast')")
+    if sums == "fast" and eigenvalues.shape[0] <= _secular.NEAR:  # its far field needs a pole
+        v._fail("sums", sums, f"None or 'direct' for d = {eigenvalues.shape[0]} (the fast sums "
+                f"need more than {_secular.NEAR} eigenvalues)")
+    traced = any(_traced(x) for x in (eigenvalues, initial_error, *scalars, steps))
+    return eigenvalues, initial_error, scalars, steps, momentum, k0, sums, traced
+
+
+def _steps(steps) -> np.ndarray:
+    """Concrete ``steps`` as int64: a one-dimensional array of integers in [0, 2^53]."""
+    try:
+        ndim = np.ndim(steps)
+    except ValueError:  # a ragged nesting of lists
+        ndim = -1
+    if ndim != 1:
+        v._fail("steps", v._short(steps), "a one-dimensional array of integers >= 0")
+    arr = v.real_array("steps", steps, low=0.0, nonempty=False)
+    bad = (arr != np.round(arr)) | (arr > v.MAX_STEPS)
+    if np.any(bad):
+        v._fail("steps", v._short(steps), f"integers in [0, {v.MAX_STEPS}] (found {arr[bad][0]!r})")
+    return arr.astype(np.int64)
+
+
+def _spectral_risk(eigenvalues, initial_error, noise_var, step_size, batch_size, steps,
+                   momentum: float, k0: int, method: str):
+    """psi(steps)/2 (see `spectral_risk`; ``momentum``, ``k0`` and ``method`` are static)."""
     if momentum == 0.0:
         poles = plain_poles(eigenvalues, initial_error, step_size, batch_size)
         return 0.5 * evaluate_modes(solve_modes(poles, noise_var, method), steps)
-    k0 = default_exact_steps(momentum) if exact_steps is None else int(exact_steps)
     hb = heavy_ball_modes(eigenvalues, initial_error, noise_var, step_size, batch_size, momentum,
                           method)
     total, noise = recursion_parts(eigenvalues, initial_error, noise_var, step_size, batch_size,
@@ -337,3 +400,57 @@ def spectral_risk(eigenvalues, initial_error, noise_var, step_size, batch_size, 
     modes = hb.modes._replace(k0=jnp.asarray(float(k0)), anchor=noise[k0])
     late = evaluate_modes(modes, jnp.maximum(steps, k0))
     return 0.5 * jnp.where(steps <= k0, total[jnp.clip(steps, 0, k0)], late)
+
+
+_spectral_risk_jit = jax.jit(_spectral_risk, static_argnums=(6, 7, 8))
+
+
+@scoped_x64
+def spectral_risk(eigenvalues, initial_error, noise_var, step_size, batch_size, momentum, steps,
+                  *, exact_steps: int | None = None, sums: str | None = None):
+    """R(k) = psi(k)/2 of the exact expected recursion at integer ``steps``, in closed form.
+
+    Pure JAX (jit- and grad-compatible): differentiable in ``step_size``, ``batch_size`` (a
+    float), ``noise_var``, ``eigenvalues`` and ``initial_error``; the roots enter through the
+    implicit function theorem. ``momentum`` is a Python float (0: plain SGD). With momentum the
+    first ``exact_steps`` (default `default_exact_steps`, ~66 / (1 - beta)) come from the moment
+    recursion. ``sums``: ``"direct"`` or ``"fast"`` (default None: by size, see `_secular`). Past
+    the stability edge (`critical_step_size`) the risk grows geometrically.
+
+    Precision: called on concrete values (numpy or JAX arrays, numbers) it runs in float64, like
+    every hdsgd entry point (unless HDSGD_X64=0), and returns a float64 numpy array; it compiles
+    once per d, number of steps, momentum, exact_steps and sums. Under your own ``jax.jit``,
+    ``jax.grad`` or ``jax.vmap`` it returns a JAX array in the dtype of the traced arguments, so
+    nothing float64 leaks into a 32-bit program: wrap the transformation in
+    ``jax.enable_x64(True)`` for float64 (the root finder's tolerances are float64's).
+
+    Args:
+        eigenvalues: lambda_i > 0, finite, a one-dimensional array (d = its length).
+        initial_error: rho_i(0) >= 0, finite, the same shape.
+        noise_var: sigma^2 >= 0.
+        step_size: gamma > 0 (each update uses gamma / d).
+        batch_size: B >= 1.
+        momentum: beta in [0, 1), a Python number (with the default exact steps, at most
+            `MAX_DEFAULT_MOMENTUM` ~ 0.999996).
+        steps: the steps k, a one-dimensional array of integers in [0, 2^53] (traced: an integer
+            dtype).
+        exact_steps: an integer in [0, `MAX_EXACT_STEPS` = 2^24] (used by heavy ball only).
+        sums: None, ``"direct"`` or ``"fast"`` (d >= 3).
+
+    Raises:
+        ValueError: for any other value (traced values: for another shape or dtype).
+    """
+    lam, rho0, scalars, steps, momentum, k0, sums, traced = _check_spectral_args(
+        eigenvalues, initial_error, noise_var, step_size, batch_size, momentum, steps,
+        exact_steps, sums)
+    method = sums or sums_method(lam.shape[0])
+    # The concrete values take the traced ones' float dtype (float64 when none is traced), so
+    # a transformation under 32 bits stays 32-bit; what is computed from concrete values alone
+    # comes back as numpy, as from every hdsgd entry point.
+    args = (lam, rho0, *scalars)
+    floats = [x.dtype for x in args if _traced(x) and jnp.issubdtype(x.dtype, jnp.floating)]
+    dtype = np.result_type(*floats) if floats else theory_dtype()
+    args = [x if _traced(x) else jnp.asarray(x, dtype) for x in args]
+    risk = _spectral_risk_jit(*args, jnp.asarray(steps), momentum,
+                              k0 if momentum != 0.0 else 0, method)  # plain: k0 unused
+    return risk if traced else np.asarray(risk)

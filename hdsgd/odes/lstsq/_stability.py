@@ -11,6 +11,10 @@ for Gaussian data unless its docstring says "homogenized" (the d -> infinity lim
 * `critical_batch_size` = tr H / lambda_max; `accelerated_critical_batch_size` for the optimal heavy
   ball.
 * `limit_excess_risk`, `kernel_mass`, `feedback`, `asymptotic_rate`, `effective_step_size`.
+
+A function of a setup raises ValueError ("setup=... is invalid; allowed: ...") for anything
+but a `StreamingLeastSquares`, and one of a single step size (`kernel_mass`, `feedback`,
+`limit_risk`, `asymptotic_rate`, `recursion_matrix`, ...) for a step-size `Schedule`.
 """
 
 from __future__ import annotations
@@ -20,8 +24,13 @@ import math
 import numpy as np
 import scipy  # its submodules load on first use (scipy.optimize, ...)
 
+from ...setups import _validate as v
 from ...setups.lstsq import StreamingLeastSquares
 from ._recursion import mode_coefficients
+
+#: the largest d of `recursion_matrix`: its dense d x d matrices (three at once) stay below
+#: ~400 MiB
+MAX_MATRIX_DIM = 4096
 
 
 def _mode_masses(eigenvalues, eta, batch_size, momentum) -> np.ndarray:
@@ -36,14 +45,38 @@ def _mode_masses(eigenvalues, eta, batch_size, momentum) -> np.ndarray:
         return np.where(denom > 0, a * (1.0 + b) / (batch_size * denom), np.inf)
 
 
+def _least_squares(setup, what: str) -> StreamingLeastSquares:
+    """``setup`` itself; ValueError unless it is a `StreamingLeastSquares`."""
+    if not isinstance(setup, StreamingLeastSquares):
+        shown = repr(setup)
+        if len(shown) > 60 or "\n" in shown:
+            shown = f"<{type(setup).__name__}>"
+        raise ValueError(f"setup={shown} is invalid; allowed: a StreamingLeastSquares ({what} is "
+                         "a quantity of streaming least squares)")
+    return setup
+
+
 def _constant_step(setup: StreamingLeastSquares, what: str) -> float:
     """The constant step size gamma; ValueError for a `Schedule` (``what`` is one number of a
-    constant step)."""
+    constant step) or for anything but a `StreamingLeastSquares`."""
+    _least_squares(setup, what)
     if setup.scheduled:
-        raise ValueError(f"step_size={setup.step_size!r} is a Schedule; {what} is defined for a "
-                         "constant step size: allowed: a number (e.g. one piece's step size, "
-                         "setup.replace(step_size=gamma))")
+        raise ValueError(f"step_size={setup.step_size!r} is invalid; allowed: a number (this "
+                         f"step_size is a Schedule; {what} is defined for a constant step size: "
+                         "e.g. one piece's step size, setup.replace(step_size=gamma))")
     return setup.step_size
+
+
+def _form(form, allowed: tuple) -> str:
+    """``form`` itself; ValueError unless it is one of the strings ``allowed``."""
+    if not isinstance(form, str) or form not in allowed:  # (an array has no single truth value)
+        v._fail("form", form, f"one of {allowed}")
+    return form
+
+
+def _spectrum(eigenvalues) -> np.ndarray:
+    """The eigenvalues as a float64 array: one-dimensional, non-empty, finite and > 0."""
+    return v.real_array("eigenvalues", eigenvalues, low=0.0, low_open=True)
 
 
 def kernel_mass(setup: StreamingLeastSquares) -> float:
@@ -89,7 +122,7 @@ def critical_step_size(setup: StreamingLeastSquares) -> float:
     interpolates between 2B / lambda_bar (small B) and 2d / lambda_max (large B).
     Units: gamma (the per-step step is gamma / d).
     """
-    lam = setup.eigenvalues
+    lam = _least_squares(setup, "critical_step_size").eigenvalues
     d, batch, b = setup.dim, setup.batch_size, setup.momentum
     upper = 2.0 * d * batch * (1.0 - b * b) / (lam.max() * ((1.0 + b) + batch * (1.0 - b)))
 
@@ -105,19 +138,29 @@ def critical_step_size(setup: StreamingLeastSquares) -> float:
 
 def homogenized_critical_step_size(setup: StreamingLeastSquares) -> float:
     """gamma_c of the homogenized plain-SGD limit: min(2B / lambda_bar, 2d / lambda_max)."""
-    lam = setup.eigenvalues
+    lam = _least_squares(setup, "homogenized_critical_step_size").eigenvalues
     return float(min(2.0 * setup.batch_size / lam.mean(), 2.0 * setup.dim / lam.max()))
 
 
 def critical_batch_size(setup: StreamingLeastSquares) -> float:
     """B_crit = tr H / lambda_max: above it the curvature limit binds and extra batch is wasted."""
+    _least_squares(setup, "critical_batch_size")
     return float(setup.eigenvalues.sum() / setup.eigenvalues.max())
 
 
 def recursion_matrix(setup: StreamingLeastSquares) -> np.ndarray:
     """The d x d matrix M = diag(a) + b lambda^T of plain SGD's rho(k+1) = M rho(k) + b sigma^2
-    (small d only; beta = 0)."""
+    (small d only: d <= `MAX_MATRIX_DIM` = 4096; beta = 0).
+
+    Raises:
+        ValueError: for a Schedule, momentum != 0 (heavy ball has three moments per mode, not
+            this matrix) or d > 4096.
+    """
     _constant_step(setup, "recursion_matrix")
+    if setup.momentum != 0.0:
+        raise ValueError(f"momentum={setup.momentum!r} is invalid; allowed: 0.0 (recursion_matrix "
+                         "is plain SGD's matrix; heavy ball's moment recursion has another)")
+    v.integer("dim", setup.dim, high=MAX_MATRIX_DIM)
     a, b = mode_coefficients(setup.eigenvalues, setup.step_size, setup.batch_size, setup.dim)
     return np.diag(np.asarray(a)) + np.outer(np.asarray(b), setup.eigenvalues)
 
@@ -127,8 +170,7 @@ def limit_risk(setup: StreamingLeastSquares, form: str = "exact") -> float:
 
     inf when the corresponding mass is >= 1 (at or beyond the threshold).
     """
-    if form not in ("exact", "volterra"):
-        raise ValueError(f"form={form!r} is invalid; allowed: ('exact', 'volterra')")
+    _form(form, ("exact", "volterra"))
     mass = feedback(setup) if form == "exact" else kernel_mass(setup)
     if not mass < 1.0:
         return math.inf
@@ -156,10 +198,44 @@ def isotropic_risk(t, *, step_size, batch_size, noise_std, initial_risk):
     dR/dt = -2 gamma (R - sigma^2/2) + (gamma^2/B) R, so
 
         R(t) = R_inf + (R_0 - R_inf) exp(-(2 gamma - gamma^2/B) t),   R_inf = B sigma^2 / (2B - gamma).
+
+    At the homogenized edge gamma = 2B, R(t) = R_0 + gamma sigma^2 t; past it R grows
+    exponentially (inf once it overflows float64).
+
+    Args:
+        t: times >= 0 (a number or an array of any shape).
+        step_size: gamma > 0.
+        batch_size: B >= 1 (a real number).
+        noise_std: sigma >= 0.
+        initial_risk: R_0 = R(0) >= sigma^2 / 2 (the risk includes the noise floor).
+
+    Raises:
+        ValueError: for any other value.
     """
-    g, b2 = step_size, batch_size
+    t = _times("t", t)
+    g = v.positive("step_size", step_size)
+    b2 = v.real("batch_size", batch_size, low=1.0)
+    noise_std = v.nonnegative("noise_std", noise_std)
+    initial_risk = v.real("initial_risk", initial_risk, low=0.5 * noise_std**2)
+    if 2 * b2 == g:  # R_inf = B sigma^2 / 0: the linear growth of dR/dt = gamma sigma^2
+        return initial_risk + g * noise_std**2 * t
     r_inf = b2 * noise_std**2 / (2 * b2 - g)
-    return r_inf + (initial_risk - r_inf) * np.exp(-(2 * g - g**2 / b2) * np.asarray(t))
+    with np.errstate(over="ignore"):  # past the edge the exponential overflows to inf
+        growth = np.exp(-(2 * g - g**2 / b2) * t)
+    if initial_risk == r_inf:  # R(t) = R_inf (0 * inf would be NaN past the edge)
+        return r_inf + np.zeros_like(growth)
+    return r_inf + (initial_risk - r_inf) * growth
+
+
+def _times(name: str, t) -> np.ndarray:
+    """``t`` as a float64 array of any shape (a number: 0-d) of finite times >= 0."""
+    try:
+        ndim, boolean = np.ndim(t), np.asarray(t).dtype == bool
+    except ValueError:  # a ragged nesting of lists
+        v._fail(name, t, "a time >= 0 or an array of them")
+    if boolean:
+        v._fail(name, t, "a time >= 0 or an array of them (not booleans)")
+    return v.real_array(name, t, low=0.0, ndim=ndim, nonempty=False)
 
 
 def _noiseless_maps(lam, eta, b) -> np.ndarray:
@@ -189,9 +265,10 @@ def asymptotic_rate(setup: StreamingLeastSquares) -> float:
     3 x 3 moment map), or the noiseless heavy-ball rate max_i |r_i|^2 if that is larger. Rate per
     unit t: -d log z. At beta = 0 it is the spectral radius of the plain-SGD recursion matrix.
     """
+    gamma = _constant_step(setup, "asymptotic_rate")
     lam = np.asarray(setup.eigenvalues, dtype=np.float64)
     d, batch, b = setup.dim, setup.batch_size, setup.momentum
-    eta = _constant_step(setup, "asymptotic_rate") / d
+    eta = gamma / d
     base = _heavy_ball_radius(lam, eta, b)
     maps = _noiseless_maps(lam, eta, b)
     ones = np.ones((lam.size, 3, 1))
@@ -220,8 +297,12 @@ def accelerated_hyperparameters(eigenvalues) -> tuple[float, float]:
 
     eta* = 4/(sqrt L + sqrt mu)^2 per step (gamma* = d eta*), beta* = ((sqrt L - sqrt mu)/(sqrt L +
     sqrt mu))^2; the full-batch error then contracts by sqrt(beta*) ~ 1 - 2/sqrt(kappa) per step.
+
+    Raises:
+        ValueError: unless ``eigenvalues`` is a non-empty one-dimensional array of finite
+            numbers > 0.
     """
-    lam = np.asarray(eigenvalues, dtype=np.float64)
+    lam = _spectrum(eigenvalues)
     big, small = math.sqrt(lam.max()), math.sqrt(lam.min())
     return lam.size * 4.0 / (big + small) ** 2, ((big - small) / (big + small)) ** 2
 
@@ -239,18 +320,22 @@ def accelerated_critical_batch_size(eigenvalues, form: str = "exact") -> float:
 
     Below B_c the accelerated pair diverges and one must shrink the step (momentum then only
     rescales SGD through gamma/(1-beta)).
+
+    Raises:
+        ValueError: for another ``form``, or unless ``eigenvalues`` is a non-empty
+            one-dimensional array of finite numbers > 0.
     """
-    allowed = ("exact", "homogenized", "bulk")
-    if form not in allowed:
-        raise ValueError(f"form={form!r} is invalid; allowed: {allowed}")
-    lam = np.asarray(eigenvalues, dtype=np.float64)
+    _form(form, ("exact", "homogenized", "bulk"))
+    lam = _spectrum(eigenvalues)
     big, small = lam.max(), lam.min()
     if form == "bulk":
         return float(lam.sum() / (2.0 * math.sqrt(big * small)))
     if big == small:  # one distinct eigenvalue: beta* = 0, eta* lambda = 1, exact for any B
         c = np.full_like(lam, 0.5)
     else:
-        c = lam * (big + small) / (2.0 * math.sqrt(big * small) * (big + small - lam))
+        # L - lambda_i + mu, not L + mu - lambda_i: at lambda_i = L the latter is 0 (and c_i
+        # inf) once mu / L is below the rounding of L + mu (a condition number past ~1e16)
+        c = lam * (big + small) / (2.0 * math.sqrt(big * small) * ((big - lam) + small))
     if form == "homogenized":
         return float(c.sum())
     lo = c.max() * (1.0 + 1e-15)
