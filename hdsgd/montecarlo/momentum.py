@@ -27,14 +27,17 @@ from .._numerics import exceeds
 from .._segments import Dynamics, run_segments
 from ..api import reject_options, simulate
 from ..curve import Curve, finish_curve
+from ..setups import _validate as v
 from ..setups.momentum import (InnerProductMomentum, LabelNoiseMomentum,
-                               MatrixSensingMomentum, TwoParameterMomentum,
+                               MatrixSensingMomentum, TwoParameterMomentum, _settling_time,
                                inner_product_observables, matrix_sensing_problem, model_class,
-                               sensing_observables, sensing_values, settling_time,
+                               sensing_observables, sensing_values, shown,
                                two_parameter_observables)
 
 METHODS = ("sgd",)
 NOISE_BLOCK = 256
+#: the most bootstrap draws of `measured_time_to_target` (each one a pass over the seeds)
+MAX_RESAMPLES = 10**6
 
 
 class ProductRun(Dynamics):
@@ -213,22 +216,37 @@ def measured_time_to_target(curve: Curve, target: float | None = None, *, resamp
 
     Returns:
         (T, standard error) in steps; T is inf if not settled on the grid.
+
+    Raises:
+        ValueError: for a ``curve`` that is not a momentum Monte Carlo Curve of at least 2
+            seeds, a ``target`` that is not a number > 0, ``resamples`` not an integer in
+            [2, 10^6] (a standard error needs two), or a ``seed`` not an integer in
+            [0, 2^32 - 1].
     """
-    cls = model_class(curve.meta.get("model", ""))
-    target = cls.default_target if target is None else target
-    if not target > 0:
-        raise ValueError(f"target={target!r} is invalid; allowed: > 0")
+    allowed = "a momentum Monte Carlo Curve (hdsgd.simulate) with at least 2 seeds"
+    if not isinstance(curve, Curve) or curve.meta.get("system") != "momentum":
+        raise ValueError(f"curve={shown(curve)} is invalid; allowed: {allowed}")
+    try:
+        cls = model_class(curve.meta.get("model", ""))
+    except ValueError:
+        raise ValueError(f"curve={shown(curve)} is invalid; allowed: {allowed} (its "
+                         f"meta['model'] is {curve.meta.get('model')!r})") from None
+    target = cls.default_target if target is None else v.positive("target", target)
+    resamples = v.integer("resamples", resamples, low=2, high=MAX_RESAMPLES)
+    seed = v.seed("seed", seed)
     if cls is MatrixSensingMomentum:
         values, level = np.asarray(curve["distance_to_flattest"], dtype=float), target
     else:
         values, level = np.asarray(curve["manifold_coordinate"], dtype=float) ** 2, target**2
     if values.ndim != 2 or values.shape[0] < 2:
-        raise ValueError("curve is invalid; allowed: a Monte Carlo Curve with at least 2 seeds")
-    value = settling_time(curve.time, values.mean(axis=0), level)
+        raise ValueError(f"curve={shown(curve)} is invalid; allowed: {allowed} (this one has "
+                         f"values of shape {values.shape})")
+    # a Curve's grid is sorted and >= 0 by construction
+    value = _settling_time(curve.time, values.mean(axis=0), level)
     rng = np.random.default_rng(seed)
     n = values.shape[0]
-    boots = np.array([settling_time(curve.time, values[rng.integers(0, n, n)].mean(axis=0), level)
-                      for _ in range(resamples)])
+    boots = np.array([_settling_time(curve.time, values[rng.integers(0, n, n)].mean(axis=0),
+                                     level) for _ in range(resamples)])
     finite = boots[np.isfinite(boots)]
     error = float(finite.std(ddof=1)) if finite.size == boots.size else math.inf
     return value, error

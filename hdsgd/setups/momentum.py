@@ -450,6 +450,7 @@ def matrix_sensing_problem(setup: MatrixSensingMomentum) -> dict:
     """The data of a matrix-sensing Setup (numpy float64, read-only; same seed, same problem):
     ``a`` (n, d, d) symmetric sensing matrices, ``y`` (n,), ``x_star`` (d, d) and ``u0``
     (d, d) the interpolating start (see `MatrixSensingMomentum`)."""
+    check_model(setup, (MatrixSensingMomentum,))
     return _problem(setup.dim, setup.rank, setup.n_samples, setup.init_scale, setup.data_seed)
 
 
@@ -476,8 +477,28 @@ def _top_gauss_newton(d: int, r: int, n: int, scale: float, seed: int) -> float:
     return float(np.linalg.eigvalsh(jac @ jac.T / n)[-1])
 
 
-# ----------------------------------------------------------------- time to target
+# ----------------------------------------------------------------- the models, input checks
 MODELS = (TwoParameterMomentum, InnerProductMomentum, MatrixSensingMomentum)
+PRODUCT_MODELS = (TwoParameterMomentum, InnerProductMomentum)
+
+
+def shown(value) -> str:
+    """``value`` for an error message: its repr if short, else its type (and shape)."""
+    text = f"{type(value).__name__}(...)" if isinstance(value, Setup) else repr(value)
+    if len(text) > 60 or "\n" in text:
+        shape = getattr(value, "shape", None)
+        text = f"<{type(value).__name__}{'' if shape is None else f' of shape {shape}'}>"
+    return text
+
+
+def check_model(setup, models: tuple[type, ...] = MODELS, note: str = "") -> LabelNoiseMomentum:
+    """``setup`` if it is one of ``models``, else ``setup=... is invalid; allowed: ...``
+    (``note``: why, appended)."""
+    if not isinstance(setup, models):
+        names = ", ".join(cls.__name__ for cls in models[:-1])
+        names = f"{names} or {models[-1].__name__}" if names else models[-1].__name__
+        raise ValueError(f"setup={shown(setup)} is invalid; allowed: a {names}{note}")
+    return setup
 
 
 def model_class(name: str) -> type:
@@ -488,12 +509,44 @@ def model_class(name: str) -> type:
     raise ValueError(f"model={name!r} is invalid; allowed: {tuple(c.model for c in MODELS)}")
 
 
+# ----------------------------------------------------------------- time to target
 def settling_time(time, values, level) -> float:
     """The time from which ``values`` stays at or below ``level`` up to the end of the grid
     (linear interpolation at the last downward crossing); 0 if never above, inf if above at
     the end. The time-to-target of the theory and of the Monte Carlo (docs/momentum.md,
     "Time to target"), robust to the overshoot of under-damped runs: a first crossing would
-    reward a run that swings through the flattest point and out again."""
+    reward a run that swings through the flattest point and out again.
+
+    Args:
+        time: the grid, a non-empty rank-1 array of finite times >= 0, non-decreasing.
+        values: the observable on it (same length); a NaN or inf (a diverged point) counts as
+            above the level.
+        level: the threshold, a finite number > 0 (the observable is a square or a distance).
+
+    Raises:
+        ValueError: naming ``time``, ``values`` or ``level`` when one is outside that range.
+    """
+    level = v.real("level", level, low=0.0, low_open=True)
+    try:
+        grid = np.asarray(time, dtype=np.float64)
+    except (TypeError, ValueError):
+        grid = None
+    if (grid is None or grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid))
+            or np.any(grid < 0.0) or np.any(np.diff(grid) < 0.0)):
+        raise ValueError(f"time={shown(time)} is invalid; allowed: a non-empty, non-decreasing "
+                         "rank-1 array of finite times >= 0")
+    try:
+        series = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        series = None
+    if series is None or series.shape != grid.shape:
+        raise ValueError(f"values={shown(values)} is invalid; allowed: a rank-1 array of "
+                         f"numbers as long as time ({grid.size})")
+    return _settling_time(grid, series, level)
+
+
+def _settling_time(time, values, level) -> float:
+    """`settling_time` on checked input (the theory's own grids, the bootstrap's resamples)."""
     values = np.asarray(values, dtype=float)
     above = np.nonzero(~(values <= level))[0]
     if above.size == 0:

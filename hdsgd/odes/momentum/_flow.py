@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..._numerics import power_of_two_at_least
-from ...setups.momentum import InnerProductMomentum, LabelNoiseMomentum, TwoParameterMomentum
+from ...setups.momentum import (InnerProductMomentum, LabelNoiseMomentum, TwoParameterMomentum,
+                                check_model, shown)
 from ._inner_product import _grad_f, retract, tangent_projection
 
 
@@ -31,10 +32,33 @@ def flow_closed_form(setup: TwoParameterMomentum, steps) -> np.ndarray:
     """s_k of the first-order flow on w_1 w_2 (docs/momentum.md, "First-order flow"):
 
         sinh 2 s_k = sinh 2 s_0 exp(-eta^2 delta^2 k / (1 - beta)^2).
+
+    ``steps``: the times k >= 0 (finite; a number or an array of any shape, the shape of the
+    result). The inner product's flow is `invariants_flow`.
+
+    Raises:
+        ValueError: for another model, or a step that is negative, non-finite or not a number.
     """
+    check_model(setup, (TwoParameterMomentum,), " (the inner product's flow: invariants_flow)")
+    steps = _times("steps", steps)
     rate = 4.0 * flow_rate(setup)
     return 0.5 * np.arcsinh(np.sinh(2.0 * setup.initial_coordinate)
                             * np.exp(-rate * np.asarray(steps, dtype=np.float64)))
+
+
+def _times(name: str, value) -> np.ndarray:
+    """Times in steps, of any shape: finite numbers >= 0 (not booleans: True is no time)."""
+    try:
+        times = np.asarray(value)
+    except (TypeError, ValueError):  # a ragged list
+        times = None
+    if times is None or times.dtype.kind not in ("i", "u", "f"):
+        raise ValueError(f"{name}={shown(value)} is invalid; allowed: numbers of steps >= 0")
+    times = times.astype(np.float64)
+    if not np.all(np.isfinite(times) & (times >= 0.0)):
+        raise ValueError(f"{name}={shown(value)} is invalid; allowed: finite numbers of "
+                         "steps >= 0")
+    return times
 
 
 def invariants_flow(setup: InnerProductMomentum, steps):

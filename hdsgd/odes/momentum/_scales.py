@@ -12,8 +12,9 @@ import functools
 import math
 
 from ..._precision import scoped_x64
-from ...setups.momentum import (InnerProductMomentum, LabelNoiseMomentum,
-                                MatrixSensingMomentum, TwoParameterMomentum)
+from ...setups import _validate as v
+from ...setups.momentum import (PRODUCT_MODELS, InnerProductMomentum, LabelNoiseMomentum,
+                                MatrixSensingMomentum, TwoParameterMomentum, check_model)
 from ._fluctuation import stationary_variance
 
 CRITICAL_EXPONENT = 2.0 / 3.0
@@ -24,9 +25,9 @@ SLOW_CURVATURE = 4.0
 
 @functools.singledispatch
 def flattest_curvature(setup: LabelNoiseMomentum) -> tuple[float, float]:
-    """(lambda_min, kappa): the normal curvature and d^2 tr H / dl^2 at the flattest minimiser."""
-    raise ValueError(f"setup={type(setup).__name__} is invalid for flattest_curvature; "
-                     "allowed: TwoParameterMomentum or InnerProductMomentum")
+    """(lambda_min, kappa): the normal curvature and d^2 tr H / dl^2 at the flattest minimiser
+    (product models only; a ValueError naming ``setup`` otherwise)."""
+    check_model(setup, PRODUCT_MODELS)  # always raises: the product models are registered
 
 
 @flattest_curvature.register
@@ -44,17 +45,24 @@ def _(setup: InnerProductMomentum) -> tuple[float, float]:
 
 @flattest_curvature.register
 def _(setup: MatrixSensingMomentum) -> tuple[float, float]:
-    raise ValueError("MatrixSensingMomentum has no closed-form flattest curvature: the flattest "
-                     "interpolant U* U*^T = X* is a singular point of the manifold (the rank of "
-                     "the Jacobian drops from n to d r there)")
+    check_model(setup, PRODUCT_MODELS, " (MatrixSensingMomentum has no closed-form flattest "
+                "curvature: the flattest interpolant U* U*^T = X* is a singular point of the "
+                "manifold, the rank of the Jacobian drops from n to d r there)")
 
 
 @scoped_x64
 def stationary_train_loss(setup: LabelNoiseMomentum, s: float = 0.0) -> float:
     """E[L] at the manifold point s in the stationary state: 1/2 lambda S(lambda), lambda =
-    2 cosh 2s (docs/momentum.md, "Scales"; leading order in S). Product models only (at the
-    point s of a parallel start for the inner product)."""
+    2 cosh 2s (docs/momentum.md, "Scales"; leading order in S); inf past the stability edge
+    eta lambda >= 2 (1 + beta). Product models only (at the point s of a parallel start for the
+    inner product).
+
+    Raises:
+        ValueError: for another model, or s outside [-5, 5] (the range of the Setups'
+            ``initial_coordinate``; cosh 2s overflows past |s| ~ 177).
+    """
     flattest_curvature(setup)  # product models only
+    s = v.real("s", s, low=-5.0, high=5.0)
     lam = 2.0 * math.cosh(2.0 * s)
     return 0.5 * lam * float(stationary_variance(setup.step_size, setup.momentum,
                                                  setup.noise_var, lam))
@@ -70,9 +78,12 @@ def timescales(setup: LabelNoiseMomentum) -> dict:
     displacement along the manifold), ``ratio`` = tau_2 / tau_1, ``stationary_variance``
     (S at the flattest point), ``overdamped`` (eta lambda_min < (1 - sqrt(beta))^2) and
     ``optimal_constant`` C* = (delta^2 kappa)^{1/3} (the critical-damping estimate).
+
+    Raises:
+        ValueError: for a setup that is not a product model.
     """
+    lam, kappa = flattest_curvature(setup)  # product models only
     eta, omb, d2 = setup.step_size, setup.one_minus_beta, setup.noise_var
-    lam, kappa = flattest_curvature(setup)
     tau1 = max(omb / (eta * lam), 2.0 / omb)
     tau2 = omb**2 / (eta**2 * d2 * kappa) if d2 > 0 else math.inf
     return {
@@ -91,7 +102,13 @@ def regime(setup: LabelNoiseMomentum, *, tolerance: float = 0.02) -> str:
     From the exponent when the Setup is given as 1 - beta = C eta^gamma (within
     ``tolerance`` of 2/3 counts as critical); otherwise from the effective exponent
     gamma = ln(1 - beta) / ln(eta).
+
+    Raises:
+        ValueError: for a setup that is not a momentum Setup, or a ``tolerance`` that is not a
+            finite number >= 0.
     """
+    check_model(setup)
+    tolerance = v.real("tolerance", tolerance, low=0.0)
     gamma = setup.exponent
     if gamma is None:
         gamma = (math.log(setup.one_minus_beta) / math.log(setup.step_size)

@@ -15,7 +15,7 @@ import math
 
 import scipy  # its submodules load on first use (scipy.optimize, ...)
 
-from ...setups.momentum import LabelNoiseMomentum
+from ...setups.momentum import LabelNoiseMomentum, check_model
 
 
 def critical_step_size(setup: LabelNoiseMomentum) -> float:
@@ -26,8 +26,11 @@ def critical_step_size(setup: LabelNoiseMomentum) -> float:
     eta lambda_0 + 2 C eta^gamma = 4 (increasing in eta); ``inf`` when even the largest step
     the family allows (beta = 0 at eta = C^{-1/gamma}) is stable. In ``step_size`` units
     (docs/momentum.md, "Stability edge").
+
+    Raises:
+        ValueError: for a setup that is not one of the three momentum Setups.
     """
-    lam = setup.start_curvature()
+    lam = check_model(setup).start_curvature()
     if setup.exponent is None:
         return 2.0 * (1.0 + setup.momentum) / lam
     c, gamma = setup.constant, setup.exponent

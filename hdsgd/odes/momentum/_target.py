@@ -18,16 +18,62 @@ import jax
 import numpy as np
 
 from ..._precision import scoped_x64
+from ...api import check_key
+from ...setups import _validate as v
 from ...setups._validate import integer as v_integer, positive as v_positive
 from ...setups.momentum import (InnerProductMomentum, LabelNoiseMomentum,
-                                MatrixSensingMomentum, TwoParameterMomentum, settling_time)
+                                MatrixSensingMomentum, TwoParameterMomentum, _settling_time,
+                                check_model, shown)
 from . import _inner_product as _inner
 from ._flow import flow_time_to_target
 from ._recursion import recursion_path
 from ._sde import default_dt, reduced_paths
 from ._sensing import sensing_closure
 
+#: the longest horizon in steps: the product models' default is capped there, matrix
+#: sensing's may not start past it, and a caller may give no more (the recursion keeps every
+#: step; the SDE's and closures' loops run that long)
 MAX_HORIZON = 1e8
+#: the most grid intervals on which the observable is read
+MAX_POINTS = 10**6
+#: the most values of the SDE's sample paths kept at once, paths x (points + 1) (float64, 3
+#: per value on the two-parameter model, 9 on the inner product: ~5 GB at most)
+MAX_SAVED = 2**26
+#: the most Euler steps, horizon / dt: the closure's step cap, 4 x the next power of two, must
+#: fit diffrax's int32 step counter
+MAX_EULER_STEPS = 2**28
+#: the options of `time_to_target`, every model's (`OPTIONS_OF` says which model takes which)
+OPTIONS = ("method", "horizon", "key", "paths", "dt", "points")
+OPTIONS_OF = {TwoParameterMomentum: OPTIONS, InnerProductMomentum: OPTIONS,
+              MatrixSensingMomentum: ("method", "horizon", "points")}
+
+
+def _option(name: str, value):
+    """One option of the time to target, checked on its own (None: the default, but for
+    ``points``, which has no None)."""
+    if value is None and name != "points":
+        return None
+    if name == "horizon":
+        return v.real("horizon", value, low=0.0, low_open=True, high=MAX_HORIZON)  # in steps
+    if name == "key":
+        return check_key(value)
+    if name == "paths":
+        return v_integer("paths", value, high=MAX_SAVED)
+    if name == "dt":
+        return v_positive("dt", value)  # in steps
+    if name == "points":
+        return v_integer("points", value, high=MAX_POINTS)
+    return value  # method: each model knows its own
+
+
+def check_options(options: dict, allowed: tuple[str, ...] = OPTIONS) -> dict:
+    """`time_to_target`'s ``options`` with each name known and each value checked on its own
+    (which model and method take which option is checked by the model)."""
+    for name, value in options.items():
+        if name not in allowed:
+            raise ValueError(f"{name}={shown(value)} is invalid; allowed: no option {name!r}; "
+                             f"the options are {', '.join(allowed)}")
+    return {name: _option(name, value) for name, value in options.items()}
 
 
 def default_target_horizon(setup: LabelNoiseMomentum, target: float) -> float:
@@ -57,10 +103,15 @@ def time_to_target(setup: LabelNoiseMomentum, target: float | None = None, **opt
 
     Returns:
         T in steps (a Python float).
+
+    Raises:
+        ValueError: naming ``setup``, ``target``, or the option that is unknown, of a bad
+            value, or not taken by the model and method (``horizon`` <= 1e8 steps, ``points``
+            <= 10^6, ``paths`` x (``points`` + 1) <= 2^26, ``horizon / dt`` <= 2^28).
     """
-    if not isinstance(setup, LabelNoiseMomentum):
-        raise ValueError(f"setup={setup!r} is invalid for time_to_target; allowed: a "
-                         "TwoParameterMomentum, InnerProductMomentum or MatrixSensingMomentum")
+    setup = check_model(setup)
+    options = check_options(options, next(names for cls, names in OPTIONS_OF.items()
+                                          if isinstance(setup, cls)))
     target = setup.default_target if target is None else v_positive("target", target)
     return _time_to_target(setup, target, **options)
 
@@ -100,20 +151,20 @@ def product_time_to_target(setup, target: float, *, method: str = "sde",
     """
     allowed = PRODUCT_TARGET_METHODS[type(setup)]
     if method not in allowed:
-        raise ValueError(f"method={method!r} is invalid for {type(setup).__name__}; "
-                         f"allowed: {allowed}")
-    given = [name for name, value in (("key", key), ("paths", paths), ("dt", dt))
-             if value is not None]
+        raise ValueError(f"method={shown(method)} is invalid; allowed: {allowed} (for "
+                         f"{type(setup).__name__})")
     valid = {"sde": ("key", "paths", "dt"), "closure": ("key", "dt")}.get(method, ())
-    if set(given) - set(valid):
-        raise ValueError(f"option(s) {', '.join(sorted(set(given) - set(valid)))} are invalid "
-                         f"for method={method!r}; allowed: {', '.join(valid) or 'none'}")
-    if paths is not None:
-        paths = v_integer("paths", paths)
-    if dt is not None:
-        dt = v_positive("dt", dt)  # in steps
-    points = v_integer("points", points)
+    for name, value in (("key", key), ("paths", paths), ("dt", dt)):
+        if value is not None and name not in valid:
+            raise ValueError(f"{name}={shown(value)} is invalid; allowed: None with "
+                             f"method={method!r} (its options: {', '.join(valid) or 'none'})")
+    key, paths, dt, points = (_option(name, value) for name, value in (
+        ("key", key), ("paths", paths), ("dt", dt), ("points", points)))
     paths = 1000 if paths is None else paths
+    if method == "sde" and paths * (points + 1) > MAX_SAVED:
+        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer in "
+                         f"[1, {MAX_SAVED // (points + 1)}] with points={points} "
+                         f"(paths x (points + 1) <= {MAX_SAVED} values kept)")
     if horizon is None:
         horizon = default_target_horizon(setup, target)
         found = product_time_to_target(setup, target, method=method, horizon=horizon, key=key,
@@ -125,7 +176,11 @@ def product_time_to_target(setup, target: float, *, method: str = "sde",
                                            paths=paths if method == "sde" else None, dt=dt,
                                            points=points)
         return found
-    horizon = v_positive("horizon", horizon)
+    horizon = _option("horizon", horizon)
+    if dt is not None and horizon / dt > MAX_EULER_STEPS:
+        raise ValueError(f"dt={dt!r} is invalid; allowed: >= horizon / {MAX_EULER_STEPS} = "
+                         f"{horizon / MAX_EULER_STEPS:.6g} (at most {MAX_EULER_STEPS} Euler "
+                         "steps)")
     if abs(setup.initial_coordinate) <= target:
         return 0.0
     if method == "flow":
@@ -133,17 +188,17 @@ def product_time_to_target(setup, target: float, *, method: str = "sde",
     if method == "recursion":
         n_steps = int(math.ceil(horizon))
         s, _, _ = recursion_path(setup, n_steps)
-        return settling_time(np.arange(n_steps + 1, dtype=float), s**2, target**2)
+        return _settling_time(np.arange(n_steps + 1, dtype=float), s**2, target**2)
     key = jax.random.PRNGKey(0) if key is None else key
     steps = np.linspace(0.0, horizon, int(points) + 1)
-    step = default_dt(setup, method) if dt is None else v_positive("dt", dt)
+    step = default_dt(setup, method) if dt is None else dt
     noise = method == "sde"
     if isinstance(setup, InnerProductMomentum):
         obs, _ = _inner.expected_observables(setup, steps, key=key, paths=paths, dt=step,
                                              noise=noise)
-        return settling_time(steps, obs["manifold_coordinate_sq"], target**2)
+        return _settling_time(steps, obs["manifold_coordinate_sq"], target**2)
     ys, _ = reduced_paths(setup, steps, key=key, paths=paths, dt=step, noise=noise)
-    return settling_time(steps, np.mean(ys[..., 0] ** 2, axis=0), target**2)
+    return _settling_time(steps, np.mean(ys[..., 0] ** 2, axis=0), target**2)
 
 
 @_time_to_target.register
@@ -158,20 +213,27 @@ def sensing_time_to_target(setup: MatrixSensingMomentum, target: float, *,
     until the distance has settled at least 4 / (1-beta) steps before the end (two e-folds of
     the under-damped envelope, so a later overshoot above the target is ruled out). inf if
     never, for instance when the noise floor of the distance, ~ sqrt(eta delta^2 / (1-beta))
-    per normal mode, is above the target."""
+    per normal mode, is above the target. A default start past `MAX_HORIZON` steps (too little
+    label noise: none gives an infinite one) is a ValueError naming ``horizon``."""
     if method != "closure":
-        raise ValueError(f"method={method!r} is invalid for MatrixSensingMomentum; "
-                         "allowed: ('closure',)")
-    points = v_integer("points", points)
+        raise ValueError(f"method={shown(method)} is invalid; allowed: ('closure',) (for "
+                         "MatrixSensingMomentum)")
+    points = _option("points", points)
     omb = setup.one_minus_beta
     tries = 1 if horizon is not None else 6
     if horizon is None:
         horizon = 4.0 * omb**2 / (setup.step_size**2 * max(setup.noise_var, 1e-300)) + 8.0 / omb
-    horizon = v_positive("horizon", horizon)
+        if horizon > MAX_HORIZON:  # ~0.6 ms a step at d = 8: that many would run for a day
+            raise ValueError(f"horizon=None is invalid; allowed: a number of steps in (0, "
+                             f"{MAX_HORIZON:g}] for this setup, whose default 4 (1-beta)^2 / "
+                             f"(eta^2 delta^2) + 8 / (1-beta) = {horizon:.3g} is past it (too "
+                             "little label noise)")
+    else:
+        horizon = _option("horizon", horizon)
     for _ in range(tries):
         steps = np.unique(np.round(np.linspace(0, horizon, int(points) + 1))).astype(np.int64)
         dist = sensing_closure(setup, steps)["distance_to_flattest"]
-        found = settling_time(steps.astype(float), dist, target)
+        found = _settling_time(steps.astype(float), dist, target)
         if tries == 1 or found <= steps[-1] - 4.0 / omb:
             return found
         horizon *= 2.0
