@@ -214,3 +214,20 @@ def test_array_inputs_numpy_jnp_and_lists_agree():
     # a diverged point (NaN or inf) counts as above the level: a documented result, not an error
     assert math.isinf(momentum.settling_time(t, [0.5, 0.5, 0.5, 0.5, 0.5, NAN], 1.0))
     assert momentum.settling_time(t, [math.inf, 0.5, 0.5, 0.5, 0.5, 0.5], 1.0) == 1.0
+
+
+@pytest.mark.parametrize("model, options, name", [
+    ("two", {}, "horizon"),                                   # the recursion: out of memory
+    ("two", {"method": "sde", "paths": 2**30}, "paths"),     # paths x times kept at once
+    ("two", {"method": "sde", "dt": 1e-30}, "dt"),           # Euler steps past diffrax's int32
+    ("sensing", {}, "horizon"),                               # the closure, ~0.6 ms a step
+])
+def test_predict_refuses_runs_past_what_its_step_methods_hold(model, options, name):
+    # predict at 2^40 steps: a JAX out-of-memory error (recursion), or a run for years (closure)
+    setup = (hdsgd.TwoParameterMomentum(step_size=0.01, momentum=0.99) if model == "two"
+             else hdsgd.MatrixSensingMomentum())
+    horizon = 2.0**40 if name == "horizon" else 1e6
+    with pytest.raises(ValueError, match=rf"^{name}=.* is invalid"):
+        hdsgd.predict(setup, horizon, **options)
+    if model == "two" and name == "horizon":  # the flow, an ODE, takes it
+        assert hdsgd.predict(setup, horizon, method="flow").meta["method"] == "flow"

@@ -22,6 +22,7 @@ from ._scales import regime, timescales
 from ._sde import default_dt, reduced_paths
 from ._sensing import sensing_closure
 from ._stability import critical_step_size, stability_warning
+from ._target import MAX_EULER_STEPS, MAX_HORIZON, MAX_SAVED
 
 #: every deterministic equivalent of the system (the union over the models)
 METHODS = ("recursion", "flow", "sde", "closure")
@@ -87,12 +88,30 @@ def _predict(setup: LabelNoiseMomentum, horizon: float, *, times=None, method: s
     if dt is not None:
         dt = v_positive("dt", dt)  # in steps
     steps = setup.output_steps(horizon, times)
+    _check_size(setup, method, horizon, steps, paths, dt)
     options = dict(key=jax.random.PRNGKey(0) if key is None else check_key(key),
                    paths=1000 if paths is None else int(paths),
                    dt=default_dt(setup, method) if method in ("sde", "closure")
                    and dt is None and not isinstance(setup, MatrixSensingMomentum) else dt)
     obs, extra = _theory(setup, steps, method, **options)
     return _finish(setup, steps, obs, method, extra)
+
+
+def _check_size(setup, method: str, horizon, steps: np.ndarray, paths, dt) -> None:
+    """Refuse runs past what the step-by-step methods hold: the recursion keeps every step and
+    the SDE its paths at every output step, and both loop that long (2^40 steps ran out of
+    memory inside JAX); the flow is an ODE and takes any horizon."""
+    if method != "flow" and steps[-1] > MAX_HORIZON:
+        other = " (method='flow' has no such limit)" if "flow" in MODEL_METHODS[type(setup)] else ""
+        raise ValueError(f"horizon={horizon!r} is invalid for method={method!r}: it is "
+                         f"{int(steps[-1])} steps; allowed: at most {MAX_HORIZON:g} steps{other}")
+    if method == "sde" and (1000 if paths is None else paths) * steps.size > MAX_SAVED:
+        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer in "
+                         f"[1, {MAX_SAVED // steps.size}] for {steps.size} output times "
+                         f"(paths x times <= {MAX_SAVED} values kept)")
+    if dt is not None and method in ("sde", "closure") and steps[-1] / dt > MAX_EULER_STEPS:
+        raise ValueError(f"dt={dt!r} is invalid; allowed: dt >= {steps[-1] / MAX_EULER_STEPS:g} "
+                         f"steps for this horizon (at most {MAX_EULER_STEPS} Euler steps)")
 
 
 def _finish(setup: LabelNoiseMomentum, steps, obs: dict, method: str, extra: dict) -> Curve:
