@@ -99,6 +99,15 @@ class GrokkingTwoLayer(Setup):
         self.dim = v.integer("dim", dim, low=1)
         self.n_samples = v.integer("n_samples", n_samples, low=2)
         self.width = None if width is None else v.integer("width", width, low=1)
+        # the training set (P x D) and W(0) (N x D) are single arrays: beyond a 32-bit index
+        # their draw aborted Python or ran out of memory inside JAX
+        if self.n_samples * self.dim > v.MAX_INDEX:
+            raise ValueError(f"n_samples={self.n_samples!r} is invalid; allowed: n_samples * dim "
+                             f"<= {v.MAX_INDEX} (dim={self.dim}; the training set is one "
+                             "n_samples x dim array)")
+        if self.width is not None and self.width * self.dim > v.MAX_INDEX:
+            raise ValueError(f"width={self.width!r} is invalid; allowed: width * dim <= "
+                             f"{v.MAX_INDEX} (dim={self.dim}; W(0) is one width x dim array)")
         self.output_scale = v.positive("output_scale", output_scale)
         self.quadratic_strength = v.positive("quadratic_strength", quadratic_strength)
         self.step_size = v.positive("step_size", step_size)
@@ -142,16 +151,13 @@ def draw_weights(key, width: int, dim: int, dtype=jnp.float64):
 
 # ----------------------------------------------------------------- argument checks
 def check_setup(setup, *, square: str | None = None) -> GrokkingTwoLayer:
-    """``setup`` is a `GrokkingTwoLayer` whose training set, one P x D array, fits a 32-bit
-    index (`_validate.MAX_INDEX` entries); with ``square`` (the caller's name) its D x D and
+    """``setup`` is a `GrokkingTwoLayer` (whose training set, one P x D array, fits a 32-bit
+    index: its ``__init__`` checks that); with ``square`` (the caller's name) its D x D and
     P x P matrices must fit too."""
     if not isinstance(setup, GrokkingTwoLayer):
         shown = repr(setup) if len(repr(setup)) < 80 else f"<{type(setup).__name__}>"
         raise ValueError(f"setup={shown} is invalid; allowed: a GrokkingTwoLayer")
     d, p = setup.dim, setup.n_samples
-    if p * d > v.MAX_INDEX:
-        raise ValueError(f"n_samples={p!r} is invalid; allowed: n_samples * dim <= {v.MAX_INDEX} "
-                         f"(dim={d}; the training set is one n_samples x dim array)")
     if square is not None:
         for name, n in (("dim", d), ("n_samples", p)):
             if n * n > v.MAX_INDEX:
@@ -162,13 +168,11 @@ def check_setup(setup, *, square: str | None = None) -> GrokkingTwoLayer:
 
 
 def check_finite_width(setup: GrokkingTwoLayer) -> GrokkingTwoLayer:
-    """A finite network, whose W(0) (width x dim) fits a 32-bit index: for `initial_weights`."""
+    """A finite network (W(0), width x dim, fits a 32-bit index: ``__init__`` checks that):
+    for `initial_weights`."""
     if setup.width is None:
         raise ValueError("width=None is invalid; allowed: an integer >= 1 (infinite width has no "
                          "finite weight matrix)")
-    if setup.width * setup.dim > v.MAX_INDEX:
-        raise ValueError(f"width={setup.width!r} is invalid; allowed: width * dim <= "
-                         f"{v.MAX_INDEX} (dim={setup.dim}; W(0) is one width x dim array)")
     return setup
 
 
