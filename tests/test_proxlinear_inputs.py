@@ -233,9 +233,13 @@ def test_valid_calls_give_the_same_numbers(monkeypatch):
         assert np.isnan(P.error_sq_of_state((np.nan, 0.5, 1.0, 0.5)))
 
 
-def test_predict_refuses_a_map_horizon_past_its_int32_step_counter():
+@pytest.mark.parametrize("grid", [False, True])
+def test_predict_refuses_a_map_horizon_past_its_int32_step_counter(grid):
     # 2^40 steps gave a JAX while_loop type error (the map's failure step is int32)
     setup = hdsgd.ProxLinearSensing(dim_left=50, dim_right=50, batch_size=10, noise_std=0.1)
     with pytest.raises(ValueError, match=r"^horizon=.* is invalid for method='map': .* allowed: "
                                          r"at most 2147483646 steps"):
-        hdsgd.predict(setup, 2.0**40, method="map")
+        if grid:
+            hdsgd.predict_grid(setup, {"step_size": np.array([0.5, 1.0])}, 2.0**40)
+        else:
+            hdsgd.predict(setup, 2.0**40, method="map")

@@ -88,3 +88,10 @@ def check_starts(starts, n_settings: int) -> np.ndarray:
         v._fail("starts", v._short(starts), f"an array of shape ({n_settings}, 4), one state "
                 f"(alpha1, beta1, alpha2, beta2) per setting (got shape {arr.shape})")
     return arr.reshape(-1, 4)
+
+
+def check_map_horizon(horizon, steps: np.ndarray) -> None:
+    """A horizon the map can run to: at most `MAX_MAP_STEP` steps."""
+    if steps[-1] > MAX_MAP_STEP:
+        raise ValueError(f"horizon={horizon!r} is invalid for method='map': it is "
+                         f"{int(steps[-1])} steps; allowed: at most {MAX_MAP_STEP} steps")

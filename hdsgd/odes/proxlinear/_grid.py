@@ -19,7 +19,7 @@ from ...api import grid_columns, point_setup, predict_grid, valid_settings
 from ...curve import Curve, finished_values
 from ...curve_grid import CurveGrid
 from ...setups.proxlinear import ProxLinearSensing
-from ._checks import check_grid, check_setup, check_steps
+from ._checks import check_grid, check_map_horizon, check_setup, check_steps
 from ._map import run_map, states_of
 from ._predict import METHODS, map_curve, state_observables
 from ._quadrature import grid_rule_arrays
@@ -104,6 +104,7 @@ def _predict_grid(setup: ProxLinearSensing, grid, horizon: float, *, executor=No
     if not valid.any():
         return CurveGrid([None] * valid.size)
     steps = setup.output_steps(horizon, times)
+    check_map_horizon(horizon, steps)  # the map counts steps in int32
     settings = valid_settings(setup, valid, columns, GRID_FIELDS)
     params = grid_params(setup, settings["batch_size"], settings["step_size"],
                          settings["noise_std"])

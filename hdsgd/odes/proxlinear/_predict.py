@@ -8,7 +8,7 @@ from ..._numerics import exceeds
 from ...api import check_tolerance, predict, reject_options
 from ...curve import Curve, finish_curve
 from ...setups.proxlinear import DIVERGENCE_FACTOR, ProxLinearSensing, error_sq_of_state
-from ._checks import MAX_MAP_STEP, check_setup
+from ._checks import check_map_horizon, check_setup
 from ._map import FAILURES, map_params, run_map, states_of
 from ._ode import ode_failure, ode_trajectory
 from ._quadrature import rule_arrays
@@ -102,9 +102,7 @@ def _predict(setup: ProxLinearSensing, horizon: float, *, times=None, method: st
     steps = setup.output_steps(horizon, times)
     rule = rule_arrays(rule)
     if method == "map":
-        if steps[-1] > MAX_MAP_STEP:  # the map counts steps in int32 (a JAX type error past it)
-            raise ValueError(f"horizon={horizon!r} is invalid for method='map': it is "
-                             f"{int(steps[-1])} steps; allowed: at most {MAX_MAP_STEP} steps")
+        check_map_horizon(horizon, steps)  # the map counts steps in int32
         records, _ = run_map(setup.initial_state, map_params(setup), steps, rule)
         return map_curve(setup, steps, records)
     states, result = ode_trajectory(setup, steps.astype(np.float64), rule,
