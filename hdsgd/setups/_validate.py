@@ -111,6 +111,29 @@ def choice(name: str, value, allowed) -> str:
     return value
 
 
+def shown(value) -> str:
+    """``value`` for an error message: its repr if short, else its type (and shape); a Setup
+    as ``Name(...)``."""
+    from ._base import Setup
+
+    text = f"{type(value).__name__}(...)" if isinstance(value, Setup) else repr(value)
+    if len(text) > 60 or "\n" in text:
+        shape = getattr(value, "shape", None)
+        text = f"<{type(value).__name__}{'' if shape is None else f' of shape {shape}'}>"
+    return text
+
+
+def instance_of(name: str, value, classes, note: str = ""):
+    """``value`` if it is an instance of ``classes`` (a class or a tuple of them), else
+    ``name=... is invalid; allowed: a A, B or C`` (``note``: why, appended)."""
+    classes = classes if isinstance(classes, tuple) else (classes,)
+    if not isinstance(value, classes):
+        names = [cls.__name__ for cls in classes]
+        names = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ValueError(f"{name}={shown(value)} is invalid; allowed: a {names}{note}")
+    return value
+
+
 def _short(value):
     arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
     if getattr(arr, "size", 0) > 6:

@@ -154,9 +154,7 @@ def check_setup(setup, *, square: str | None = None) -> GrokkingTwoLayer:
     """``setup`` is a `GrokkingTwoLayer` (whose training set, one P x D array, fits a 32-bit
     index: its ``__init__`` checks that); with ``square`` (the caller's name) its D x D and
     P x P matrices must fit too."""
-    if not isinstance(setup, GrokkingTwoLayer):
-        shown = repr(setup) if len(repr(setup)) < 80 else f"<{type(setup).__name__}>"
-        raise ValueError(f"setup={shown} is invalid; allowed: a GrokkingTwoLayer")
+    v.instance_of("setup", setup, GrokkingTwoLayer)
     d, p = setup.dim, setup.n_samples
     if square is not None:
         for name, n in (("dim", d), ("n_samples", p)):

@@ -482,23 +482,13 @@ MODELS = (TwoParameterMomentum, InnerProductMomentum, MatrixSensingMomentum)
 PRODUCT_MODELS = (TwoParameterMomentum, InnerProductMomentum)
 
 
-def shown(value) -> str:
-    """``value`` for an error message: its repr if short, else its type (and shape)."""
-    text = f"{type(value).__name__}(...)" if isinstance(value, Setup) else repr(value)
-    if len(text) > 60 or "\n" in text:
-        shape = getattr(value, "shape", None)
-        text = f"<{type(value).__name__}{'' if shape is None else f' of shape {shape}'}>"
-    return text
+shown = v.shown  # a value for an error message (the shared helper)
 
 
 def check_model(setup, models: tuple[type, ...] = MODELS, note: str = "") -> LabelNoiseMomentum:
     """``setup`` if it is one of ``models``, else ``setup=... is invalid; allowed: ...``
     (``note``: why, appended)."""
-    if not isinstance(setup, models):
-        names = ", ".join(cls.__name__ for cls in models[:-1])
-        names = f"{names} or {models[-1].__name__}" if names else models[-1].__name__
-        raise ValueError(f"setup={shown(setup)} is invalid; allowed: a {names}{note}")
-    return setup
+    return v.instance_of("setup", setup, models, note)
 
 
 def model_class(name: str) -> type:

@@ -380,10 +380,7 @@ def overlap_statistic(observable: str, m, q, theta):
 
 def check_setup(setup, name: str = "setup") -> SpikedSingleIndex:
     """``setup`` if it is a `SpikedSingleIndex`, else a ValueError naming it."""
-    if not isinstance(setup, SpikedSingleIndex):
-        shown = repr(setup) if len(repr(setup)) < 60 else f"<{type(setup).__name__}>"
-        raise ValueError(f"{name}={shown} is invalid; allowed: a SpikedSingleIndex")
-    return setup
+    return v.instance_of(name, setup, SpikedSingleIndex)
 
 
 def check_escape(setup: SpikedSingleIndex, observable, threshold) -> float:

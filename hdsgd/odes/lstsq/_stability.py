@@ -47,13 +47,8 @@ def _mode_masses(eigenvalues, eta, batch_size, momentum) -> np.ndarray:
 
 def _least_squares(setup, what: str) -> StreamingLeastSquares:
     """``setup`` itself; ValueError unless it is a `StreamingLeastSquares`."""
-    if not isinstance(setup, StreamingLeastSquares):
-        shown = repr(setup)
-        if len(shown) > 60 or "\n" in shown:
-            shown = f"<{type(setup).__name__}>"
-        raise ValueError(f"setup={shown} is invalid; allowed: a StreamingLeastSquares ({what} is "
-                         "a quantity of streaming least squares)")
-    return setup
+    return v.instance_of("setup", setup, StreamingLeastSquares,
+                         f" ({what} is a quantity of streaming least squares)")
 
 
 def _constant_step(setup: StreamingLeastSquares, what: str) -> float:

@@ -21,12 +21,7 @@ MAX_RECORDS = 10**7
 
 
 def check_setup(setup) -> ProxLinearSensing:
-    if not isinstance(setup, ProxLinearSensing):
-        shown = repr(setup)
-        if len(shown) > 60 or "\n" in shown:
-            shown = f"<{type(setup).__name__}>"
-        raise ValueError(f"setup={shown} is invalid; allowed: a ProxLinearSensing")
-    return setup
+    return v.instance_of("setup", setup, ProxLinearSensing)
 
 
 def check_grid(batch_sizes, step_sizes, noise_stds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
