@@ -43,7 +43,7 @@ def check_setup(setup, what: str) -> Setup:
 def check_horizon(horizon: float, setup: Setup | None = None) -> float:
     """A finite positive number; with a Setup, long enough to cover at least one step."""
     try:
-        value = float(horizon)
+        value = float(horizon) if not isinstance(horizon, (bool, np.bool_)) else math.nan
     except (TypeError, ValueError):
         raise ValueError(f"horizon={horizon!r} is invalid; allowed: a positive finite number") from None
     if not math.isfinite(value) or value <= 0:

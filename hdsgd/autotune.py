@@ -44,6 +44,7 @@ from .api import (LogRange, SetupObjective, check_horizon, check_setup, predict,
 from .compare import Agreement, compare
 from .curve import Curve
 from .curve_grid import CurveGrid, PointValues, point_values
+from .setups import _validate as v
 from .setups._validate import MAX_STEPS
 
 
@@ -181,6 +182,13 @@ def _check_level(name: str, value) -> float:
     return float(value)
 
 
+def _check_observable_name(observable) -> str:
+    if not isinstance(observable, str):
+        raise ValueError(f"observable={observable!r} is invalid; allowed: the name of an "
+                         "observable (a string, e.g. 'excess_risk')")
+    return observable
+
+
 def _check_reach(reach: str) -> str:
     if reach not in ("below", "above"):
         raise ValueError(f"reach={reach!r} is invalid; allowed: 'below' or 'above'")
@@ -191,16 +199,18 @@ def samples_to_target(value: float, observable: str = "excess_risk", *, reach: s
                       settle: bool = False) -> Objective:
     """Fresh samples used until ``observable <= value`` (``reach="above"``: ``>= value``; with
     ``settle``, until it stays there); inf if never, or after divergence."""
-    return Objective("samples_to_target", observable, target=_check_level("value", value),
-                     reach=_check_reach(reach), settle=bool(settle))
+    return Objective("samples_to_target", _check_observable_name(observable),
+                     target=_check_level("value", value), reach=_check_reach(reach),
+                     settle=v.flag("settle", settle))
 
 
 def steps_to_target(value: float, observable: str = "excess_risk", *, reach: str = "below",
                     settle: bool = False) -> Objective:
     """Optimizer steps until ``observable <= value`` (``reach="above"``: ``>= value``; with
     ``settle``, until it stays there); inf if never, or after divergence."""
-    return Objective("steps_to_target", observable, target=_check_level("value", value),
-                     reach=_check_reach(reach), settle=bool(settle))
+    return Objective("steps_to_target", _check_observable_name(observable),
+                     target=_check_level("value", value), reach=_check_reach(reach),
+                     settle=v.flag("settle", settle))
 
 
 def value_at_budget(*, samples: float | None = None, steps: float | None = None,
@@ -213,7 +223,8 @@ def value_at_budget(*, samples: float | None = None, steps: float | None = None,
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
             or not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name}={value!r} is invalid; allowed: a positive finite number")
-    return Objective("value_at_budget", observable, budget=float(value), budget_unit=name)
+    return Objective("value_at_budget", _check_observable_name(observable), budget=float(value),
+                     budget_unit=name)
 
 
 def _describe(objective) -> str:
@@ -819,11 +830,13 @@ def tune(setup, space: Mapping[str, Sequence | LogRange], objective: Objective, 
                          "unit) or a sample budget (budget=, or value_at_budget(samples=...))")
     if horizon is not None:
         horizon = check_horizon(horizon, setup)
+    refine = v.flag("refine", refine)
     _check_count("refine_evals", refine_evals, " (refine=False for no refinement)")
     if isinstance(margin, bool) or not (isinstance(margin, (int, float)) and 0 <= margin < 1):
         raise ValueError(f"margin={margin!r} is invalid; allowed: a number in [0, 1) (0: no "
                          "cliff guard)")
-    if budget is not None and not (isinstance(budget, (int, float)) and 0 < budget < math.inf):
+    if budget is not None and (isinstance(budget, bool)
+                               or not (isinstance(budget, (int, float)) and 0 < budget < math.inf)):
         raise ValueError(f"budget={budget!r} is invalid; allowed: a positive number of samples")
     names, axes = _grid(space)
     points = list(itertools.product(*axes))
@@ -1147,8 +1160,11 @@ def batch_tradeoff(setup, target: float, batch_sizes, step_space, *, observable:
     Below the critical batch size the best step grows like B and the steps fall like 1/B (the
     samples stay flat); above it the steps stop falling and every extra sample is wasted.
     """
+    batch_sizes = v.real_array("batch_sizes", batch_sizes, low=1.0)
+    if np.any(batch_sizes != np.round(batch_sizes)) or np.any(batch_sizes > v.MAX_INDEX):
+        v._fail("batch_sizes", v._short(batch_sizes), f"whole numbers in [1, {v.MAX_INDEX}]")
     rows = []
-    for b in np.asarray(batch_sizes):
+    for b in batch_sizes:
         at_b = setup.replace(batch_size=int(b))
         space = step_space(at_b) if callable(step_space) else step_space
         tuned = tune(at_b, {"step_size": space}, steps_to_target(target, observable),

@@ -30,6 +30,7 @@ import numpy as np
 import scipy  # its submodules load on first use (scipy.optimize, ...)
 
 from .curve import Curve
+from .setups import _validate as v
 
 #: the two-sided normal tail probability of the verdict's threshold (4 standard deviations)
 VERDICT_TAIL = math.erfc(4.0 / math.sqrt(2.0))
@@ -253,16 +254,17 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
         raise ValueError(f"mc has seeds={mc.seeds}; allowed: a Monte Carlo curve with >= 2 seeds")
     if theory.time_unit != mc.time_unit:
         raise ValueError(f"time units differ: theory {theory.time_unit!r}, mc {mc.time_unit!r}")
-    if same_setup:
+    if v.flag("same_setup", same_setup):
         check_same_setup(theory, mc)
     for name, value in (("sem_floor", sem_floor), ("rel_floor", rel_floor)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
+                                           and value >= 0):
             raise ValueError(f"{name}={value!r} is invalid; allowed: a finite number >= 0")
     if observable is None:
         hidden = set(theory.meta.get("auxiliary", ())) | set(mc.meta.get("auxiliary", ()))
         names = [n for n in mc.names if n in theory.observables and n not in hidden]
     else:
-        names = [observable] if isinstance(observable, str) else list(observable)
+        names = v.names("observable", observable)
     missing = [n for n in names if n not in theory.observables or n not in mc.observables]
     if missing or not names:
         raise ValueError(
@@ -271,7 +273,8 @@ def compare(theory: Curve, mc: Curve, observable: str | tuple[str, ...] | None =
         )
     keep = np.ones_like(mc.time, dtype=bool)
     if t_min is not None:
-        if not (isinstance(t_min, (int, float)) and math.isfinite(t_min)):
+        if isinstance(t_min, bool) or not (isinstance(t_min, (int, float))
+                                           and math.isfinite(t_min)):
             raise ValueError(f"t_min={t_min!r} is invalid; allowed: a finite time")
         keep &= mc.time >= t_min
     keep &= mc.time <= theory.time[-1] * (1 + 1e-12)

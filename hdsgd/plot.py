@@ -17,7 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .curve import Curve
+from .curve import Curve, check_observable
+from .setups import _validate as v
 
 PANELS_PER_ROW = 3
 #: Setup fields never shown in a default title (large arrays, bookkeeping)
@@ -67,6 +68,22 @@ def default_title(curve: Curve, width: int = 110, skip=(), prefix: str | None = 
     return "\n".join(lines[:2]) + (" ..." if len(lines) > 2 else "")
 
 
+def _curve_list(name: str, value) -> list[Curve]:
+    """None, one Curve or a sequence of them, as a list."""
+    if value is None:
+        return []
+    if isinstance(value, Curve):
+        return [value]
+    try:
+        out = list(value)
+    except TypeError:
+        out = None
+    if out is None or not all(isinstance(c, Curve) for c in out):
+        raise ValueError(f"{name}={v.shown(value)} is invalid; allowed: a Curve, a sequence of "
+                         "Curves, or None")
+    return out
+
+
 def plot_curves(theory: Curve | Sequence[Curve] | None = None,
                 mc: Curve | Sequence[Curve] | None = None, *,
                 names: Sequence[str] | None = None, path: str | Path | None = None,
@@ -91,15 +108,24 @@ def plot_curves(theory: Curve | Sequence[Curve] | None = None,
     Returns:
         The written path, or the matplotlib Figure when ``path`` is None.
     """
+    th_list, mc_list = _curve_list("theory", theory), _curve_list("mc", mc)
+    logx, logy, spread = (v.flag(n, x) for n, x in (("logx", logx), ("logy", logy),
+                                                     ("spread", spread)))
+    if title is not None and not isinstance(title, str):
+        v._fail("title", title, "a string or None")
+    names = None if names is None else v.names("names", names)
+    labels = None if labels is None else v.names("labels", labels, single=False)
     plt = _pyplot()
-    th_list = [] if theory is None else ([theory] if isinstance(theory, Curve) else list(theory))
-    mc_list = [] if mc is None else ([mc] if isinstance(mc, Curve) else list(mc))
     if not th_list and not mc_list:
         raise ValueError("theory=None and mc=None; allowed: at least one Curve to plot")
     first = (th_list or mc_list)[0]
     names = list(names) if names is not None else default_observables(first)
     if not names:
         raise ValueError(f"names is empty; allowed: observables of the curve ({first.names})")
+    # a name no curve has was drawn as an empty panel reading "diverged from the start"
+    there = list(dict.fromkeys(n for c in th_list + mc_list for n in c.names))
+    for name in names:
+        check_observable(name, there)
     n = max(len(th_list), len(mc_list))
     labels = list(labels) if labels is not None else [None] * n
     if ax is None:

@@ -296,6 +296,42 @@ def test_a_method_option_is_checked_before_jax_and_named(system, option, value, 
         _option_call(system, option, value)()
 
 
+@pytest.fixture(scope="module")
+def lstsq_pair():
+    setup = _lstsq(step_size=0.5)
+    return setup, hdsgd.predict(setup, 1.0), hdsgd.simulate(setup, 1.0, key=jax.random.key(0),
+                                                            seeds=2, progress=False)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda s, th, mc: hdsgd.samples_to_target(0.1, observable=None), "observable"),
+    (lambda s, th, mc: hdsgd.steps_to_target(0.1, settle="yes"), "settle"),   # was truthy
+    (lambda s, th, mc: hdsgd.value_at_budget(samples=10.0, observable=3), "observable"),
+    (lambda s, th, mc: hdsgd.tune(s, {"step_size": [0.5]}, hdsgd.value_at_budget(samples=9.0),
+                                  horizon=1.0, refine="no"), "refine"),
+    (lambda s, th, mc: hdsgd.tune(s, {"step_size": [0.5]}, hdsgd.value_at_budget(samples=9.0),
+                                  budget=True), "budget"),
+    (lambda s, th, mc: hdsgd.predict(s, True), "horizon"),                    # was t = 1
+    (lambda s, th, mc: hdsgd.batch_tradeoff(s, 0.1, 4, [0.5], observable="excess_risk",
+                                            horizon=1.0), "batch_sizes"),   # was a TypeError
+    (lambda s, th, mc: hdsgd.batch_tradeoff(s, 0.1, [2.5], [0.5], observable="excess_risk",
+                                            horizon=1.0), "batch_sizes"),
+    (lambda s, th, mc: hdsgd.compare(th, mc, observable=3), "observable"),  # was a TypeError
+    (lambda s, th, mc: hdsgd.compare(th, mc, same_setup="no"), "same_setup"),
+    (lambda s, th, mc: hdsgd.compare(th, mc, sem_floor=True), "sem_floor"),
+    (lambda s, th, mc: hdsgd.plot_curves(th, mc="abc"), "mc"),             # AttributeError
+    (lambda s, th, mc: hdsgd.plot_curves(th, names=3), "names"),
+    (lambda s, th, mc: hdsgd.plot_curves(th, labels="ab"), "labels"),
+    (lambda s, th, mc: hdsgd.plot_curves(th, logx="yes"), "logx"),
+    (lambda s, th, mc: hdsgd.plot_curves(th, title=3), "title"),
+    # an observable no curve has was drawn as a panel reading "diverged from the start"
+    (lambda s, th, mc: hdsgd.plot_curves(th, mc, names=["nope"]), "observable"),
+])
+def test_top_level_arguments_name_themselves(call, name, lstsq_pair):
+    with pytest.raises(ValueError, match=rf"^{name}=.* is (invalid|not in the curve)"):
+        call(*lstsq_pair)
+
+
 @pytest.mark.parametrize("dtype", [jnp.int32, np.int64, "int8", jnp.float16, "banana"])
 def test_only_float_dtypes(dtype):
     with pytest.raises(ValueError, match="dtype="):

@@ -111,6 +111,29 @@ def choice(name: str, value, allowed) -> str:
     return value
 
 
+def flag(name: str, value) -> bool:
+    """True or False (numpy's too); not a truthy stand-in such as 1 or "yes"."""
+    if not isinstance(value, (bool, np.bool_)):
+        _fail(name, value, "True or False")
+    return bool(value)
+
+
+def names(name: str, value, *, single: bool = True) -> list[str]:
+    """A list of strings, from a sequence of them (or, with ``single``, one string)."""
+    if isinstance(value, str):
+        if single:
+            return [value]
+        _fail(name, value, "a sequence of strings (a list, not one string)")
+    try:
+        out = list(value)
+    except TypeError:
+        out = None
+    if out is None or not all(isinstance(x, str) for x in out):
+        _fail(name, value, "a string or a sequence of strings" if single else
+              "a sequence of strings")
+    return out
+
+
 def shown(value) -> str:
     """``value`` for an error message: its repr if short, else its type (and shape); a Setup
     as ``Name(...)``."""
