@@ -1160,9 +1160,7 @@ def batch_tradeoff(setup, target: float, batch_sizes, step_space, *, observable:
     Below the critical batch size the best step grows like B and the steps fall like 1/B (the
     samples stay flat); above it the steps stop falling and every extra sample is wasted.
     """
-    batch_sizes = v.real_array("batch_sizes", batch_sizes, low=1.0)
-    if np.any(batch_sizes != np.round(batch_sizes)) or np.any(batch_sizes > v.MAX_INDEX):
-        v._fail("batch_sizes", v._short(batch_sizes), f"whole numbers in [1, {v.MAX_INDEX}]")
+    batch_sizes = v.whole_array("batch_sizes", batch_sizes)
     rows = []
     for b in batch_sizes:
         at_b = setup.replace(batch_size=int(b))

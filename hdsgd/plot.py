@@ -70,18 +70,8 @@ def default_title(curve: Curve, width: int = 110, skip=(), prefix: str | None = 
 
 def _curve_list(name: str, value) -> list[Curve]:
     """None, one Curve or a sequence of them, as a list."""
-    if value is None:
-        return []
-    if isinstance(value, Curve):
-        return [value]
-    try:
-        out = list(value)
-    except TypeError:
-        out = None
-    if out is None or not all(isinstance(c, Curve) for c in out):
-        raise ValueError(f"{name}={v.shown(value)} is invalid; allowed: a Curve, a sequence of "
-                         "Curves, or None")
-    return out
+    return [] if value is None else v.sequence_of(name, value, Curve, "a Curve, a sequence of "
+                                                  "Curves, or None")
 
 
 def plot_curves(theory: Curve | Sequence[Curve] | None = None,
@@ -119,7 +109,7 @@ def plot_curves(theory: Curve | Sequence[Curve] | None = None,
     if not th_list and not mc_list:
         raise ValueError("theory=None and mc=None; allowed: at least one Curve to plot")
     first = (th_list or mc_list)[0]
-    names = list(names) if names is not None else default_observables(first)
+    names = names if names is not None else default_observables(first)
     if not names:
         raise ValueError(f"names is empty; allowed: observables of the curve ({first.names})")
     # a name no curve has was drawn as an empty panel reading "diverged from the start"
@@ -127,7 +117,7 @@ def plot_curves(theory: Curve | Sequence[Curve] | None = None,
     for name in names:
         check_observable(name, there)
     n = max(len(th_list), len(mc_list))
-    labels = list(labels) if labels is not None else [None] * n
+    labels = labels if labels is not None else [None] * n
     if ax is None:
         cols = min(PANELS_PER_ROW, len(names))
         rows = math.ceil(len(names) / cols)

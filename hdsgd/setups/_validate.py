@@ -105,6 +105,18 @@ def real_array(name: str, value, *, low=None, low_open=False, ndim=1, nonempty=T
     return arr
 
 
+def whole_array(name: str, value, *, low: int = 1, high: int = MAX_INDEX, nonempty=True,
+                note: str = "") -> np.ndarray:
+    """A 1-d float64 array of whole numbers in [low, high] (batch sizes, steps; ``note``: what
+    they are, appended to the message)."""
+    arr = real_array(name, value, low=low, nonempty=nonempty)
+    bad = (arr != np.round(arr)) | (arr > high)
+    if np.any(bad):
+        _fail(name, _short(value),
+              f"whole numbers in [{low}, {high}]{note} (found {arr[bad][0]!r})")
+    return arr
+
+
 def choice(name: str, value, allowed) -> str:
     if value not in allowed:
         _fail(name, value, f"one of {tuple(allowed)}")
@@ -118,20 +130,26 @@ def flag(name: str, value) -> bool:
     return bool(value)
 
 
-def names(name: str, value, *, single: bool = True) -> list[str]:
-    """A list of strings, from a sequence of them (or, with ``single``, one string)."""
-    if isinstance(value, str):
+def sequence_of(name: str, value, kind, allowed: str, *, single: bool = True) -> list:
+    """``value`` as a list of ``kind`` instances: a sequence of them or, with ``single``, one;
+    else ``name=... is invalid; allowed: <allowed>``."""
+    if isinstance(value, kind):
         if single:
             return [value]
-        _fail(name, value, "a sequence of strings (a list, not one string)")
-    try:
-        out = list(value)
-    except TypeError:
-        out = None
-    if out is None or not all(isinstance(x, str) for x in out):
-        _fail(name, value, "a string or a sequence of strings" if single else
-              "a sequence of strings")
-    return out
+    else:
+        try:
+            out = list(value)
+        except TypeError:
+            out = None
+        if out is not None and all(isinstance(x, kind) for x in out):
+            return out
+    raise ValueError(f"{name}={shown(value)} is invalid; allowed: {allowed}")
+
+
+def names(name: str, value, *, single: bool = True) -> list[str]:
+    """A list of strings, from a sequence of them (or, with ``single``, one string)."""
+    return sequence_of(name, value, str, "a string or a sequence of strings" if single else
+                       "a sequence of strings (a list, not one string)", single=single)
 
 
 def shown(value) -> str:

@@ -380,11 +380,7 @@ def _steps(steps) -> np.ndarray:
         ndim = -1
     if ndim != 1:
         v._fail("steps", v._short(steps), "a one-dimensional array of integers >= 0")
-    arr = v.real_array("steps", steps, low=0.0, nonempty=False)
-    bad = (arr != np.round(arr)) | (arr > v.MAX_STEPS)
-    if np.any(bad):
-        v._fail("steps", v._short(steps), f"integers in [0, {v.MAX_STEPS}] (found {arr[bad][0]!r})")
-    return arr.astype(np.int64)
+    return v.whole_array("steps", steps, low=0, high=v.MAX_STEPS, nonempty=False).astype(np.int64)
 
 
 def _spectral_risk(eigenvalues, initial_error, noise_var, step_size, batch_size, steps,

@@ -22,7 +22,7 @@ from ._scales import regime, timescales
 from ._sde import default_dt, reduced_paths
 from ._sensing import sensing_closure
 from ._stability import critical_step_size, stability_warning
-from ._target import MAX_EULER_STEPS, MAX_HORIZON, MAX_SAVED
+from ._target import MAX_HORIZON, check_run_size
 
 #: every deterministic equivalent of the system (the union over the models)
 METHODS = ("recursion", "flow", "sde", "closure")
@@ -105,13 +105,7 @@ def _check_size(setup, method: str, horizon, steps: np.ndarray, paths, dt) -> No
         other = " (method='flow' has no such limit)" if "flow" in MODEL_METHODS[type(setup)] else ""
         raise ValueError(f"horizon={horizon!r} is invalid for method={method!r}: it is "
                          f"{int(steps[-1])} steps; allowed: at most {MAX_HORIZON:g} steps{other}")
-    if method == "sde" and (1000 if paths is None else paths) * steps.size > MAX_SAVED:
-        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer in "
-                         f"[1, {MAX_SAVED // steps.size}] for {steps.size} output times "
-                         f"(paths x times <= {MAX_SAVED} values kept)")
-    if dt is not None and method in ("sde", "closure") and steps[-1] / dt > MAX_EULER_STEPS:
-        raise ValueError(f"dt={dt!r} is invalid; allowed: dt >= {steps[-1] / MAX_EULER_STEPS:g} "
-                         f"steps for this horizon (at most {MAX_EULER_STEPS} Euler steps)")
+    check_run_size(method, steps[-1], steps.size, 1000 if paths is None else paths, dt)
 
 
 def _finish(setup: LabelNoiseMomentum, steps, obs: dict, method: str, extra: dict) -> Curve:

@@ -48,6 +48,19 @@ OPTIONS_OF = {TwoParameterMomentum: OPTIONS, InnerProductMomentum: OPTIONS,
               MatrixSensingMomentum: ("method", "horizon", "points")}
 
 
+def check_run_size(method: str, n_steps: float, n_times: int, paths: int, dt) -> None:
+    """Refuse an SDE whose paths at ``n_times`` output times exceed `MAX_SAVED` values, or an
+    Euler run of more than `MAX_EULER_STEPS` steps (``n_steps / dt``; ``dt`` None: the
+    default, which stays below it)."""
+    if method == "sde" and paths * n_times > MAX_SAVED:
+        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer in "
+                         f"[1, {MAX_SAVED // n_times}] for {n_times} output times "
+                         f"(paths x times <= {MAX_SAVED} values kept)")
+    if dt is not None and method in ("sde", "closure") and n_steps / dt > MAX_EULER_STEPS:
+        raise ValueError(f"dt={dt!r} is invalid; allowed: >= {n_steps / MAX_EULER_STEPS:.6g} "
+                         f"steps for this horizon (at most {MAX_EULER_STEPS} Euler steps)")
+
+
 def _option(name: str, value):
     """One option of the time to target, checked on its own (None: the default, but for
     ``points``, which has no None)."""
@@ -161,10 +174,7 @@ def product_time_to_target(setup, target: float, *, method: str = "sde",
     key, paths, dt, points = (_option(name, value) for name, value in (
         ("key", key), ("paths", paths), ("dt", dt), ("points", points)))
     paths = 1000 if paths is None else paths
-    if method == "sde" and paths * (points + 1) > MAX_SAVED:
-        raise ValueError(f"paths={paths!r} is invalid; allowed: an integer in "
-                         f"[1, {MAX_SAVED // (points + 1)}] with points={points} "
-                         f"(paths x (points + 1) <= {MAX_SAVED} values kept)")
+    check_run_size(method, 0.0, points + 1, paths, None)
     if horizon is None:
         horizon = default_target_horizon(setup, target)
         found = product_time_to_target(setup, target, method=method, horizon=horizon, key=key,
@@ -177,10 +187,7 @@ def product_time_to_target(setup, target: float, *, method: str = "sde",
                                            points=points)
         return found
     horizon = _option("horizon", horizon)
-    if dt is not None and horizon / dt > MAX_EULER_STEPS:
-        raise ValueError(f"dt={dt!r} is invalid; allowed: >= horizon / {MAX_EULER_STEPS} = "
-                         f"{horizon / MAX_EULER_STEPS:.6g} (at most {MAX_EULER_STEPS} Euler "
-                         "steps)")
+    check_run_size(method, horizon, points + 1, paths, dt)
     if abs(setup.initial_coordinate) <= target:
         return 0.0
     if method == "flow":

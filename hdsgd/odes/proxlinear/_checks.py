@@ -27,10 +27,7 @@ def check_setup(setup) -> ProxLinearSensing:
 def check_grid(batch_sizes, step_sizes, noise_stds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """G settings (m_g, eta_g, sigma_g) as float64 arrays, each checked as the Setup checks
     its field: whole m >= 1, eta > 0, sigma >= 0; three 1-d arrays of one length G."""
-    m = v.real_array("batch_sizes", batch_sizes, low=1.0)
-    if np.any(m != np.round(m)) or np.any(m > v.MAX_INDEX):
-        v._fail("batch_sizes", v._short(batch_sizes),
-                f"whole numbers in [1, {v.MAX_INDEX}] (the batch size m of each setting)")
+    m = v.whole_array("batch_sizes", batch_sizes, note=" (the batch size m of each setting)")
     if m.size > MAX_RECORDS:
         v._fail("batch_sizes", v._short(batch_sizes), f"at most {MAX_RECORDS} settings")
     eta = v.real_array("step_sizes", step_sizes, low=0.0, low_open=True)
