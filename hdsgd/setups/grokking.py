@@ -111,9 +111,7 @@ class GrokkingTwoLayer(Setup):
         self.output_scale = v.positive("output_scale", output_scale)
         self.quadratic_strength = v.positive("quadratic_strength", quadratic_strength)
         self.step_size = v.positive("step_size", step_size)
-        if not isinstance(centered, (bool, np.bool_)):
-            raise ValueError(f"centered={centered!r} is invalid; allowed: True or False")
-        self.centered = bool(centered)
+        self.centered = v.flag("centered", centered)
         self.data_seed = v.seed("data_seed", data_seed)
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..._precision import scoped_x64
+from ...setups import _validate as v
 from ...setups.grokking import GrokkingTwoLayer, check_setup, loss_terms, training_set
 from ._lazy import check_taus
 
@@ -37,9 +38,7 @@ def kernel_flow(setup: GrokkingTwoLayer, taus, *, average_teacher: bool = False)
     """
     check_setup(setup, square="kernel_flow")
     taus = check_taus(taus)
-    if not isinstance(average_teacher, (bool, np.bool_)):
-        raise ValueError(f"average_teacher={average_teacher!r} is invalid; allowed: True or False")
-    if average_teacher:
+    if v.flag("average_teacher", average_teacher):
         return _kernel_flow_teacher_average(setup, taus)
     x, beta, y = (np.asarray(a) for a in training_set(setup))
     return _kernel_flow_arrays(x, beta, y, setup.ratio, setup.quadratic_strength, taus)

@@ -55,9 +55,7 @@ def polar_rule(n_radial: int = 172, n_angles: int = 48, u_min: float = -22.0,
             ``quadrant``), ``n_radial`` >= 2, the rule has at most `MAX_NODES` = 10^6 nodes,
             and -700 <= u_min < u_max <= 6.5 (`U_RANGE`).
     """
-    if not isinstance(quadrant, (bool, np.bool_)):
-        v._fail("quadrant", quadrant, "True or False")
-    step = 4 if quadrant else 1
+    step = 4 if v.flag("quadrant", quadrant) else 1
     n_angles = v.integer("n_angles", n_angles, low=step, high=MAX_NODES // 2)
     if n_angles % step:
         v._fail("n_angles", n_angles, "a multiple of 4 with quadrant=True (a quarter of the "
